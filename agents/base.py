@@ -1,0 +1,116 @@
+"""The policy contract: `initial_state()`, `act(observation, state, rng) -> (Decision, state)`, and a batched form.
+
+Policies never see their opponent, the env or a global RNG: only an Observation, their own state and
+the rng they are handed (one stream per match and player, so batching never changes results).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import ConfigError
+from tomarena.registry import Registry
+
+SOURCES = ("rule", "strategist", "llm", "fallback")
+PARSE_STATUSES = ("ok", "scored", "failed", "fallback")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One choice: the action, the probability of each action when known, where it came from, and
+    for LLMs the prompt, completion, parse status and token counts (None when not applicable)."""
+
+    action: int
+    probs: tuple[float, ...] | None = None
+    source: str = "rule"
+    prompt: str | None = None
+    completion: str | None = None
+    parse_status: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    other_mass: float | None = None  # LLM scoring: probability that fell on neither label
+    error: str | None = None  # backend failure text after retries, when any
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"Decision.source must be one of {SOURCES}, got {self.source!r}")
+        if self.parse_status is not None and self.parse_status not in PARSE_STATUSES:
+            raise ValueError(f"Decision.parse_status must be one of {PARSE_STATUSES}, got {self.parse_status!r}")
+
+
+class Policy(ABC):
+    """Base of every agent. Subclasses set `id` and implement `act`; `act_batch` may be overridden to
+    decide many observations at once (LLMs batch prompts; classic strategies vectorise)."""
+
+    id: str = "policy"
+    #: True when the policy is expensive and should run in one Ray actor per model.
+    heavy: bool = False
+
+    def initial_state(self) -> Any:
+        """State at the start of a match (None for memoryless policies)."""
+        return None
+
+    @abstractmethod
+    def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
+        """Choose an action for `obs`; returns the Decision and the next state."""
+
+    def act_batch(
+        self, observations: Sequence[Observation], states: Sequence[Any], rngs: Sequence[np.random.Generator]
+    ) -> list[tuple[Decision, Any]]:
+        """Decide many independent observations; must equal calling `act` on each in turn."""
+        return [self.act(o, s, r) for o, s, r in zip(observations, states, rngs, strict=True)]
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters that identify this policy in manifests (id plus settings)."""
+        return {"id": self.id}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+def sample_action(probs: Sequence[float], rng: np.random.Generator) -> int:
+    """Draw an action from `probs` with exactly one uniform draw (keeps rng streams aligned)."""
+    u = rng.random()
+    acc = 0.0
+    for a, p in enumerate(probs):
+        acc += p
+        if u < acc:
+            return a
+    return len(probs) - 1
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """A registry entry: how to build the policy, and a one-line description for `tomarena list policies`."""
+
+    id: str
+    factory: Callable[..., Policy]
+    summary: str = ""
+    kind: str = "classic"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+POLICIES: Registry[PolicyInfo] = Registry("policy")
+
+
+def register_policy(
+    policy_id: str, factory: Callable[..., Policy], summary: str = "", kind: str | None = None, **params: Any
+) -> PolicyInfo:
+    """Register a policy factory under `policy_id` (e.g. `classic/tit_for_tat`); duplicates raise."""
+    info = PolicyInfo(policy_id, factory, summary, kind or policy_id.split("/")[0], params)
+    return POLICIES.register(policy_id, info)
+
+
+def check_probs(probs: Sequence[float], n_actions: int) -> tuple[float, ...]:
+    """Validate and normalise a probability vector over `n_actions` actions."""
+    p = np.asarray(probs, dtype=float)
+    if p.shape != (n_actions,) or not np.all(np.isfinite(p)) or np.any(p < -1e-9) or p.sum() <= 0:
+        raise ConfigError(f"probabilities must be {n_actions} non-negative finite numbers, got {list(probs)}")
+    p = np.clip(p, 0, None)
+    return tuple(float(x) for x in p / p.sum())

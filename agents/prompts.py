@@ -1,0 +1,128 @@
+"""Prompt templates (our own wording) for the study's protocols, as data with ids.
+
+`letter`: answer with one letter only. `motivation`: the letter, then the reasons. Both add the history
+of earlier rounds when the game is repeated. Actions are never called "cooperate" or "defect".
+A rendered prompt is a list of chat messages: [{"role": "system", ...}, {"role": "user", ...}].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from tomarena.envs.games import DonationGame, Game
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A protocol's wording: the system preamble and the closing instruction."""
+
+    id: str
+    system: str
+    instruction_2x2: str
+    instruction_donation: str
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    "letter": PromptTemplate(
+        id="letter",
+        system="You are taking part in the scenario described below. {role}",
+        instruction_2x2="Reply with exactly one letter, C or D, and nothing else.",
+        instruction_donation="Reply with exactly one whole number from 0 to {endowment} and nothing else.",
+    ),
+    "motivation": PromptTemplate(
+        id="motivation",
+        system="You are taking part in the scenario described below. {role}",
+        instruction_2x2=(
+            "Start your reply with the letter of your choice, C or D, in the form \"I choose C.\" or "
+            "\"I choose D.\", then explain in a short paragraph why you made that choice."
+        ),
+        instruction_donation=(
+            "Start your reply with the amount you give, in the form \"I give N dollars.\", then explain in a "
+            "short paragraph why you chose that amount."
+        ),
+    ),
+}
+
+
+def get_template(protocol: str) -> PromptTemplate:
+    """The template for `protocol`, or a ConfigError listing the allowed ones."""
+    try:
+        return TEMPLATES[protocol]
+    except KeyError:
+        raise ConfigError(f"unknown protocol {protocol!r}; allowed: {', '.join(TEMPLATES)}") from None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def describe_2x2(game: Game, obs: Observation) -> str:
+    """The payoffs in prose, from the point of view of the observing player."""
+    fr = obs.framing
+    own = game.row_matrix if obs.player == 0 else game.col_matrix.T
+    other = game.col_matrix if obs.player == 0 else game.row_matrix.T
+    lines = [
+        f"You and {fr.co_player} each choose, at the same time and without talking to each other, between "
+        f"two options: C ({fr.option_c}) and D ({fr.option_d}). Your goal is to {fr.goal}.",
+    ]
+    labels = game.action_labels
+    for i in range(game.n_actions):
+        for j in range(game.n_actions):
+            lines.append(
+                f"If you choose {labels[i]} and the co-player chooses {labels[j]}, you earn {_fmt(own[i, j])} points "
+                f"and the co-player earns {_fmt(other[i, j])} points."
+            )
+    lines.append("Think about what the co-player is likely to choose before you decide.")
+    return "\n".join(lines)
+
+
+def describe_donation(game: DonationGame, obs: Observation) -> str:
+    """The rules of the public-goods donation game in prose."""
+    fr = obs.framing
+    return (
+        f"You are one of {game.n_players} people; the others are each like {fr.co_player}. Everyone receives "
+        f"{game.endowment} dollars and decides, at the same time and without talking, how many whole dollars "
+        f"(0 to {game.endowment}) to give to a shared fund. The fund is multiplied by {_fmt(game.multiplier)} "
+        f"and split equally among all {game.n_players}, whatever each gave. You keep what you do not give. "
+        f"Your goal is to {fr.goal}."
+    )
+
+
+def describe_history(obs: Observation) -> str:
+    """Earlier rounds and the points so far, or '' in the first round."""
+    head = (
+        f"This meeting repeats for {obs.horizon} rounds in all." if obs.horizon and obs.horizon > 1
+        else "This meeting may repeat; after each round there may or may not be another one."
+        if obs.horizon is None else ""
+    )
+    if not obs.actions:
+        return head
+    labels = obs.game.action_labels
+    rows = []
+    for k, (acts, pays) in enumerate(zip(obs.actions, obs.payoffs)):
+        others = ", ".join(labels[a] for i, a in enumerate(acts) if i != obs.player)
+        rows.append(f"Round {k + 1}: you chose {labels[acts[obs.player]]}, the co-player chose {others}; "
+                    f"you earned {_fmt(pays[obs.player])} points.")
+    rows.append(f"Your points so far: {_fmt(obs.own_total)}. This is round {obs.round + 1}.")
+    return "\n".join(([head] if head else []) + rows)
+
+
+def build_messages(obs: Observation, protocol: str = "letter") -> list[dict[str, str]]:
+    """Render the chat messages (system + user) for one decision under `protocol`."""
+    t = get_template(protocol)
+    game = obs.game
+    if isinstance(game, DonationGame):
+        body, instr = describe_donation(game, obs), t.instruction_donation.format(endowment=game.endowment)
+    else:
+        body, instr = describe_2x2(game, obs), t.instruction_2x2
+    history = describe_history(obs)
+    user = "\n\n".join(x for x in (body, history, instr) if x)
+    return [{"role": "system", "content": t.system.format(role=obs.framing.role)}, {"role": "user", "content": user}]
+
+
+def messages_json(messages: list[dict[str, str]]) -> str:
+    """The canonical JSON form stored in Decision.prompt and the trace column `prompt`."""
+    return json.dumps(messages, ensure_ascii=False)

@@ -1,0 +1,126 @@
+"""Turn a policy spec into a Policy. Specs are accepted everywhere a policy is (CLI flags and configs):
+
+- a registry id, optionally with options: `classic/tit_for_tat`, `classic/random?p=0.3`
+- `axelrod:<strategy name>`: any strategy of the Axelrod library, e.g. `axelrod:Grudger`
+- `hf:<path-or-model-id>?adapter=...&mode=score|generate&protocol=letter|motivation&temperature=0.8`
+- `openai:<base-url>?model=<name>&...`: an OpenAI-compatible chat-completions endpoint
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tomarena.agents.base import POLICIES, Policy, PolicyInfo
+from tomarena.errors import ConfigError, RegistryError
+
+BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy")
+ENTRY_POINT_GROUP = "tomarena.policies"
+PREFIXES = {  # prefix -> (module, factory) taking the rest of the spec as first argument
+    "hf": ("tomarena.agents.llm_policy", "from_hf_spec"),
+    "openai": ("tomarena.agents.llm_policy", "from_openai_spec"),
+    "axelrod": ("tomarena.agents.axelrod_adapter", "axelrod_policy"),
+}
+
+
+def _load_policies() -> None:
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(f"tomarena.agents.{mod}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target = ep.load()
+        except Exception as exc:  # a broken plugin must not take the registry down
+            raise RegistryError(f"policy plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
+        if callable(target) and not isinstance(target, type):
+            target()  # a plugin's register() function
+        if ep.name not in POLICIES._entries and isinstance(target, type) and issubclass(target, Policy):
+            POLICIES.register(ep.name, PolicyInfo(ep.name, target, (target.__doc__ or "").strip().split("\n")[0],
+                                                  "plugin"))
+
+
+POLICIES._loader = _load_policies
+POLICIES._loaded = False
+
+
+def _convert(value: str, annotation: Any, name: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value.lower() in ("none", "null", ""):
+            return None
+        annotation = args[0] if args else str
+        origin = typing.get_origin(annotation)
+    try:
+        if annotation is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation in (int, float):
+            return annotation(value)
+        if origin is tuple:
+            inner = (typing.get_args(annotation) or (str,))[0]
+            return tuple(_convert(v, inner, name) for v in value.split(","))
+    except ValueError:
+        type_name = getattr(annotation, "__name__", str(annotation))
+        raise ConfigError(f"option {name}={value!r} is not a valid {type_name}") from None
+    return value
+
+
+def build_with_options(factory: Callable[..., Policy], options: dict[str, str], what: str,
+                       first: Any = inspect.Parameter.empty) -> Policy:
+    """Call `factory` with string options converted to the types its signature declares; unknown ones raise."""
+    sig = inspect.signature(factory, eval_str=True)
+    params = list(sig.parameters.values())
+    if first is not inspect.Parameter.empty:
+        params = params[1:]
+    allowed = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    kwargs = {}
+    for key, raw in options.items():
+        if key not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(f"unknown option {key!r} for {what}; allowed: {names}")
+        kwargs[key] = _convert(raw, allowed[key].annotation, key)
+    args = () if first is inspect.Parameter.empty else (first,)
+    return factory(*args, **kwargs)
+
+
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split `name?k=v&k=v` into the name and its options."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"a policy spec must be a non-empty string, got {spec!r}")
+    name, _, query = spec.strip().partition("?")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"malformed options {query!r} in policy spec {spec!r}; use key=value&key=value") from None
+    options = dict(pairs)
+    if len(options) != len(pairs):
+        raise ConfigError(f"an option is repeated in policy spec {spec!r}")
+    return name, options
+
+
+def resolve_policy(spec: str | Policy) -> Policy:
+    """Build the Policy named by `spec` (see the module docstring); a Policy passes through."""
+    if isinstance(spec, Policy):
+        return spec
+    name, options = split_spec(spec)
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in PREFIXES and "/" not in prefix:
+        module, fn = PREFIXES[prefix]
+        if not rest:
+            raise ConfigError(f"policy spec {spec!r} needs something after '{prefix}:'")
+        factory = getattr(importlib.import_module(module), fn)
+        policy = build_with_options(factory, options, f"{prefix}: policies", first=rest)
+    else:
+        info = POLICIES.get(name)
+        policy = build_with_options(info.factory, options, f"policy {name!r}")
+    policy.id = spec.strip()
+    return policy

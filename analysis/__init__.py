@@ -1,0 +1,1 @@
+"""tomarena.analysis."""

@@ -1,0 +1,317 @@
+"""Games as validated, immutable data: 2-player matrix games (any table) and the n-player donation game.
+
+Payoffs are raw points. For 2x2 social dilemmas action 0 is "C" and action 1 is "D"; the
+symmetric form uses the usual letters R (C,C), S (C vs D), T (D vs C), P (D,D) for the row player.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from tomarena.errors import GameError
+from tomarena.registry import Registry
+
+GAMES: Registry[Game | DonationGame] = Registry("game")  # type: ignore[name-defined]
+
+
+@dataclass(frozen=True)
+class Equilibrium:
+    """A Nash equilibrium: one mixed strategy (probabilities over actions) per player."""
+
+    strategies: tuple[tuple[float, ...], ...]
+
+    @property
+    def is_pure(self) -> bool:
+        """True when every player puts all mass on one action."""
+        return all(max(s) > 1 - 1e-9 for s in self.strategies)
+
+    def label(self, action_labels: Sequence[str]) -> str:
+        """Readable form: `(C,D)` for pure profiles, `p(C)=1/6` per player for mixed ones."""
+        if self.is_pure:
+            return "(" + ",".join(action_labels[int(np.argmax(s))] for s in self.strategies) + ")"
+        parts = []
+        for s in self.strategies:
+            frac = Fraction(s[0]).limit_denominator(1000)
+            parts.append(f"p({action_labels[0]})={frac}")
+        return "mixed " + ", ".join(parts)
+
+
+def _finite_table(values: object, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise GameError(f"{what} must be numbers, got {values!r}") from None
+    if arr.shape != shape:
+        raise GameError(f"{what} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise GameError(f"{what} must be finite numbers; got {arr.tolist()}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Game:
+    """A two-player matrix game. `payoffs[i][j] = (row payoff, column payoff)` for actions i, j."""
+
+    id: str
+    name: str
+    payoffs: tuple[tuple[tuple[float, float], ...], ...]
+    action_labels: tuple[str, ...] = ("C", "D")
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    n_players: int = field(default=2, init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.action_labels)
+        if n < 2 or len(set(self.action_labels)) != n:
+            raise GameError(f"game {self.id!r}: action labels must be >=2 distinct strings, got {self.action_labels}")
+        _finite_table(self.payoffs, (n, n, 2), f"payoff table of game {self.id!r}")
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions per player."""
+        return len(self.action_labels)
+
+    @property
+    def row_matrix(self) -> np.ndarray:
+        """Payoffs of player 0 (rows = own action)."""
+        return np.asarray(self.payoffs, dtype=float)[:, :, 0]
+
+    @property
+    def col_matrix(self) -> np.ndarray:
+        """Payoffs of player 1 (rows = player 0's action, columns = player 1's)."""
+        return np.asarray(self.payoffs, dtype=float)[:, :, 1]
+
+    def payoff(self, actions: Sequence[int]) -> tuple[float, float]:
+        """The payoffs of both players for a joint action."""
+        a, b = actions
+        r = self.payoffs[a][b]
+        return float(r[0]), float(r[1])
+
+    @property
+    def is_symmetric(self) -> bool:
+        """True when the column player's matrix is the transpose of the row player's."""
+        return bool(np.allclose(self.row_matrix, self.col_matrix.T))
+
+    @property
+    def rstp(self) -> dict[str, float] | None:
+        """R, S, T, P of a symmetric 2x2 game, else None."""
+        if self.n_actions != 2 or not self.is_symmetric:
+            return None
+        m = self.row_matrix
+        return {"R": m[0, 0], "S": m[0, 1], "T": m[1, 0], "P": m[1, 1]}
+
+    def nash_equilibria(self) -> list[Equilibrium]:
+        """All Nash equilibria (pure and mixed) found by nashpy's support enumeration, pure first."""
+        import nashpy
+
+        found: list[Equilibrium] = []
+        seen: set[tuple[float, ...]] = set()
+        gm = nashpy.Game(self.row_matrix, self.col_matrix)
+        for sigma_r, sigma_c in gm.support_enumeration(non_degenerate=False, tol=1e-12):
+            key = tuple(np.round(np.concatenate([sigma_r, sigma_c]), 9))
+            if key in seen or not (np.all(np.isfinite(key))):
+                continue
+            seen.add(key)
+            clean = tuple(tuple(float(round(x, 12)) + 0.0 for x in s) for s in (sigma_r, sigma_c))
+            found.append(Equilibrium(clean))
+        return sorted(found, key=lambda e: (not e.is_pure, [-p for s in e.strategies for p in s]))
+
+    def pure_equilibria(self) -> list[tuple[int, int]]:
+        """Pure-strategy Nash equilibria as joint actions."""
+        r, c = self.row_matrix, self.col_matrix
+        return [
+            (i, j)
+            for i, j in itertools.product(range(self.n_actions), repeat=2)
+            if r[i, j] >= r[:, j].max() - 1e-12 and c[i, j] >= c[i, :].max() - 1e-12
+        ]
+
+    def pareto_efficient(self) -> list[tuple[int, int]]:
+        """Pure outcomes that no other pure outcome weakly improves for both and strictly for one."""
+        cells = list(itertools.product(range(self.n_actions), repeat=2))
+        pay = {ij: self.payoff(ij) for ij in cells}
+
+        def dominated(x: tuple[int, int]) -> bool:
+            return any(
+                all(pay[y][k] >= pay[x][k] for k in (0, 1)) and any(pay[y][k] > pay[x][k] for k in (0, 1))
+                for y in cells
+            )
+
+        return [x for x in cells if not dominated(x)]
+
+    def risk_dominant(self) -> tuple[int, int] | None:
+        """Harsanyi-Selten risk-dominant equilibrium of a 2x2 game with two strict pure equilibria, else None."""
+        eqs = self.pure_equilibria()
+        if self.n_actions != 2 or sorted(eqs) != [(0, 0), (1, 1)]:
+            return None
+        r, c = self.row_matrix, self.col_matrix
+        loss_cc = (r[0, 0] - r[1, 0]) * (c[0, 0] - c[0, 1])
+        loss_dd = (r[1, 1] - r[0, 1]) * (c[1, 1] - c[1, 0])
+        if math.isclose(loss_cc, loss_dd):
+            return None
+        return (0, 0) if loss_cc > loss_dd else (1, 1)
+
+    def scaled(self, factor: float, new_id: str | None = None) -> Game:
+        """The same game with every payoff multiplied by `factor` (e.g. the doubled variants)."""
+        table = (np.asarray(self.payoffs, dtype=float) * factor).tolist()
+        return Game(
+            id=new_id or f"{self.id}_x{factor:g}",
+            name=f"{self.name} (payoffs x{factor:g})",
+            payoffs=_as_table(table),
+            action_labels=self.action_labels,
+            tags=tuple(t for t in self.tags if t != "in_sample") + ("scaled",),
+            description=self.description,
+        )
+
+
+def _as_table(table: object) -> tuple[tuple[tuple[float, float], ...], ...]:
+    return tuple(tuple((float(a), float(b)) for a, b in row) for row in table)  # type: ignore[union-attr]
+
+
+_ORDERINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "prisoners_dilemma": ("Prisoner's Dilemma", ("T", "R", "P", "S")),
+    "snowdrift": ("Snowdrift", ("T", "R", "S", "P")),
+    "stag_hunt": ("Stag Hunt", ("R", "T", "P", "S")),
+    "prisoners_delight": ("Prisoner's Delight", ("R", "T", "S", "P")),
+}
+
+
+def symmetric_game(
+    R: float, S: float, T: float, P: float, *, id: str = "custom", name: str = "", kind: str | None = None,
+    tags: Sequence[str] = (), description: str = "",
+) -> Game:
+    """A symmetric 2x2 game from R, S, T, P; `kind` (e.g. "stag_hunt") enforces that game's strict ordering."""
+    vals = {"R": R, "S": S, "T": T, "P": P}
+    for k, v in vals.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise GameError(f"payoff {k} must be a finite number, got {v!r}")
+    if kind is not None:
+        if kind not in _ORDERINGS:
+            raise GameError(f"unknown game kind {kind!r}; allowed: {', '.join(_ORDERINGS)}")
+        label, order = _ORDERINGS[kind]
+        for hi, lo in itertools.pairwise(order):
+            if not vals[hi] > vals[lo]:
+                raise GameError(
+                    f"{label} needs {' > '.join(order)} but {hi}={vals[hi]:g} > {lo}={vals[lo]:g} does not hold"
+                )
+        name = name or label
+    table = (((R, R), (S, T)), ((T, S), (P, P)))
+    return Game(id=id, name=name or id, payoffs=_as_table(table), tags=tuple(tags), description=description)
+
+
+def prisoners_dilemma(R: float = 5, S: float = 2, T: float = 10, P: float = 3, **kw: object) -> Game:
+    """Prisoner's Dilemma (T > R > P > S); defaults are the study's payoffs."""
+    return symmetric_game(R, S, T, P, kind="prisoners_dilemma", id=str(kw.pop("id", "prisoners_dilemma")), **kw)  # type: ignore[arg-type]
+
+
+def snowdrift(R: float = 5, S: float = 3, T: float = 10, P: float = 2, **kw: object) -> Game:
+    """Snowdrift / Chicken (T > R > S > P); defaults are the study's payoffs."""
+    return symmetric_game(R, S, T, P, kind="snowdrift", id=str(kw.pop("id", "snowdrift")), **kw)  # type: ignore[arg-type]
+
+
+def stag_hunt(R: float = 10, S: float = 2, T: float = 5, P: float = 3, **kw: object) -> Game:
+    """Stag Hunt (R > T > P > S); defaults are the study's payoffs."""
+    return symmetric_game(R, S, T, P, kind="stag_hunt", id=str(kw.pop("id", "stag_hunt")), **kw)  # type: ignore[arg-type]
+
+
+def prisoners_delight(R: float = 10, S: float = 3, T: float = 5, P: float = 2, **kw: object) -> Game:
+    """Prisoner's Delight / Harmony (R > T > S > P), the study's control game; defaults are its payoffs."""
+    return symmetric_game(R, S, T, P, kind="prisoners_delight", id=str(kw.pop("id", "prisoners_delight")), **kw)  # type: ignore[arg-type]
+
+
+def matrix_game(
+    row: object, col: object, *, id: str = "custom", name: str = "", action_labels: Sequence[str] = ("C", "D"),
+    tags: Sequence[str] = (),
+) -> Game:
+    """Any two-player game from the row player's and the column player's payoff matrices."""
+    n = len(action_labels)
+    r = _finite_table(row, (n, n), "row payoff matrix")
+    c = _finite_table(col, (n, n), "column payoff matrix")
+    table = np.stack([r, c], axis=-1).tolist()
+    return Game(id=id, name=name or id, payoffs=_as_table(table), action_labels=tuple(action_labels), tags=tuple(tags))
+
+
+@dataclass(frozen=True)
+class DonationGame:
+    """Linear public-goods game: each of n players gives an integer 0..endowment to a shared fund that is
+    multiplied and split equally. Payoff_i = endowment - c_i + multiplier * sum(c) / n."""
+
+    id: str = "donation"
+    name: str = "Donation (public goods)"
+    n_players: int = 4
+    endowment: int = 10
+    multiplier: float = 2.0
+    tags: tuple[str, ...] = ("out_of_sample", "n_player")
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_players, int) or self.n_players < 2:
+            raise GameError(f"donation game needs n_players >= 2 (an integer), got {self.n_players!r}")
+        if not isinstance(self.endowment, int) or self.endowment < 1:
+            raise GameError(f"donation game needs an integer endowment >= 1, got {self.endowment!r}")
+        m = self.multiplier
+        if not isinstance(m, (int, float)) or not math.isfinite(m) or not 1 < m < self.n_players:
+            raise GameError(
+                f"donation game needs 1 < multiplier < n_players={self.n_players} to be a social dilemma, got {m!r}"
+            )
+
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """Contributions as strings: "0" .. str(endowment)."""
+        return tuple(str(i) for i in range(self.endowment + 1))
+
+    @property
+    def n_actions(self) -> int:
+        """endowment + 1 integer contributions."""
+        return self.endowment + 1
+
+    def payoff(self, actions: Sequence[int]) -> tuple[float, ...]:
+        """Each player's payoff for a contribution profile."""
+        if len(actions) != self.n_players:
+            raise GameError(f"donation game expects {self.n_players} contributions, got {len(actions)}")
+        share = self.multiplier * sum(actions) / self.n_players
+        return tuple(float(self.endowment - c + share) for c in actions)
+
+    def dominant_strategy_equilibrium(self) -> tuple[int, ...]:
+        """Everyone gives 0: each unit given returns only multiplier/n < 1 to the giver."""
+        return (0,) * self.n_players
+
+    def social_optimum(self) -> tuple[int, ...]:
+        """Everyone gives the whole endowment: total welfare grows by (multiplier - 1) per unit given."""
+        return (self.endowment,) * self.n_players
+
+    def nash_equilibria(self) -> list[Equilibrium]:
+        """The unique (strictly dominant) equilibrium, as pure strategies."""
+        pure = tuple(1.0 if a == 0 else 0.0 for a in range(self.n_actions))
+        return [Equilibrium((pure,) * self.n_players)]
+
+
+def _register_builtin_games() -> None:
+    base = [prisoners_dilemma(), snowdrift(), stag_hunt(), prisoners_delight()]
+    for g in base:
+        g = Game(g.id, g.name, g.payoffs, g.action_labels, ("in_sample", "study"), g.description)
+        GAMES.register(g.id, g)
+        doubled = g.scaled(2, f"{g.id}_doubled")
+        GAMES.register(doubled.id, Game(doubled.id, doubled.name, doubled.payoffs, doubled.action_labels,
+                                        ("out_of_sample", "doubled", "study")))
+    GAMES.register(
+        "prisoners_dilemma_axelrod",
+        prisoners_dilemma(3, 0, 5, 1, id="prisoners_dilemma_axelrod", name="Prisoner's Dilemma (Axelrod)",
+                          tags=("classic",)),
+    )
+    GAMES.register("donation", DonationGame())
+
+
+def get_game(game: str | Game | DonationGame) -> Game | DonationGame:
+    """Resolve a game id (or pass a game object through)."""
+    if isinstance(game, (Game, DonationGame)):
+        return game
+    return GAMES.get(game)
+
+
+_register_builtin_games()

@@ -1,0 +1,228 @@
+"""The PettingZoo environment for every registered game: one-shot, fixed-horizon or continuation-repeated play.
+
+Agents are `player_0`, `player_1`, ...; for 2x2 games action 0 is C and 1 is D. Rewards are raw payoffs.
+Each agent's observation is a flat vector for RL agents; the structured `Observation` that LLM and
+classic policies read is in `infos[agent]["observation"]`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from tomarena.envs.framings import Framing, get_framing
+from tomarena.envs.games import DonationGame, Game, get_game
+from tomarena.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one player knows before choosing: the game, framing, round, horizon and the history so far.
+
+    `round` counts from 0; `horizon` is the number of rounds, or None when the end is uncertain.
+    `actions[k]` and `payoffs[k]` are the joint actions and payoffs of earlier round k.
+    """
+
+    game: Game | DonationGame
+    framing: Framing
+    player: int
+    round: int
+    horizon: int | None
+    actions: tuple[tuple[int, ...], ...] = ()
+    payoffs: tuple[tuple[float, ...], ...] = ()
+
+    @property
+    def own_actions(self) -> tuple[int, ...]:
+        """This player's earlier actions."""
+        return tuple(a[self.player] for a in self.actions)
+
+    @property
+    def other_actions(self) -> tuple[int, ...]:
+        """The co-player's earlier actions (two-player games)."""
+        return tuple(a[1 - self.player] for a in self.actions)
+
+    @property
+    def others_actions(self) -> tuple[tuple[int, ...], ...]:
+        """All co-players' earlier actions per round (any number of players)."""
+        return tuple(tuple(x for i, x in enumerate(a) if i != self.player) for a in self.actions)
+
+    @property
+    def own_total(self) -> float:
+        """This player's payoff so far."""
+        return float(sum(p[self.player] for p in self.payoffs))
+
+    @property
+    def other_total(self) -> float:
+        """The co-players' mean payoff so far."""
+        n = self.game.n_players
+        return float(sum(sum(p) - p[self.player] for p in self.payoffs) / max(n - 1, 1))
+
+
+def _check_params(rounds: int | None, continuation: float | None, max_rounds: int, noise: float) -> None:
+    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+        raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
+    if continuation is not None:
+        if rounds not in (None, 1) and rounds is not None:
+            raise ConfigError("give either rounds (fixed horizon) or continuation (uncertain horizon), not both")
+        if not isinstance(continuation, (int, float)) or not 0 <= continuation < 1 or math.isnan(continuation):
+            raise ConfigError(f"continuation probability must be in [0, 1), got {continuation!r}")
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ConfigError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
+    if not isinstance(noise, (int, float)) or not 0 <= noise <= 1 or math.isnan(noise):
+        raise ConfigError(f"noise must be a probability in [0, 1], got {noise!r}")
+
+
+class SocialDilemmaEnv(ParallelEnv):
+    """Repeated play of one matrix or donation game under one framing, as a PettingZoo ParallelEnv."""
+
+    metadata = {"name": "tomarena_social_dilemma_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        game: str | Game | DonationGame = "prisoners_dilemma",
+        framing: str | Framing = "none",
+        rounds: int | None = None,
+        continuation: float | None = None,
+        max_rounds: int = 1000,
+        noise: float = 0.0,
+        memory: int = 1,
+        render_mode: str | None = None,
+    ) -> None:
+        _check_params(rounds, continuation, max_rounds, noise)
+        if render_mode not in (None, "ansi"):
+            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.game = get_game(game)
+        self.framing = get_framing(framing)
+        self.continuation = None if continuation is None else float(continuation)
+        self.horizon = None if continuation is not None else (rounds or 1)
+        self.max_rounds = max_rounds if continuation is not None else self.horizon
+        self.noise = float(noise)
+        self.memory = int(memory)
+        self.render_mode = render_mode
+        n = self.game.n_players
+        self.possible_agents = [f"player_{i}" for i in range(n)]
+        self._obs_dim = 3 + self.memory * n
+        self._obs_space = spaces.Box(-np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32)
+        self._act_space = spaces.Discrete(self.game.n_actions)
+        self._rng = np.random.default_rng()
+        self.agents: list[str] = []
+        self._actions: list[tuple[int, ...]] = []
+        self._payoffs: list[tuple[float, ...]] = []
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        """Flat vector: round, own total, co-players' mean total, last `memory` joint actions (-1 = none)."""
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        """One discrete action per game action (C=0, D=1 for 2x2 games; the contribution for donation)."""
+        return self._act_space
+
+    def observe(self, player: int) -> Observation:
+        """The structured observation of player index `player` at the current round."""
+        return Observation(self.game, self.framing, player, len(self._actions), self.horizon,
+                           tuple(self._actions), tuple(self._payoffs))
+
+    def _vector(self, player: int) -> np.ndarray:
+        v = np.full(self._obs_dim, -1.0, dtype=np.float32)
+        n = self.game.n_players
+        totals = np.sum(self._payoffs, axis=0) if self._payoffs else np.zeros(n)
+        v[0] = len(self._actions)
+        v[1] = totals[player]
+        v[2] = (totals.sum() - totals[player]) / max(n - 1, 1)
+        for k, joint in enumerate(reversed(self._actions[-self.memory:])):
+            v[3 + k * n: 3 + (k + 1) * n] = joint
+        return v
+
+    def _outputs(self) -> tuple[dict, dict]:
+        obs = {a: self._vector(i) for i, a in enumerate(self.possible_agents) if a in self.agents}
+        infos = {a: {"observation": self.observe(i)} for i, a in enumerate(self.possible_agents) if a in self.agents}
+        return obs, infos
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        """Start a new match; `seed` fixes the noise and continuation draws."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            for i, a in enumerate(self.possible_agents):
+                self._act_space.seed(seed + i)
+        self.agents = list(self.possible_agents)
+        self._actions, self._payoffs = [], []
+        return self._outputs()
+
+    def _execute(self, intended: list[int]) -> list[int]:
+        if self.noise <= 0:
+            return intended
+        out = []
+        for a in intended:
+            if self._rng.random() < self.noise:
+                others = [b for b in range(self.game.n_actions) if b != a]
+                a = int(others[self._rng.integers(len(others))])
+            out.append(a)
+        return out
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        """Play one simultaneous round; every live agent must act."""
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ConfigError(f"step needs an action for every agent; missing {missing}")
+        intended = []
+        for a in self.agents:
+            act = int(actions[a])
+            if not 0 <= act < self.game.n_actions:
+                raise ConfigError(f"action {actions[a]!r} of {a} is not in 0..{self.game.n_actions - 1}")
+            intended.append(act)
+        executed = self._execute(intended)
+        pay = self.game.payoff(executed)
+        self._actions.append(tuple(executed))
+        self._payoffs.append(tuple(pay))
+        played = len(self._actions)
+        if self.continuation is None:
+            term, trunc = played >= (self.horizon or 1), False
+        else:
+            term = bool(self._rng.random() >= self.continuation)
+            trunc = not term and played >= self.max_rounds
+        agents = list(self.agents)
+        rewards = {a: pay[i] for i, a in enumerate(agents)}
+        terms = {a: term for a in agents}
+        truncs = {a: trunc for a in agents}
+        obs = {a: self._vector(i) for i, a in enumerate(agents)}
+        infos = {
+            a: {"observation": self.observe(i), "intended": intended[i], "executed": executed[i]}
+            for i, a in enumerate(agents)
+        }
+        if term or trunc:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    def render(self) -> str | None:
+        """Text of the rounds so far (render_mode 'ansi')."""
+        if self.render_mode != "ansi":
+            return None
+        labels = self.game.action_labels
+        lines = [f"{self.game.name} | {self.framing.title}"]
+        for k, (a, p) in enumerate(zip(self._actions, self._payoffs)):
+            acts = " ".join(labels[x] for x in a)
+            lines.append(f"round {k + 1}: {acts}  payoffs {' '.join(f'{x:g}' for x in p)}")
+        return "\n".join(lines)
+
+    def state(self) -> np.ndarray:
+        """Global state: player 0's observation vector (the history is common knowledge)."""
+        return self._vector(0)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def parallel_env(**kwargs: object) -> SocialDilemmaEnv:
+    """A ParallelEnv for `game` (id or object) under `framing`; see SocialDilemmaEnv for the options."""
+    return SocialDilemmaEnv(**kwargs)  # type: ignore[arg-type]
+
+
+def env(**kwargs: object):  # noqa: ANN201 - returns PettingZoo's AEC wrapper type
+    """The same environment in PettingZoo's AEC form, via PettingZoo's parallel-to-AEC converter."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    return parallel_to_aec(parallel_env(**kwargs))

@@ -1,0 +1,77 @@
+"""The `tomarena` command line. Each layer adds its own sub-commands through `add_commands(subparsers)` in its
+`commands` module; heavy libraries load only inside the command that needs them, so `--help` is instant.
+
+Every user error (a TomarenaError) prints one line on stderr and exits with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from tomarena import __version__
+from tomarena.errors import TomarenaError
+
+# layer modules that contribute sub-commands, in the order they appear in --help
+COMMAND_MODULES = ("tomarena.arena.commands", "tomarena.training.commands", "tomarena.analysis.commands")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one line with exit status 2 (its default status)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tomarena import catalog
+
+    rows = catalog.listing(args.what)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(catalog.format_listing(args.what, rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every layer's sub-commands."""
+    parser = _Parser(
+        prog="tomarena",
+        description="Repeated social dilemmas for LLM and classic agents: tournaments, distillation traces, "
+        "LoRA fine-tuning of a student, and behavioural analysis against the teacher and Nash equilibria.",
+    )
+    parser.add_argument("--version", action="version", version=f"tomarena {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = sub.add_parser("list", help="list registered games, framings or policies",
+                       description="Print the registered games (payoffs, equilibria), framings or policies.")
+    p.add_argument("what", choices=["games", "framings", "policies"], help="which registry to list")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_list)
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tomarena` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except TomarenaError as exc:
+        print(f"tomarena: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tomarena: interrupted; re-run with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
