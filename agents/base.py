@@ -36,6 +36,7 @@ class Decision:
     completion_tokens: int | None = None
     other_mass: float | None = None  # LLM scoring: probability that fell on neither label
     error: str | None = None  # backend failure text after retries, when any
+    protocol: str | None = None  # prompt protocol id (agents.prompts.TEMPLATES) for LLM-style policies
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

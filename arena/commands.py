@@ -1,7 +1,144 @@
-"""Sub-commands of this layer (being written)."""
+"""Arena sub-commands: `tournament`, `sweep`, `play` and `traces export`."""
+
+from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from tomarena.errors import ConfigError
 
 
-def add_commands(sub: "argparse._SubParsersAction") -> None:
-    """Add this layer's sub-commands to the `tomarena` parser."""
+def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--config", type=Path, help="YAML file with any of the settings below (flags override it)")
+    p.add_argument("--policies", action="append",
+                   help="comma list of policy ids or inline specs (classic/tit_for_tat, strategist/reference, "
+                   "llm/smollm2-135m-instruct, hf:PATH?adapter=DIR, openai:URL?model=NAME, axelrod:Grudger); "
+                   "repeatable")
+    p.add_argument("--game", "--games", dest="games", action="append",
+                   help="game ids (see `tomarena list games`); comma list or repeatable")
+    p.add_argument("--framing", "--framings", dest="framings", action="append",
+                   help="framing ids (see `tomarena list framings`); comma list or repeatable")
+    p.add_argument("--seed", type=int, help="run seed; every match's seed derives from it (default 0)")
+    p.add_argument("--executor", choices=["local", "ray"], help="where matches run (default local)")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local session")
+    p.add_argument("--workers", type=int, help="Ray: chunks in flight at once (default: the cluster's CPUs)")
+    p.add_argument("--chunk-size", type=int, help="matches per batch and per stored shard (default 64)")
+    p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    if kind == "tournament":
+        p.add_argument("--rounds", type=int, help="rounds per match (fixed horizon, default 10)")
+        p.add_argument("--continuation", type=float,
+                       help="probability of another round after each one, in [0,1): uncertain horizon")
+        p.add_argument("--max-rounds", type=int, help="cap on rounds with --continuation (default 1000)")
+        p.add_argument("--repetitions", type=int, help="repetitions of every match (default 1)")
+        p.add_argument("--noise", type=float, help="probability that an action is flipped (trembling hand)")
+        p.add_argument("--self-play", action=argparse.BooleanOptionalAction, default=None,
+                       help="include each policy against itself (default yes)")
+    else:
+        p.add_argument("--samples", type=int,
+                       help="sampled answers per scenario (omit for exact scoring: one decision per scenario)")
+
+
+def _overrides(args: argparse.Namespace, kind: str) -> dict:
+    keys = ["policies", "games", "framings", "seed", "executor", "ray_address", "workers", "chunk_size"]
+    keys += ["rounds", "continuation", "max_rounds", "repetitions", "noise", "self_play"] if kind == "tournament" \
+        else ["samples"]
+    out = {k: getattr(args, k, None) for k in keys}
+    out["kind"] = kind
+    return out
+
+
+def _run(args: argparse.Namespace, kind: str) -> int:
+    from tomarena.arena.config import load_config
+    from tomarena.arena.runner import describe_run, run
+
+    cfg = load_config(args.config, _overrides(args, kind))
+    if "policies" not in cfg.model_fields_set:
+        raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
+    out = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print(describe_run(out))
+    if kind == "tournament":
+        import pandas as pd
+
+        print(pd.read_csv(out / "standings.csv").to_string(index=False))
+    return 0
+
+
+def _play(args: argparse.Namespace) -> int:
+    from tomarena.agents.resolve import resolve_policy
+    from tomarena.arena.config import validate_config
+    from tomarena.arena.episode import MatchSpec, play_episode
+
+    cfg = validate_config({"policies": [args.a, args.b], "games": [args.game], "framings": [args.framing],
+                           "rounds": args.rounds, "seed": args.seed, "noise": args.noise})
+    pols = {p: resolve_policy(p) for p in dict.fromkeys(cfg.policies)}
+    rows = play_episode(MatchSpec((args.a, args.b), args.game, args.framing, 0, cfg.rounds, noise=cfg.noise),
+                        pols, cfg.seed)
+    print(f"{args.game} in framing {args.framing}: {args.a} (player_0) vs {args.b} (player_1)")
+    for r in rows:
+        p = "" if r["p_cooperate"] is None else f"  p(C)={r['p_cooperate']:.3f}"
+        print(f"round {r['round'] + 1:>3} {r['agent']}: {r['action_label']}  +{r['reward']:g} "
+              f"(total {r['cumulative_reward']:g}){p}")
+        if args.show_text and r["completion"]:
+            print("    " + r["completion"].replace("\n", "\n    "))
+    return 0
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [x.strip() for item in values or [] for x in item.split(",") if x.strip()]
+
+
+def _rounds(values: list[str] | None) -> list[int]:
+    try:
+        return [int(x) for x in _split(values)]
+    except ValueError:
+        raise ConfigError(f"--rounds takes round indices (integers from 0), got {values}") from None
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tomarena.arena.export import export_traces
+
+    n = export_traces(args.run, args.policy, args.out, parse_ok_only=not args.include_failed,
+                      games=_split(args.games), framings=_split(args.framings),
+                      rounds=_rounds(args.rounds), max_per_scenario=args.max_per_scenario)
+    print(f"wrote {n} examples to {args.out} and {Path(args.out).with_suffix('.parquet')}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add the arena's sub-commands to the `tomarena` parser."""
+    t = sub.add_parser("tournament", help="round-robin of policies in repeated games, stored as traces",
+                       description="Play every pair of policies (with or without self-play) in every game x framing, "
+                       "repeated, into a run directory: traces/*.parquet, manifest.json, standings.csv, crossplay.csv.")
+    _run_flags(t, "tournament")
+    t.set_defaults(func=lambda a: _run(a, "tournament"))
+    s = sub.add_parser("sweep", help="one-shot scenario grid per policy (the study's propensity measurement)",
+                       description="Ask each policy alone every game x framing scenario once (exact scoring) or "
+                       "--samples times (sampled answers), as the study did.")
+    _run_flags(s, "sweep")
+    s.set_defaults(func=lambda a: _run(a, "sweep"))
+    p = sub.add_parser("play", help="one match with a readable transcript",
+                       description="Play one repeated match between two policies and print it round by round.")
+    p.add_argument("a", help="policy of player_0")
+    p.add_argument("b", help="policy of player_1")
+    p.add_argument("--game", default="prisoners_dilemma", help="game id (default prisoners_dilemma)")
+    p.add_argument("--framing", default="none", help="framing id (default none)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    p.add_argument("--noise", type=float, default=0.0, help="action flip probability (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--show-text", action="store_true", help="print each completion / motivation")
+    p.set_defaults(func=_play)
+    tr = sub.add_parser("traces", help="work with stored traces").add_subparsers(dest="traces_cmd", metavar="ACTION")
+    e = tr.add_parser("export", help="write a policy's decisions as TRL chat JSONL (+ Parquet) for fine-tuning",
+                      description="Export one policy's prompts and answers from a run directory as conversational "
+                      "JSONL (messages with system/user/assistant) plus the teacher's action probabilities.")
+    e.add_argument("run", type=Path, help="run directory")
+    e.add_argument("--policy", required=True, help="label of the policy whose answers become targets")
+    e.add_argument("--out", required=True, type=Path, help="output .jsonl (a .parquet twin is written beside it)")
+    e.add_argument("--include-failed", action="store_true", help="keep answers that failed to parse")
+    e.add_argument("--games", action="append", help="only these games (comma list)")
+    e.add_argument("--framings", action="append", help="only these framings (comma list)")
+    e.add_argument("--rounds", action="append", help="only these round indices (comma list, from 0)")
+    e.add_argument("--max-per-scenario", type=int, help="at most this many examples per game x framing")
+    e.set_defaults(func=_export)

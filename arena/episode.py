@@ -1,0 +1,149 @@
+"""The one pure episode function every executor uses.
+
+`play_episodes` runs many matches in lock-step so that, each round, the decisions pending for one policy across
+all matches are made in one batched call. Every match has its own seeds, derived from (run seed, match key,
+repetition), and every player its own rng stream, so results never depend on batching, executor or order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tomarena.agents.base import Decision, Policy
+from tomarena.envs.social_dilemma import SocialDilemmaEnv
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    """One match to play: who plays (policy labels, by seat), which game and framing, and how long."""
+
+    policies: tuple[str, ...]
+    game: str
+    framing: str
+    repetition: int = 0
+    rounds: int | None = 1
+    continuation: float | None = None
+    max_rounds: int = 1000
+    noise: float = 0.0
+    kind: str = "tournament"  # or "sweep": only seat 0 decides, once, and no round is played
+
+    @property
+    def match_key(self) -> str:
+        """Stable identity of the match without its repetition."""
+        return " | ".join([",".join(self.policies), self.game, self.framing])
+
+    @property
+    def episode_id(self) -> str:
+        """Stable identity of this repetition of the match."""
+        return f"{self.match_key}#{self.repetition}"
+
+
+def derive_seed(run_seed: int, match_key: str, repetition: int) -> int:
+    """A 63-bit seed from (run seed, match key, repetition), independent of scheduling."""
+    digest = hashlib.sha256(f"{run_seed}\x1f{match_key}\x1f{repetition}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def player_rng(seed: int, player: int) -> np.random.Generator:
+    """The rng stream of one player in one episode."""
+    return np.random.default_rng([seed, player])
+
+
+def _row(spec: MatchSpec, run_id: str, seed: int, horizon: int | None, rnd: int, player: int, d: Decision,
+         executed: int, labels: Sequence[str], reward: float | None, cumulative: float | None) -> dict[str, Any]:
+    probs = list(d.probs) if d.probs is not None else None
+    return {
+        "run_id": run_id, "kind": spec.kind, "episode_id": spec.episode_id, "match_key": spec.match_key,
+        "repetition": spec.repetition, "seed": seed, "game": spec.game, "framing": spec.framing,
+        "horizon": horizon, "round": rnd, "agent": f"player_{player}", "policy": spec.policies[player],
+        "opponents": ",".join(p for i, p in enumerate(spec.policies) if i != player),
+        "intended_action": int(d.action), "action": int(executed), "action_label": labels[executed],
+        "probs": probs, "p_cooperate": probs[0] if probs else None, "source": d.source,
+        "protocol": d.protocol, "prompt": d.prompt, "completion": d.completion, "parse_status": d.parse_status,
+        "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "other_mass": d.other_mass,
+        "error": d.error, "reward": reward, "cumulative_reward": cumulative,
+    }
+
+
+class _Live:
+    """Book-keeping of one running match."""
+
+    def __init__(self, spec: MatchSpec, run_seed: int, policies: Mapping[str, Policy]) -> None:
+        self.spec = spec
+        self.seed = derive_seed(run_seed, spec.match_key, spec.repetition)
+        rounds = None if spec.continuation is not None else (spec.rounds or 1)
+        self.env = SocialDilemmaEnv(game=spec.game, framing=spec.framing, rounds=rounds,
+                                    continuation=spec.continuation, max_rounds=spec.max_rounds, noise=spec.noise)
+        n = self.env.game.n_players
+        if len(spec.policies) != n and spec.kind != "sweep":
+            from tomarena.errors import ConfigError
+
+            raise ConfigError(f"game {spec.game!r} needs {n} players, got {len(spec.policies)}: {spec.policies}")
+        self.seats = list(range(n)) if spec.kind != "sweep" else [0]
+        self.states = [policies[spec.policies[i if spec.kind != 'sweep' else 0]].initial_state() for i in range(n)]
+        self.rngs = [player_rng(self.seed, i) for i in range(n)]
+        _, infos = self.env.reset(seed=self.seed)
+        self.obs = [infos[f"player_{i}"]["observation"] for i in range(n)]
+        self.totals = [0.0] * n
+        self.rows: list[dict[str, Any]] = []
+        self.done = False
+
+
+def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int,
+                  run_id: str = "") -> dict[str, list[dict[str, Any]]]:
+    """Play every match in `specs` to the end, batching each round's decisions per policy; returns trace rows
+    (schema of tomarena.schema) per episode id."""
+    live = [_Live(s, run_seed, policies) for s in specs]
+    while any(not m.done for m in live):
+        pending: dict[str, list[tuple[_Live, int]]] = {}
+        for m in live:
+            if not m.done:
+                for seat in m.seats:
+                    pending.setdefault(m.spec.policies[seat], []).append((m, seat))
+        chosen: dict[tuple[int, int], Decision] = {}
+        for label, items in pending.items():
+            results = policies[label].act_batch(
+                [m.obs[s] for m, s in items], [m.states[s] for m, s in items], [m.rngs[s] for m, s in items])
+            for (m, s), (dec, state) in zip(items, results, strict=True):
+                m.states[s] = state
+                chosen[(id(m), s)] = dec
+        for m in live:
+            if not m.done:
+                _advance(m, chosen, run_id)
+    return {m.spec.episode_id: m.rows for m in live}
+
+
+def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) -> None:
+    labels = m.env.game.action_labels
+    horizon = m.env.horizon
+    rnd = len(m.env._actions)
+    if m.spec.kind == "sweep":
+        d = chosen[(id(m), 0)]
+        m.rows.append(_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, labels, None, None))
+        m.done = True
+        return
+    decisions = [chosen[(id(m), s)] for s in m.seats]
+    _, rewards, terms, truncs, infos = m.env.step({f"player_{s}": d.action for s, d in enumerate(decisions)})
+    for s, d in enumerate(decisions):
+        agent = f"player_{s}"
+        m.totals[s] += rewards[agent]
+        m.rows.append(_row(m.spec, run_id, m.seed, horizon, rnd, s, d, infos[agent]["executed"], labels,
+                           rewards[agent], m.totals[s]))
+        m.obs[s] = infos[agent]["observation"]
+    m.done = all(terms.values()) or all(truncs.values())
+
+
+def play_episode(spec: MatchSpec, policies: Mapping[str, Policy], run_seed: int, run_id: str = "") -> list[dict]:
+    """Play one match; identical to its rows inside any batch of `play_episodes`."""
+    return play_episodes([spec], policies, run_seed, run_id)[spec.episode_id]
+
+
+def is_finite(x: float | None) -> bool:
+    """True for a real, finite number."""
+    return x is not None and math.isfinite(x)

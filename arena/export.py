@@ -1,0 +1,110 @@
+"""Export a policy's decisions from a run as TRL-ready conversational JSONL (and the same rows as Parquet).
+
+Each line: `messages` (system, user, assistant = the policy's answer and motivation), `letter_messages` (the same
+scenario under the letter-only protocol, rebuilt from the episode's history), `teacher_probs` (the policy's exact
+action probabilities when known), `action_labels`, and provenance columns (run, episode, game, framing, round).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tomarena.arena.store import RunStore
+from tomarena.errors import ConfigError, TraceError
+
+PROVENANCE = ("run_id", "episode_id", "game", "framing", "round", "policy", "protocol", "parse_status", "agent")
+
+
+def _letter_messages(row: Any, history: list[tuple[tuple[int, ...], tuple[float, ...]]]) -> list[dict[str, str]]:
+    from tomarena.agents.prompts import build_messages
+    from tomarena.envs.framings import get_framing
+    from tomarena.envs.games import get_game
+    from tomarena.envs.social_dilemma import Observation
+
+    horizon = None if row["horizon"] is None or row["horizon"] != row["horizon"] else int(row["horizon"])
+    obs = Observation(get_game(row["game"]), get_framing(row["framing"]), int(row["agent"].split("_")[1]),
+                      int(row["round"]), horizon, tuple(a for a, _ in history), tuple(p for _, p in history))
+    return build_messages(obs, "letter")
+
+
+def _episode_history(ep: Any) -> dict[int, tuple[tuple[int, ...], tuple[float, ...]]]:
+    """Joint actions and payoffs per round of one episode's rows."""
+    out = {}
+    for rnd, grp in ep.groupby("round"):
+        grp = grp.sort_values("agent", key=lambda s: s.str.split("_").str[1].astype(int))
+        out[int(rnd)] = (tuple(int(a) for a in grp["action"]), tuple(float(r) for r in grp["reward"].fillna(0.0)))
+    return out
+
+
+def select_rows(frame: Any, policy: str, parse_ok_only: bool, games: Sequence[str] | None,
+                framings: Sequence[str] | None, rounds: Sequence[int] | None, max_per_scenario: int | None) -> Any:
+    """The rows of `policy` that carry a prompt and a completion, filtered as asked."""
+    if policy not in set(frame["policy"]):
+        known = ", ".join(sorted(set(frame["policy"]))) or "none"
+        raise ConfigError(f"policy {policy!r} did not play in this run; policies: {known}")
+    df = frame[(frame["policy"] == policy) & frame["prompt"].notna() & frame["completion"].notna()]
+    if parse_ok_only:
+        df = df[df["parse_status"].isin(["ok", "scored"])]
+    if games:
+        df = df[df["game"].isin(games)]
+    if framings:
+        df = df[df["framing"].isin(framings)]
+    if rounds:
+        df = df[df["round"].isin(rounds)]
+    if max_per_scenario:
+        df = df.groupby(["game", "framing"], group_keys=False).head(max_per_scenario)
+    return df
+
+
+def export_traces(run: str | Path, policy: str, out: str | Path, *, parse_ok_only: bool = True,
+                  games: Sequence[str] | None = None, framings: Sequence[str] | None = None,
+                  rounds: Sequence[int] | None = None, max_per_scenario: int | None = None) -> int:
+    """Write `out` (.jsonl) and the same examples as `out` with suffix .parquet; returns the number of examples."""
+    import pandas as pd
+
+    store = RunStore(run)
+    store.read_manifest()
+    frame = store.read_frame()
+    if frame.empty:
+        raise TraceError(f"run {run} holds no traces yet")
+    chosen = select_rows(frame, policy, parse_ok_only, games, framings, rounds, max_per_scenario)
+    if chosen.empty:
+        raise TraceError(f"no rows of {policy!r} in {run} carry a prompt and a completion after the filters")
+    histories = {eid: _episode_history(ep) for eid, ep in frame[frame["episode_id"].isin(chosen["episode_id"])]
+                 .groupby("episode_id")}
+    examples = []
+    for _, row in chosen.iterrows():
+        hist = histories[row["episode_id"]]
+        past = [hist[r] for r in range(int(row["round"])) if r in hist]
+        messages = json.loads(row["prompt"]) + [{"role": "assistant", "content": row["completion"]}]
+        probs = row["probs"]
+        ex = {"messages": messages, "letter_messages": _letter_messages(row, past),
+              "teacher_probs": None if probs is None else [float(p) for p in probs],
+              "action_labels": list(_labels(row["game"]))}
+        ex.update({k: (int(row[k]) if k == "round" else row[k]) for k in PROVENANCE})
+        examples.append(ex)
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise ConfigError(f"--out must end in .jsonl, got {out.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for ex in examples:
+            fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    flat = pd.DataFrame([{**ex, "messages": json.dumps(ex["messages"], ensure_ascii=False),
+                          "letter_messages": json.dumps(ex["letter_messages"], ensure_ascii=False)} for ex in examples])
+    ptmp = out.with_name(f".{out.stem}.parquet.tmp")
+    flat.to_parquet(ptmp, index=False)
+    os.replace(ptmp, out.with_suffix(".parquet"))
+    return len(examples)
+
+
+def _labels(game: str) -> tuple[str, ...]:
+    from tomarena.envs.games import get_game
+
+    return get_game(game).action_labels

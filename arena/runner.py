@@ -1,0 +1,93 @@
+"""Run a tournament or a scenario sweep into a run directory: resolve policies, skip what is stored, play the
+rest in chunks on the chosen executor, write each chunk as an atomic shard, then the summary tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tomarena.arena.config import RunConfig, build_specs
+from tomarena.arena.episode import MatchSpec
+from tomarena.arena.store import RunStore, write_json_atomic
+from tomarena.arena.summary import write_summaries
+
+#: config keys that do not change results, so a run may be resumed with other values
+EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size"}
+
+
+def _chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
+    return [specs[i: i + size] for i in range(0, len(specs), size)]
+
+
+def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for label, pol in policies.items():
+        backend = getattr(pol, "backend", None)
+        stats = getattr(backend, "stats", None)
+        if stats:
+            out[label] = dict(stats)
+    return out
+
+
+def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Play every match of `cfg` into the run directory `out` (resuming if asked) and return its path."""
+    from tomarena.agents.resolve import resolve_policy
+    from tomarena.envs.games import get_game
+
+    out = Path(out)
+    labels = list(dict.fromkeys(cfg.policies))
+    policies = {label: resolve_policy(label) for label in labels}
+    store = RunStore(out)
+    config = cfg.model_dump(mode="json", exclude=EXECUTION_KEYS)
+    store.open({"run_id": out.name, "kind": cfg.kind, "seed": cfg.seed, "config": config, "policies": labels,
+                "roles": cfg.roles, "models": {k: p.describe() for k, p in policies.items()}}, resume=resume)
+    specs = build_specs(cfg, {g: get_game(g).n_players for g in cfg.games})
+    done = store.completed_episodes()
+    todo = [s for s in specs if s.episode_id not in done]
+    executor = _executor(cfg, policies)
+    started = time.perf_counter()
+    bar = _progress(len(specs), len(specs) - len(todo), cfg.kind, progress)
+    decisions = 0
+    try:
+        for _, table in executor.run(_chunks(todo, cfg.chunk_size), cfg.seed, out.name):
+            store.write_shard(table)
+            decisions += table.num_rows
+            bar.update(len(set(table.column("episode_id").to_pylist())))
+            bar.set_postfix(decisions=decisions)
+    finally:
+        bar.close()
+        executor.close()
+    frame = store.read_frame()
+    write_summaries(out, frame)
+    write_json_atomic(out / "summary.json", {
+        "episodes": int(frame["episode_id"].nunique()), "rows": int(len(frame)),
+        "parse_failures": int((frame["parse_status"] == "failed").sum()),
+        "fallbacks": int((frame["source"] == "fallback").sum()),
+        "backend_errors": int(frame["error"].notna().sum()),
+        "backend_stats": _backend_stats(policies), "seconds_this_session": round(time.perf_counter() - started, 3),
+    })
+    return out
+
+
+def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:
+    from tomarena.arena.executors import LocalExecutor, RayExecutor
+
+    if cfg.executor == "ray":
+        return RayExecutor(policies, cfg.ray_address, cfg.workers)
+    return LocalExecutor(policies)
+
+
+def _progress(total: int, initial: int, kind: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    unit = "match" if kind == "tournament" else "scenario-sample"
+    return tqdm(total=total, initial=initial, unit=unit, desc=kind, disable=not enabled, dynamic_ncols=True)
+
+
+def describe_run(out: Path) -> str:
+    """One paragraph saying where the run is and what it holds."""
+    summary = json.loads((out / "summary.json").read_text())
+    return f"run {out}: {summary['episodes']} episodes, {summary['rows']} decisions, " \
+           f"{summary['parse_failures']} parse failures, {summary['fallbacks']} fallbacks"

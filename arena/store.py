@@ -1,0 +1,142 @@
+"""The trace store: a run directory with Parquet shards written atomically, a manifest, and summary tables.
+
+Layout:  RUN/manifest.json   RUN/traces/part-*.parquet   RUN/standings.csv   RUN/crossplay.csv   RUN/summary.json
+A shard holds only complete episodes and appears under its final name only once fully written (temp file +
+rename), so a killed run never leaves a shard that reads as complete; `--resume` skips every episode found in a
+shard and never duplicates one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tomarena.errors import ConfigError, TraceError
+from tomarena.schema import COLUMN_NAMES, arrow_schema
+
+TRACKED_PACKAGES = ("tomarena", "numpy", "pettingzoo", "torch", "transformers", "peft", "ray", "pyarrow")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_sha() -> str | None:
+    """The git commit of the tomarena checkout, when it is one."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` via a temp file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """A run directory: create it (or reopen it to resume), append shards, list completed episodes."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.traces = self.root / "traces"
+
+    @property
+    def manifest_path(self) -> Path:
+        """RUN/manifest.json."""
+        return self.root / "manifest.json"
+
+    def open(self, manifest: dict[str, Any], resume: bool) -> None:
+        """Create the run directory, or check that an existing one holds the same config when resuming."""
+        if self.manifest_path.exists():
+            old = self.read_manifest()
+            if not resume:
+                raise ConfigError(f"run directory {self.root} already holds a run; pass --resume to continue it "
+                                  "or choose another --out")
+            if old.get("config") != manifest.get("config"):
+                raise ConfigError(f"run directory {self.root} holds a run with a different config; "
+                                  "resume with the same config or choose another --out")
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            raise ConfigError(f"--out {self.root} exists and is not a tomarena run directory; choose another --out")
+        self.traces.mkdir(parents=True, exist_ok=True)
+        full = {**manifest, "created": datetime.now(UTC).isoformat(), "versions": _versions(), "git_sha": git_sha()}
+        write_json_atomic(self.manifest_path, full)
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The run's manifest; a missing or broken one is a TraceError."""
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TraceError(f"{self.root} is not a run directory (no manifest.json)") from None
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"{self.manifest_path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+    def update_manifest(self, **fields: Any) -> None:
+        """Merge `fields` into the manifest atomically."""
+        data = self.read_manifest()
+        data.update(fields)
+        write_json_atomic(self.manifest_path, data)
+
+    def shard_paths(self) -> list[Path]:
+        """Complete shards, in name order (temp files are never listed)."""
+        return sorted(self.traces.glob("part-*.parquet")) if self.traces.is_dir() else []
+
+    def completed_episodes(self) -> set[str]:
+        """Ids of the episodes already stored."""
+        import pyarrow.parquet as pq
+
+        done: set[str] = set()
+        for p in self.shard_paths():
+            done.update(pq.read_table(p, columns=["episode_id"]).column("episode_id").to_pylist())
+        return done
+
+    def write_shard(self, rows: Iterable[dict[str, Any]] | Any) -> Path | None:
+        """Write complete episodes' rows (dicts, or a pyarrow Table) as one new shard, atomically."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=arrow_schema())
+        if table.num_rows == 0:
+            return None
+        name = f"part-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
+        final = self.traces / name
+        tmp = self.traces / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        return final
+
+    def read_table(self) -> Any:
+        """All stored rows as one pyarrow Table, sorted by episode, round and agent."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        paths = self.shard_paths()
+        if not paths:
+            return arrow_schema().empty_table()
+        table = pa.concat_tables([pq.read_table(p) for p in paths])
+        return table.sort_by([("episode_id", "ascending"), ("round", "ascending"), ("agent", "ascending")])
+
+    def read_frame(self) -> Any:
+        """All stored rows as a pandas DataFrame with the schema's columns."""
+        return self.read_table().to_pandas()[list(COLUMN_NAMES)]
