@@ -44,3 +44,9 @@ def build_tiny_model(out: Path, seed: int = 0, with_chat_template: bool = True) 
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(build_tiny_model(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/tiny-model")))

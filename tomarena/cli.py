@@ -37,6 +37,15 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from tomarena.pipeline import load_pipeline_config, print_summary, run_pipeline
+
+    cfg = load_pipeline_config(args.config, {"out": args.out, "executor": args.executor,
+                                             "ray_address": args.ray_address})
+    print_summary(run_pipeline(cfg))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every layer's sub-commands."""
     parser = _Parser(
@@ -51,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["games", "framings", "policies"], help="which registry to list")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_list)
+    p = sub.add_parser("pipeline", help="teacher -> traces -> LoRA student -> tournament -> report, end to end",
+                       description="Run the whole study from one config (configs/demo.yaml, configs/paper.yaml, "
+                       "configs/smoke.yaml). Every stage writes under the run directory and is skipped when "
+                       "complete, so re-running the same command resumes an interrupted pipeline.")
+    p.add_argument("--config", required=True, help="pipeline YAML")
+    p.add_argument("--out", help="run directory (overrides the config's `out`)")
+    p.add_argument("--executor", choices=["local", "ray"], help="override the config's executor")
+    p.add_argument("--ray-address", help="join this Ray cluster")
+    p.set_defaults(func=_pipeline)
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).add_commands(sub)
     return parser

@@ -1,0 +1,248 @@
+"""The main job, end to end: teacher -> traces -> LoRA student -> measurements -> tournament -> report.
+
+Stages, each writing under the pipeline's run directory and skipped on re-run once its output is complete:
+  teacher_sweep/, teacher_repeated/  the teacher answers the in-sample grid with motivations, and plays repeated games
+  traces/teacher.jsonl               its answers exported as TRL chat data
+  measure_base/, measure_teacher/    exact propensities on every scenario set (in-sample, OOS framings, OOS games,
+                                     donation)
+  adapter/                           the student fine-tuned with LoRA on the traces
+  measure_student/                   the fine-tuned student measured the same way
+  tournament/                        round-robin of teacher, base, fine-tuned student and classic strategies
+  report/                            report.html, report.md, plots and tables; headline.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tomarena.errors import ConfigError
+
+IN_SAMPLE_GAMES = ["prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TeacherStage(_Strict):
+    """How the teacher produces training traces."""
+
+    samples: int = Field(default=4, ge=1, description="motivated answers per in-sample scenario")
+    repeated_opponents: list[str] = Field(default_factory=list, description="classic opponents in repeated games")
+    repeated_games: list[str] = Field(default_factory=lambda: ["prisoners_dilemma"])
+    repeated_framings: list[str] = Field(default_factory=lambda: ["business"])
+    rounds: int = Field(default=5, ge=1)
+    max_per_scenario: int | None = Field(default=None, ge=1)
+
+
+class MeasureStage(_Strict):
+    """Which scenario sets are measured, and how many samples when a policy cannot be scored exactly."""
+
+    sets: list[str] = Field(default_factory=lambda: ["in_sample", "oos_framings", "oos_games", "donation"])
+    samples: int | None = Field(default=None, ge=1)
+    donation_framings: list[str] = Field(default_factory=lambda: ["none"])
+
+
+class TournamentStage(_Strict):
+    """The closing round-robin."""
+
+    classics: list[str] = Field(default_factory=lambda: ["classic/tit_for_tat", "classic/always_defect"])
+    games: list[str] = Field(default_factory=lambda: ["prisoners_dilemma"])
+    framings: list[str] = Field(default_factory=lambda: ["business"])
+    rounds: int = Field(default=5, ge=1)
+    repetitions: int = Field(default=1, ge=1)
+
+
+class PipelineConfig(_Strict):
+    """A whole pipeline; see configs/demo.yaml, configs/paper.yaml and configs/smoke.yaml."""
+
+    out: str = "runs/pipeline"
+    seed: int = 0
+    teacher: str = "strategist/reference"
+    student: str = "llm/smollm2-135m-instruct"
+    student_adapter_option: str = Field(default="adapter", description="spec option that attaches an adapter")
+    executor: str = Field(default="local", pattern="^(local|ray)$")
+    ray_address: str | None = None
+    teacher_stage: TeacherStage = Field(default_factory=TeacherStage)
+    measure: MeasureStage = Field(default_factory=MeasureStage)
+    finetune: dict[str, Any] = Field(default_factory=dict, description="training config keys (see finetune)")
+    finetune_config: str | None = Field(default=None, description="YAML file of training settings")
+    tournament: TournamentStage = Field(default_factory=TournamentStage)
+
+
+def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read and validate a pipeline YAML; problems become one-line ConfigErrors."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline config {p} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"pipeline config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"pipeline config {p} must be a mapping, got {type(data).__name__}")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise ConfigError(f"pipeline config {p}: {where}: {e['msg']}") from None
+
+
+def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """(games, framings) of each named scenario set."""
+    from tomarena.envs.framings import framings_by_sample
+
+    ins, outs = framings_by_sample("in"), framings_by_sample("out")
+    known = {
+        "in_sample": (IN_SAMPLE_GAMES, ins),
+        "oos_framings": (IN_SAMPLE_GAMES, outs),
+        "oos_games": ([f"{g}_doubled" for g in IN_SAMPLE_GAMES], ins),
+        "donation": (["donation"], donation_framings),
+    }
+    for s in sets:
+        if s not in known:
+            raise ConfigError(f"unknown scenario set {s!r}; allowed: {', '.join(known)}")
+    return {s: known[s] for s in sets}
+
+
+def _complete(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+def _run_stage(name: str, run_dir: Path, cfg_dict: dict[str, Any], log: list[str]) -> Path:
+    """Run (or resume, or skip when complete) one arena run."""
+    from tomarena.arena.config import validate_config
+    from tomarena.arena.runner import run
+
+    t0 = time.perf_counter()
+    if _complete(run_dir):
+        log.append(f"{name}: complete, skipped")
+        return run_dir
+    print(f"[pipeline] {name} -> {run_dir}", flush=True)
+    run(validate_config(cfg_dict), run_dir, resume=(run_dir / "manifest.json").exists())
+    log.append(f"{name}: {time.perf_counter() - t0:.1f}s")
+    return run_dir
+
+
+def student_with_adapter(cfg: PipelineConfig, adapter: Path) -> str:
+    """The policy spec of the fine-tuned student: the base student's spec plus its adapter option."""
+    sep = "&" if "?" in cfg.student else "?"
+    return f"{cfg.student}{sep}{cfg.student_adapter_option}={adapter.resolve()}"
+
+
+def _measure(cfg: PipelineConfig, root: Path, role: str, policy: str, timings: dict, log: list[str]) -> list[Path]:
+    runs = []
+    for set_name, (games, framings) in scenario_sets(cfg.measure.sets, cfg.measure.donation_framings).items():
+        d = {"kind": "sweep", "policies": [policy], "games": games, "framings": framings, "seed": cfg.seed,
+             "samples": cfg.measure.samples, "executor": cfg.executor, "ray_address": cfg.ray_address,
+             "roles": {role: policy}}
+        t0 = time.perf_counter()
+        runs.append(_run_stage(f"measure {role} {set_name}", root / f"measure_{role}" / set_name, d, log))
+        timings[f"measure_{role}"] = timings.get(f"measure_{role}", 0.0) + time.perf_counter() - t0
+    return runs
+
+
+def _teacher(cfg: PipelineConfig, root: Path, timings: dict, log: list[str]) -> Path:
+    from tomarena.arena.export import export_traces
+
+    t0 = time.perf_counter()
+    ts = cfg.teacher_stage
+    sweep = _run_stage("teacher sweep", root / "teacher_sweep", {
+        "kind": "sweep", "policies": [cfg.teacher], "games": IN_SAMPLE_GAMES, "framings": _in_sample(),
+        "samples": ts.samples, "seed": cfg.seed, "executor": cfg.executor, "ray_address": cfg.ray_address}, log)
+    runs = [sweep]
+    if ts.repeated_opponents:
+        runs.append(_run_stage("teacher repeated", root / "teacher_repeated", {
+            "policies": [cfg.teacher, *ts.repeated_opponents], "games": ts.repeated_games,
+            "framings": ts.repeated_framings, "rounds": ts.rounds, "self_play": False, "seed": cfg.seed,
+            "executor": cfg.executor, "ray_address": cfg.ray_address}, log))
+    out = root / "traces" / "teacher.jsonl"
+    if not out.exists():
+        parts = []
+        for i, r in enumerate(runs):
+            part = root / "traces" / f"part{i}.jsonl"
+            export_traces(r, cfg.teacher, part, max_per_scenario=ts.max_per_scenario)
+            parts.append(part)
+        tmp = out.with_name(".teacher.jsonl.tmp")
+        tmp.write_text("".join(p.read_text(encoding="utf-8") for p in parts), encoding="utf-8")
+        tmp.replace(out)
+    timings["teacher"] = time.perf_counter() - t0
+    return out
+
+
+def _in_sample() -> list[str]:
+    from tomarena.envs.framings import framings_by_sample
+
+    return framings_by_sample("in")
+
+
+def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, log: list[str]) -> None:
+    from tomarena.training.api import finetune, load_finetune_config
+
+    t0 = time.perf_counter()
+    if (adapter / "tomarena_finetune.json").is_file():
+        log.append("finetune: complete, skipped")
+        return
+    print(f"[pipeline] finetune -> {adapter}", flush=True)
+    ft_cfg = load_finetune_config(cfg.finetune_config, {**cfg.finetune, "seed": cfg.seed})
+    finetune(traces, cfg.student.split("?")[0], adapter, ft_cfg)
+    timings["finetune"] = time.perf_counter() - t0
+    log.append(f"finetune: {timings['finetune']:.1f}s")
+
+
+def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
+    """Run every stage (skipping complete ones) and return the headline figures and where the report is."""
+    from tomarena.analysis.report import write_report
+
+    root = Path(cfg.out)
+    root.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    log: list[str] = []
+    t_all = time.perf_counter()
+    traces = _teacher(cfg, root, timings, log)
+    base_runs = _measure(cfg, root, "base", cfg.student, timings, log)
+    teacher_runs = _measure(cfg, root, "teacher", cfg.teacher, timings, log)
+    adapter = root / "adapter"
+    _finetune(cfg, traces, adapter, timings, log)
+    student = student_with_adapter(cfg, adapter)
+    student_runs = _measure(cfg, root, "student", student, timings, log)
+    t0 = time.perf_counter()
+    tour = _run_stage("tournament", root / "tournament", {
+        "policies": [cfg.teacher, cfg.student, student, *cfg.tournament.classics], "games": cfg.tournament.games,
+        "framings": cfg.tournament.framings, "rounds": cfg.tournament.rounds,
+        "repetitions": cfg.tournament.repetitions, "seed": cfg.seed, "executor": cfg.executor,
+        "ray_address": cfg.ray_address}, log)
+    timings["tournament"] = time.perf_counter() - t0
+    roles = {"teacher": cfg.teacher, "base": cfg.student, "student": student}
+    t0 = time.perf_counter()
+    headline = write_report([*base_runs, *teacher_runs, *student_runs, tour], root / "report", roles)
+    timings["report"] = time.perf_counter() - t0
+    timings["total_this_session"] = time.perf_counter() - t_all
+    result = {"report": str(root / "report" / "report.html"), "headline": headline, "roles": roles,
+              "timings_s": {k: round(v, 1) for k, v in timings.items()}, "log": log}
+    (root / "pipeline.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return result
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """Print where the report is and the headline figures of a pipeline run."""
+    print(f"\nreport: {result['report']}")
+    for name, h in (result.get("headline") or {}).get("alignment", {}).items():
+        if not isinstance(h, dict) or h.get("mean_improvement") is None:
+            continue
+        print(f"  {name:<13} improvement {h['mean_improvement']:7.1f}% "
+              f"[95% CI {h.get('ci_low', float('nan')):.1f}, {h.get('ci_high', float('nan')):.1f}]  "
+              f"median {h.get('median', float('nan')):.1f}%  r(student, teacher) {h.get('pearson_r', float('nan')):.2f}"
+              f"  n={h.get('n_scenarios')} flagged={h.get('n_flagged')}")
+    top = (result.get("headline") or {}).get("tournament_top3") or []
+    if top:
+        print("  tournament top 3: " + "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top))
+    print("  stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
