@@ -25,8 +25,11 @@ def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_s
     """Play a chunk of matches and return its rows as one pyarrow Table (the shard to write)."""
     import pyarrow as pa
 
+    from tomarena.arena.fast import play_vectorised, vectorisable
     from tomarena.schema import arrow_schema
 
+    if vectorisable(specs, policies):
+        return play_vectorised(specs, policies, run_seed, run_id)
     episodes = play_episodes(specs, policies, run_seed, run_id)
     return pa.Table.from_pylist([r for s in specs for r in episodes[s.episode_id]], schema=arrow_schema())
 

@@ -1,0 +1,120 @@
+"""Vectorised play of classic-strategy matches: the same results as `play_episodes`, row for row, but every round
+of every match in a chunk is one numpy step per strategy instead of one Python call per decision.
+
+It applies when every policy of a chunk has a vectorised core (`init_batch` / `p_cooperate_batch`, see
+agents/classic.py), the game is a 2x2 matrix game, the horizon is fixed and there is no action noise. Each
+decision consumes exactly one uniform from its player's rng stream, as the classic `act` does, so the uniforms
+can be drawn up front: `rng.random(k)` equals k calls of `rng.random()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tomarena.agents.base import Policy
+from tomarena.arena.episode import MatchSpec, derive_seed, player_rng
+
+
+def vectorisable(specs: Sequence[MatchSpec], policies: Mapping[str, Policy]) -> bool:
+    """True when the chunk can take the vectorised path."""
+    from tomarena.envs.games import Game, get_game
+
+    for s in specs:
+        if s.kind != "tournament" or s.continuation is not None or s.noise > 0 or len(s.policies) != 2:
+            return False
+        g = get_game(s.game)
+        if not isinstance(g, Game) or g.n_actions != 2:
+            return False
+        if not all(hasattr(policies[p], "p_cooperate_batch") for p in s.policies):
+            return False
+    return bool(specs)
+
+
+def _simulate(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], rounds: int,
+              seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Actions [m, t, seat], p(C) [m, t, seat] and payoffs [m, t, seat] of matches sharing one horizon."""
+    from tomarena.envs.games import get_game
+
+    n = len(specs)
+    uniforms = np.empty((n, 2, rounds))
+    for m, seed in enumerate(seeds):
+        for seat in (0, 1):
+            uniforms[m, seat] = player_rng(int(seed), seat).random(rounds)
+    row = np.stack([get_game(s.game).row_matrix for s in specs])  # [m, 2, 2]
+    col = np.stack([get_game(s.game).col_matrix for s in specs])
+    seats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for label in dict.fromkeys(p for s in specs for p in s.policies):
+        idx = [(m, seat) for m, s in enumerate(specs) for seat in (0, 1) if s.policies[seat] == label]
+        seats[label] = (np.array([i[0] for i in idx]), np.array([i[1] for i in idx]))
+    states = {label: policies[label].init_batch(len(ms)) for label, (ms, _) in seats.items()}
+    actions = np.empty((n, rounds, 2), dtype=np.int64)
+    pcs = np.empty((n, rounds, 2))
+    last = np.full((n, 2), -1, dtype=np.int64)
+    for t in range(rounds):
+        for label, (ms, ss) in seats.items():
+            p_c, states[label] = policies[label].p_cooperate_batch(states[label], t, last[ms, ss], last[ms, 1 - ss])
+            pcs[ms, t, ss] = p_c
+            actions[ms, t, ss] = np.where(uniforms[ms, ss, t] < p_c, 0, 1)
+        last = actions[:, t, :]
+    m_idx = np.arange(n)[:, None]
+    pay = np.stack([row[m_idx, actions[:, :, 0], actions[:, :, 1]], col[m_idx, actions[:, :, 0], actions[:, :, 1]]],
+                   axis=-1)
+    return actions, pcs, pay
+
+
+def play_vectorised(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int,
+                    run_id: str = "") -> Any:
+    """Play the chunk and return its trace rows as one pyarrow Table (same content as the general path)."""
+    import pyarrow as pa
+
+    from tomarena.schema import arrow_schema
+
+    tables = []
+    by_rounds: dict[int, list[MatchSpec]] = {}
+    for s in specs:
+        by_rounds.setdefault(s.rounds or 1, []).append(s)
+    for rounds, group in by_rounds.items():
+        seeds = np.array([derive_seed(run_seed, s.match_key, s.repetition) for s in group], dtype=np.int64)
+        actions, pcs, pay = _simulate(group, policies, rounds, seeds)
+        tables.append(_table(group, run_id, rounds, seeds, actions, pcs, pay))
+    return pa.concat_tables(tables).cast(arrow_schema())
+
+
+def _table(specs: Sequence[MatchSpec], run_id: str, rounds: int, seeds: np.ndarray, actions: np.ndarray,
+           pcs: np.ndarray, pay: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    from tomarena.schema import COLUMN_NAMES, arrow_schema
+
+    n = len(specs)
+    per = rounds * 2
+    total = n * per
+    rep = lambda values: np.repeat(np.asarray(values, dtype=object), per)  # noqa: E731
+    seat = np.tile(np.array([0, 1]), n * rounds)
+    policy_pairs = np.array([s.policies for s in specs], dtype=object)  # [m, 2]
+    m_of_row = np.repeat(np.arange(n), per)
+    labels = np.array(["C", "D"], dtype=object)
+    flat_actions = actions.reshape(-1)
+    p_c = pcs.reshape(-1)
+    cols: dict[str, Any] = {
+        "run_id": np.full(total, run_id, dtype=object), "kind": np.full(total, "tournament", dtype=object),
+        "episode_id": rep([s.episode_id for s in specs]), "match_key": rep([s.match_key for s in specs]),
+        "repetition": np.repeat([s.repetition for s in specs], per), "seed": np.repeat(seeds, per),
+        "game": rep([s.game for s in specs]), "framing": rep([s.framing for s in specs]),
+        "horizon": np.full(total, rounds), "round": np.tile(np.repeat(np.arange(rounds), 2), n),
+        "agent": np.where(seat == 0, "player_0", "player_1").astype(object),
+        "policy": policy_pairs[m_of_row, seat], "opponents": policy_pairs[m_of_row, 1 - seat],
+        "intended_action": flat_actions, "action": flat_actions, "action_label": labels[flat_actions],
+        "probs": pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * total + 1, 2, dtype=np.int32)),
+                                          pa.array(np.stack([p_c, 1 - p_c], axis=1).reshape(-1))),
+        "p_cooperate": p_c, "source": np.full(total, "rule", dtype=object),
+        "reward": pay.reshape(-1), "cumulative_reward": np.cumsum(pay, axis=1).reshape(-1),
+    }
+    schema = arrow_schema()
+    arrays = [cols[c] if isinstance(cols.get(c), pa.Array) else
+              pa.array(cols[c], type=schema.field(c).type) if c in cols else pa.nulls(total, schema.field(c).type)
+              for c in COLUMN_NAMES]
+    return pa.Table.from_arrays(arrays, schema=schema)
