@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -10,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tomarena.errors import ConfigError
+from tomarena.errors import ConfigError, RegistryError
 from tomarena.registry import Registry
 
 FRAMINGS: Registry[Framing] = Registry("framing")  # type: ignore[name-defined]
@@ -69,10 +70,31 @@ class Framing:
         return {a: getattr(self, a) for a in ATTRIBUTES}
 
 
+def _model_fields(loc: Sequence[object]) -> list[str]:
+    model: type[BaseModel] = _FramingFile
+    for part in loc[:-1]:
+        ann = model.model_fields[str(part)].annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
 def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "file"
-    return f"{where}: {e['msg']}"
+    loc = e["loc"]
+    where = ".".join(str(p) for p in loc) or "file"
+    if e["type"] == "extra_forbidden":
+        return f"unknown field {where!r}; allowed: {', '.join(_model_fields(loc))}"
+    if e["type"] == "missing":
+        return f"missing field {where!r}"
+    return f"{where}: {e['msg']} (got {e.get('input')!r})"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
 def load_framing(path: str | os.PathLike[str]) -> Framing:
@@ -83,7 +105,7 @@ def load_framing(path: str | os.PathLike[str]) -> Framing:
     except OSError as exc:
         raise ConfigError(f"cannot read framing file {p}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"framing file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"framing file {p} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"framing file {p} must hold a mapping of fields, got {type(raw).__name__}")
     try:
@@ -96,25 +118,47 @@ def load_framing(path: str | os.PathLike[str]) -> Framing:
     )
 
 
-def register_framing_dir(directory: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
-    """Register every `*.yaml` framing in `directory`; returns the ids added."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise ConfigError(f"framing directory {d} does not exist")
-    added = []
-    for path in sorted(d.glob("*.yaml")):
-        fr = load_framing(path)
+def _framing_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ConfigError(f"framing directory {path} does not exist")
+    return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+
+
+def _register_path(path: Path, replace: bool) -> list[str]:
+    """Load every file first, then register all or nothing, so one bad file never leaves half a directory."""
+    loaded = [(file, load_framing(file)) for file in _framing_files(path)]
+    seen: dict[str, Path] = {}
+    for file, fr in loaded:
+        if fr.id in seen:
+            raise RegistryError(f"framing id {fr.id!r} is declared twice: in {seen[fr.id]} and {file}")
+        seen[fr.id] = file
+        if fr.id in FRAMINGS._entries and not replace:
+            raise RegistryError(f"framing id {fr.id!r} is already registered (framing file {file})")
+    for _, fr in loaded:
         FRAMINGS.register(fr.id, fr, replace=replace)
-        added.append(fr.id)
-    return added
+    return [fr.id for _, fr in loaded]
+
+
+def register_framing_dir(directory: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
+    """Register every `*.yaml`/`*.yml` framing in `directory` (or one framing file); returns the ids added."""
+    FRAMINGS.ids()  # load the built-in framings first so a clash is reported here, not later
+    return _register_path(Path(directory), replace)
 
 
 def _load_builtin() -> None:
-    register_framing_dir(BUILTIN_DIR)
-    extra = os.environ.get("TOMARENA_FRAMINGS")
-    if extra:
-        for d in extra.split(os.pathsep):
-            register_framing_dir(d, replace=True)
+    try:
+        _register_path(BUILTIN_DIR, replace=False)
+        for d in filter(None, os.environ.get("TOMARENA_FRAMINGS", "").split(os.pathsep)):
+            try:
+                _register_path(Path(d), replace=True)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (from TOMARENA_FRAMINGS)") from None
+    except Exception:
+        FRAMINGS._entries.clear()  # fail the same way on every use, never half-loaded
+        FRAMINGS._loaded = False
+        raise
 
 
 FRAMINGS._loader = _load_builtin  # framings load on first use

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -46,7 +47,7 @@ def _finite_table(values: object, shape: tuple[int, ...], what: str) -> np.ndarr
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise GameError(f"{what} must be numbers, got {values!r}") from None
+        raise GameError(f"{what} must be a rectangular table of numbers, got {values!r}") from None
     if arr.shape != shape:
         raise GameError(f"{what} must have shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -89,9 +90,16 @@ class Game:
 
     def payoff(self, actions: Sequence[int]) -> tuple[float, float]:
         """The payoffs of both players for a joint action."""
+        if len(actions) != 2 or not all(0 <= a < self.n_actions for a in actions):
+            raise GameError(f"game {self.id!r} needs two actions in 0..{self.n_actions - 1}, got {tuple(actions)}")
         a, b = actions
         r = self.payoffs[a][b]
         return float(r[0]), float(r[1])
+
+    def payoff_bounds(self) -> tuple[float, float]:
+        """The smallest and largest payoff any player can get in one round."""
+        arr = np.asarray(self.payoffs, dtype=float)
+        return float(arr.min()), float(arr.max())
 
     @property
     def is_symmetric(self) -> bool:
@@ -169,6 +177,16 @@ class Game:
         )
 
 
+def _is_real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _num(v: float) -> str:
+    """Short form of a payoff that still tells two different numbers apart."""
+    short = f"{float(v):g}"
+    return short if float(short) == float(v) else repr(float(v))
+
+
 def _as_table(table: object) -> tuple[tuple[tuple[float, float], ...], ...]:
     return tuple(tuple((float(a), float(b)) for a, b in row) for row in table)  # type: ignore[union-attr]
 
@@ -188,7 +206,7 @@ def symmetric_game(
     """A symmetric 2x2 game from R, S, T, P; `kind` (e.g. "stag_hunt") enforces that game's strict ordering."""
     vals = {"R": R, "S": S, "T": T, "P": P}
     for k, v in vals.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        if not _is_real(v) or not math.isfinite(v):  # type: ignore[arg-type]
             raise GameError(f"payoff {k} must be a finite number, got {v!r}")
     if kind is not None:
         if kind not in _ORDERINGS:
@@ -197,7 +215,7 @@ def symmetric_game(
         for hi, lo in itertools.pairwise(order):
             if not vals[hi] > vals[lo]:
                 raise GameError(
-                    f"{label} needs {' > '.join(order)} but {hi}={vals[hi]:g} > {lo}={vals[lo]:g} does not hold"
+                    f"{label} needs {' > '.join(order)} but {hi}={_num(vals[hi])} > {lo}={_num(vals[lo])} does not hold"
                 )
         name = name or label
     table = (((R, R), (S, T)), ((T, S), (P, P)))
@@ -250,12 +268,12 @@ class DonationGame:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_players, int) or self.n_players < 2:
+        if isinstance(self.n_players, bool) or not isinstance(self.n_players, int) or self.n_players < 2:
             raise GameError(f"donation game needs n_players >= 2 (an integer), got {self.n_players!r}")
-        if not isinstance(self.endowment, int) or self.endowment < 1:
+        if isinstance(self.endowment, bool) or not isinstance(self.endowment, int) or self.endowment < 1:
             raise GameError(f"donation game needs an integer endowment >= 1, got {self.endowment!r}")
         m = self.multiplier
-        if not isinstance(m, (int, float)) or not math.isfinite(m) or not 1 < m < self.n_players:
+        if not _is_real(m) or not math.isfinite(m) or not 1 < m < self.n_players:  # type: ignore[arg-type]
             raise GameError(
                 f"donation game needs 1 < multiplier < n_players={self.n_players} to be a social dilemma, got {m!r}"
             )
@@ -274,8 +292,16 @@ class DonationGame:
         """Each player's payoff for a contribution profile."""
         if len(actions) != self.n_players:
             raise GameError(f"donation game expects {self.n_players} contributions, got {len(actions)}")
+        bad = [c for c in actions if not 0 <= c <= self.endowment]
+        if bad:
+            raise GameError(f"donation contributions must be in 0..{self.endowment}, got {bad[0]!r}")
         share = self.multiplier * sum(actions) / self.n_players
         return tuple(float(self.endowment - c + share) for c in actions)
+
+    def payoff_bounds(self) -> tuple[float, float]:
+        """Smallest payoff (give all, others nothing) and largest (give nothing, others all) in one round."""
+        e, n, m = self.endowment, self.n_players, self.multiplier
+        return float(m * e / n), float(e + m * e * (n - 1) / n)
 
     def dominant_strategy_equilibrium(self) -> tuple[int, ...]:
         """Everyone gives 0: each unit given returns only multiplier/n < 1 to the giver."""

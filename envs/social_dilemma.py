@@ -8,7 +8,9 @@ classic policies read is in `infos[agent]["observation"]`.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -16,7 +18,7 @@ from pettingzoo import ParallelEnv
 
 from tomarena.envs.framings import Framing, get_framing
 from tomarena.envs.games import DonationGame, Game, get_game
-from tomarena.errors import ConfigError
+from tomarena.errors import ConfigError, GameError
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ class Observation:
 
     @property
     def other_actions(self) -> tuple[int, ...]:
-        """The co-player's earlier actions (two-player games)."""
+        """The co-player's earlier actions (two-player games; use `others_actions` for more players)."""
+        if self.game.n_players != 2:
+            raise GameError(f"other_actions needs a two-player game; {self.game.id!r} has "
+                            f"{self.game.n_players} players, use others_actions")
         return tuple(a[1 - self.player] for a in self.actions)
 
     @property
@@ -62,24 +67,48 @@ class Observation:
         return float(sum(sum(p) - p[self.player] for p in self.payoffs) / max(n - 1, 1))
 
 
-def _check_params(rounds: int | None, continuation: float | None, max_rounds: int, noise: float) -> None:
-    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+def _is_int(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_prob(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v)  # type: ignore[arg-type]
+
+
+def _as_action(value: object) -> int | None:
+    """The integer an action value stands for (ints, numpy ints, 0-d arrays, 2.0), else None."""
+    if isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        as_int = int(value)  # type: ignore[call-overload]
+        return as_int if as_int == value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_params(rounds: int | None, continuation: float | None, max_rounds: int, noise: float, memory: int) -> None:
+    if rounds is not None and (not _is_int(rounds) or rounds < 1):
         raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
     if continuation is not None:
-        if rounds not in (None, 1) and rounds is not None:
-            raise ConfigError("give either rounds (fixed horizon) or continuation (uncertain horizon), not both")
-        if not isinstance(continuation, (int, float)) or not 0 <= continuation < 1 or math.isnan(continuation):
+        if rounds not in (None, 1):
+            raise ConfigError(f"give either rounds (fixed horizon, got {rounds!r}) or continuation "
+                              f"(uncertain horizon, got {continuation!r}), not both")
+        if not _is_prob(continuation) or not 0 <= continuation < 1:
             raise ConfigError(f"continuation probability must be in [0, 1), got {continuation!r}")
-    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+    if not _is_int(max_rounds) or max_rounds < 1:
         raise ConfigError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
-    if not isinstance(noise, (int, float)) or not 0 <= noise <= 1 or math.isnan(noise):
+    if not _is_prob(noise) or not 0 <= noise <= 1:
         raise ConfigError(f"noise must be a probability in [0, 1], got {noise!r}")
+    if not _is_int(memory) or memory < 0:
+        raise ConfigError(f"memory must be an integer >= 0 (rounds of history in the vector), got {memory!r}")
 
 
 class SocialDilemmaEnv(ParallelEnv):
     """Repeated play of one matrix or donation game under one framing, as a PettingZoo ParallelEnv."""
 
-    metadata = {"name": "tomarena_social_dilemma_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata: ClassVar[dict] = {
+        "name": "tomarena_social_dilemma_v0", "render_modes": ["ansi"], "is_parallelizable": True,
+    }
 
     def __init__(
         self,
@@ -92,26 +121,36 @@ class SocialDilemmaEnv(ParallelEnv):
         memory: int = 1,
         render_mode: str | None = None,
     ) -> None:
-        _check_params(rounds, continuation, max_rounds, noise)
+        _check_params(rounds, continuation, max_rounds, noise, memory)
         if render_mode not in (None, "ansi"):
             raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.game = get_game(game)
         self.framing = get_framing(framing)
         self.continuation = None if continuation is None else float(continuation)
         self.horizon = None if continuation is not None else (rounds or 1)
-        self.max_rounds = max_rounds if continuation is not None else self.horizon
+        self.max_rounds = int(max_rounds) if continuation is not None else self.horizon
         self.noise = float(noise)
         self.memory = int(memory)
         self.render_mode = render_mode
         n = self.game.n_players
         self.possible_agents = [f"player_{i}" for i in range(n)]
         self._obs_dim = 3 + self.memory * n
-        self._obs_space = spaces.Box(-np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32)
+        self._obs_space = self._make_obs_space()
         self._act_space = spaces.Discrete(self.game.n_actions)
         self._rng = np.random.default_rng()
         self.agents: list[str] = []
         self._actions: list[tuple[int, ...]] = []
         self._payoffs: list[tuple[float, ...]] = []
+
+    def _make_obs_space(self) -> spaces.Box:
+        lo_pay, hi_pay = self.game.payoff_bounds()
+        rounds = float(self.max_rounds)
+        lo_tot, hi_tot = min(lo_pay, 0.0) * rounds, max(hi_pay, 0.0) * rounds
+        slack = 1e-6 * max(1.0, abs(lo_tot), abs(hi_tot))  # float sums may overshoot the exact bound
+        low = np.array([0.0, lo_tot - slack, lo_tot - slack] + [-1.0] * (self._obs_dim - 3), dtype=np.float32)
+        high = np.array([rounds, hi_tot + slack, hi_tot + slack]
+                        + [self.game.n_actions - 1.0] * (self._obs_dim - 3), dtype=np.float32)
+        return spaces.Box(low, high, dtype=np.float32)
 
     def observation_space(self, agent: str) -> spaces.Box:
         """Flat vector: round, own total, co-players' mean total, last `memory` joint actions (-1 = none)."""
@@ -133,7 +172,8 @@ class SocialDilemmaEnv(ParallelEnv):
         v[0] = len(self._actions)
         v[1] = totals[player]
         v[2] = (totals.sum() - totals[player]) / max(n - 1, 1)
-        for k, joint in enumerate(reversed(self._actions[-self.memory:])):
+        recent = self._actions[max(0, len(self._actions) - self.memory):]
+        for k, joint in enumerate(reversed(recent)):
             v[3 + k * n: 3 + (k + 1) * n] = joint
         return v
 
@@ -146,8 +186,8 @@ class SocialDilemmaEnv(ParallelEnv):
         """Start a new match; `seed` fixes the noise and continuation draws."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-            for i, a in enumerate(self.possible_agents):
-                self._act_space.seed(seed + i)
+            self._act_space.seed(seed)  # one space object is shared by every agent
+            self._obs_space.seed(seed)
         self.agents = list(self.possible_agents)
         self._actions, self._payoffs = [], []
         return self._outputs()
@@ -165,14 +205,16 @@ class SocialDilemmaEnv(ParallelEnv):
 
     def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
         """Play one simultaneous round; every live agent must act."""
+        if not self.agents:
+            raise ConfigError("the episode is over (or was never started); call reset() first")
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ConfigError(f"step needs an action for every agent; missing {missing}")
         intended = []
         for a in self.agents:
-            act = int(actions[a])
-            if not 0 <= act < self.game.n_actions:
-                raise ConfigError(f"action {actions[a]!r} of {a} is not in 0..{self.game.n_actions - 1}")
+            act = _as_action(actions[a])
+            if act is None or not 0 <= act < self.game.n_actions:
+                raise ConfigError(f"action {actions[a]!r} of {a} is not an integer in 0..{self.game.n_actions - 1}")
             intended.append(act)
         executed = self._execute(intended)
         pay = self.game.payoff(executed)
@@ -221,7 +263,7 @@ def parallel_env(**kwargs: object) -> SocialDilemmaEnv:
     return SocialDilemmaEnv(**kwargs)  # type: ignore[arg-type]
 
 
-def env(**kwargs: object):  # noqa: ANN201 - returns PettingZoo's AEC wrapper type
+def env(**kwargs: object):
     """The same environment in PettingZoo's AEC form, via PettingZoo's parallel-to-AEC converter."""
     from pettingzoo.utils.conversions import parallel_to_aec
 
