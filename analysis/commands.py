@@ -1,7 +1,85 @@
-"""Sub-commands of this layer (being written)."""
+"""Sub-commands of the analysis layer: `tomarena report` and `tomarena analyze alignment`."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import math
+from typing import Any
+
+REPORT_HELP = """Analyse one or more run directories (written by `tomarena run`/`sweep`) and write DIR/report.html
+(self-contained, figures embedded), DIR/report.md, the PNG figures and every table as CSV: propensities p(C) per
+model x framing x game (exact or Wilson CIs), alignment of the fine-tuned student with the teacher (the study's
+improvement, gap closure, JSD, Pearson r, bootstrap CIs) per scenario set, z-tests, Nash distances, logit-QRE
+lambda, memory-one fingerprints, standings with CIs, cross-play matrices and Moran/replicator outcomes.
+The headline alignment figures are printed. Roles default to the manifests' "roles"."""
+
+ALIGN_HELP = """Alignment metrics from a propensity CSV produced anywhere: columns model,framing,game and either
+n_cooperate,n_total or p_cooperate. Prints the per-scenario table and, per scenario set, the mean and median
+improvement with bootstrap CIs, gap closure, Jensen-Shannon divergence and Pearson r."""
 
 
-def add_commands(sub: "argparse._SubParsersAction") -> None:
+def _report(args: argparse.Namespace) -> int:
+    from tomarena.analysis.report import build_report, format_headline
+
+    rep = build_report(args.runs, args.out, roles={"teacher": args.teacher, "base": args.base,
+                                                   "student": args.student}, min_gap=args.min_gap, seed=args.seed)
+    print(format_headline(rep.headline))
+    print(f"wrote {rep.html} and {rep.markdown} (+{len(rep.files)} tables and figures)")
+    return 0
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _alignment(args: argparse.Namespace) -> int:
+    from tomarena.analysis import alignment
+    from tomarena.analysis.load import read_propensity_file
+    from tomarena.analysis.render import md_table
+    from tomarena.analysis.report import format_headline
+
+    props = read_propensity_file(args.propensities)
+    table = alignment.scenario_table(props, args.base, args.student, args.teacher, min_gap=args.min_gap)
+    sums = alignment.summarize_sets(table, seed=args.seed)
+    if args.json:
+        data = {"scenarios": [{k: _clean(v) for k, v in r.items()} for r in table.to_dict("records")],
+                "summary": {s: {k: _clean(v) for k, v in d.items()} for s, d in sums.items()}}
+        print(json.dumps(data, indent=2))
+        return 0
+    print(md_table(table))
+    print()
+    print(format_headline(sums))
+    return 0
+
+
+def _roles(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--teacher", required=required, metavar="LABEL", help="policy label of the teacher")
+    p.add_argument("--base", required=required, metavar="LABEL", help="policy label of the base student")
+    p.add_argument("--student", required=required, metavar="LABEL", help="policy label of the fine-tuned student")
+    p.add_argument("--min-gap", type=float, default=0.05,
+                   help="flag scenarios whose |p_teacher - p_base| is below this (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this layer's sub-commands to the `tomarena` parser."""
+    p = sub.add_parser("report", help="analyse run directories into an HTML/Markdown report with figures",
+                       description=REPORT_HELP)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (with manifest.json and traces/)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory for report.html, report.md, "
+                   "PNGs and CSVs")
+    _roles(p, required=False)
+    p.set_defaults(func=_report)
+    a = sub.add_parser("analyze", help="analyses of result files made elsewhere",
+                       description="Analyses that read result files rather than run directories.")
+    asub = a.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=type(a))
+    al = asub.add_parser("alignment", help="alignment metrics from a propensity CSV", description=ALIGN_HELP)
+    al.add_argument("--propensities", required=True, metavar="FILE", help="CSV: model,framing,game,"
+                    "n_cooperate,n_total (or p_cooperate)")
+    _roles(al, required=True)
+    al.add_argument("--json", action="store_true", help="print JSON (scenarios and summary) instead of text")
+    al.set_defaults(func=_alignment)
+    a.set_defaults(func=lambda args: (a.print_help(), 0)[1])

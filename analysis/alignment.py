@@ -1,0 +1,195 @@
+"""Alignment of a fine-tuned student with its teacher, per scenario and per scenario set: the study's signed
+improvement, and bounded companions (gap closure, Jensen-Shannon divergence, Pearson r), with bootstrap CIs."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tomarena.analysis.stats import bootstrap_ci
+from tomarena.errors import ConfigError
+
+MIN_GAP = 0.05
+SETS = ("in_sample", "oos_framings", "oos_games", "donation")
+SCENARIO_COLUMNS = ["set", "framing", "game", "p_base", "p_student", "p_teacher", "gap", "flagged", "improvement",
+                    "gap_closure", "jsd_base", "jsd_student"]
+
+
+def improvement(p_base: float, p_student: float, p_teacher: float, min_gap: float = MIN_GAP) -> float:
+    """The study's 100*(p_ft - p_base)/(p_teacher - p_base); NaN when |p_teacher - p_base| < min_gap."""
+    gap = p_teacher - p_base
+    if not abs(gap) + 1e-12 >= max(min_gap, 1e-9):
+        return math.nan
+    return 100.0 * (p_student - p_base) / gap
+
+
+def gap_closure(p_base: float, p_student: float, p_teacher: float, min_gap: float = MIN_GAP) -> float:
+    """(|p_b - p_t| - |p_f - p_t|) / |p_b - p_t|: 1 = reached the teacher, 0 = no closer, < 0 = farther."""
+    gap = abs(p_base - p_teacher)
+    if not gap + 1e-12 >= max(min_gap, 1e-9):
+        return math.nan
+    return (gap - abs(p_student - p_teacher)) / gap
+
+
+def js_divergence(p: float, q: float) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between the choice distributions [p, 1-p] and [q, 1-q]."""
+    a, b = np.array([p, 1 - p], dtype=float), np.array([q, 1 - q], dtype=float)
+    m = (a + b) / 2
+
+    def kl(x: np.ndarray) -> float:
+        nz = x > 0
+        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
+
+    return max(0.0, 0.5 * kl(a) + 0.5 * kl(b))
+
+
+def scenario_set(framing: str, game: str) -> str:
+    """Which study set a (framing, game) scenario belongs to, from the framing's sample tag and the game's tags:
+    in_sample, oos_framings, oos_games, donation, or other."""
+    from tomarena.envs import FRAMINGS, GAMES, DonationGame
+
+    try:
+        sample = FRAMINGS.get(framing).sample
+        g = GAMES.get(game)
+    except KeyError:
+        return "other"
+    if isinstance(g, DonationGame):
+        return "donation"
+    if sample == "in" and "in_sample" in g.tags:
+        return "in_sample"
+    if sample == "out" and "in_sample" in g.tags:
+        return "oos_framings"
+    if sample == "in" and "doubled" in g.tags:
+        return "oos_games"
+    return "other"
+
+
+def _values(props: Any, model: str, value: str) -> Any:
+    sub = props[props["model"] == model]
+    if sub.empty:
+        known = ", ".join(sorted(map(str, props["model"].unique())))
+        raise ConfigError(f"model {model!r} has no rows in the propensity table; models present: {known}")
+    return sub.groupby(["framing", "game"])[value].mean()
+
+
+def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: str = "p_cooperate",
+                   min_gap: float = MIN_GAP, binary: bool = True) -> Any:
+    """One row per scenario (framing x game) the three models share, with the per-scenario metrics.
+    `value` is the compared quantity (p_cooperate, or mean_contribution with binary=False: no JSD)."""
+    import pandas as pd
+
+    pb, pf, pt = (_values(props, m, value) for m in (base, student, teacher))
+    joined = pd.concat({"p_base": pb, "p_student": pf, "p_teacher": pt}, axis=1, join="inner").reset_index()
+    rows = []
+    for r in joined.itertuples(index=False):
+        b, f, t = r.p_base, r.p_student, r.p_teacher
+        imp = improvement(b, f, t, min_gap)
+        rows.append({"set": scenario_set(r.framing, r.game), "framing": r.framing, "game": r.game, "p_base": b,
+                     "p_student": f, "p_teacher": t, "gap": t - b, "flagged": bool(math.isnan(imp)),
+                     "improvement": imp, "gap_closure": gap_closure(b, f, t, min_gap),
+                     "jsd_base": js_divergence(b, t) if binary else math.nan,
+                     "jsd_student": js_divergence(f, t) if binary else math.nan})
+    return pd.DataFrame(rows, columns=SCENARIO_COLUMNS)
+
+
+def _pearson(x: np.ndarray) -> float:
+    if len(x) < 2 or np.std(x[:, 0]) == 0 or np.std(x[:, 1]) == 0:
+        return math.nan
+    return float(np.corrcoef(x[:, 0], x[:, 1])[0, 1])
+
+
+def summarize(table: Any, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Aggregate a scenario table: mean/median improvement (flagged scenarios excluded, counted) with bootstrap
+    95% CIs over scenarios, mean gap closure, mean JSDs, Pearson r (student and base vs teacher), mean p's."""
+    ok = table[~table["flagged"]]
+    imp = ok["improvement"].to_numpy(dtype=float)
+    mean_ci = bootstrap_ci(imp, np.mean, n_boot=n_boot, seed=seed)
+    med_ci = bootstrap_ci(imp, np.median, n_boot=n_boot, seed=seed)
+    ft = table[["p_student", "p_teacher"]].to_numpy(dtype=float)
+    bt = table[["p_base", "p_teacher"]].to_numpy(dtype=float)
+    r_ci = bootstrap_ci(ft, _pearson, n_boot=n_boot, seed=seed) if len(ft) > 2 else (math.nan, math.nan)
+    return {
+        "n_scenarios": len(table), "n_flagged": int(table["flagged"].sum()),
+        "mean_improvement": float(imp.mean()) if imp.size else math.nan, "ci_low": mean_ci[0], "ci_high": mean_ci[1],
+        "median": float(np.median(imp)) if imp.size else math.nan, "median_ci_low": med_ci[0],
+        "median_ci_high": med_ci[1],
+        "gap_closure": float(ok["gap_closure"].mean()) if len(ok) else math.nan,
+        "jsd_base": float(table["jsd_base"].mean()) if len(table) else math.nan,
+        "jsd_student": float(table["jsd_student"].mean()) if len(table) else math.nan,
+        "pearson_r": _pearson(ft), "pearson_r_ci_low": r_ci[0], "pearson_r_ci_high": r_ci[1],
+        "pearson_r_base": _pearson(bt),
+        "mean_base": float(table["p_base"].mean()) if len(table) else math.nan,
+        "mean_student": float(table["p_student"].mean()) if len(table) else math.nan,
+        "mean_teacher": float(table["p_teacher"].mean()) if len(table) else math.nan,
+    }
+
+
+def summarize_sets(table: Any, **kw: Any) -> dict[str, dict[str, Any]]:
+    """`summarize` for every set present in the table (study sets first), plus "all" over every binary row."""
+    out = {s: summarize(table[table["set"] == s], **kw) for s in [*SETS, "other"] if (table["set"] == s).any()}
+    binary = table[table["set"] != "donation"]
+    if len(binary):
+        out["all"] = summarize(binary, **kw)
+    return out
+
+
+def donation_min_gap(min_gap: float) -> float:
+    """The gap threshold for donations in dollars: min_gap times the registered donation game's endowment."""
+    from tomarena.envs import GAMES
+
+    return min_gap * float(GAMES.get("donation").endowment)
+
+
+def alignment_tables(frame: Any, roles: Mapping[str, str], *, min_gap: float = MIN_GAP) -> Any:
+    """Scenario table from trace rows (one-shot sweep rows when present): binary games (p(C)) and donation games
+    (mean contribution)."""
+    import pandas as pd
+
+    from tomarena.analysis.propensity import donation_table, propensity_table, scenario_rows
+
+    _check_roles(roles)
+    frame = scenario_rows(frame)
+    args = (roles["base"], roles["student"], roles["teacher"])
+    parts = []
+    props = propensity_table(frame)
+    if len(props):
+        parts.append(scenario_table(props, *args, min_gap=min_gap))
+    don = donation_table(frame)
+    if len(don):
+        t = scenario_table(don, *args, value="mean_contribution", min_gap=donation_min_gap(min_gap), binary=False)
+        t["set"] = "donation"
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCENARIO_COLUMNS)
+
+
+def _check_roles(roles: Mapping[str, str]) -> None:
+    missing = [r for r in ("teacher", "base", "student") if not roles.get(r)]
+    if missing:
+        raise ConfigError(f"alignment needs the roles teacher, base and student; missing: {', '.join(missing)} "
+                          "(pass --teacher/--base/--student or set 'roles' in the run manifest)")
+
+
+HEADLINE_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "gap_closure", "pearson_r", "n_scenarios",
+                 "n_flagged")
+
+
+def headline(runs: Any, roles: Mapping[str, str] | None = None, *, min_gap: float = MIN_GAP,
+             seed: int = 0) -> dict[str, dict]:
+    """{set: {mean_improvement, ci_low, ci_high, median, gap_closure, pearson_r, n_scenarios, n_flagged}} from run
+    directories (paths; roles default to their manifests') or an already loaded trace DataFrame."""
+    from tomarena.analysis.load import load_runs, roles_from_manifests
+
+    if hasattr(runs, "columns"):
+        frame = runs
+    else:
+        paths = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
+        frame = load_runs(paths)
+        roles = roles_from_manifests(paths, **dict(roles or {}))
+    roles = roles or {}
+    table = alignment_tables(frame, roles, min_gap=min_gap)
+    sums = summarize_sets(table, seed=seed)
+    return {s: {k: v[k] for k in HEADLINE_KEYS} for s, v in sums.items() if s != "all"}

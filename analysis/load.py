@@ -1,0 +1,142 @@
+"""Read run directories written by the arena: manifests and complete trace shards, validated against the schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tomarena.errors import TraceError
+from tomarena.schema import COLUMN_NAMES, missing_columns
+
+ROLES = ("teacher", "base", "student")
+
+
+def read_manifest(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """RUN/manifest.json as a dict; a missing or broken manifest is a one-line TraceError."""
+    path = Path(run) / "manifest.json"
+    if not Path(run).is_dir():
+        raise TraceError(f"run directory {run} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TraceError(f"{run} is not a run directory (no manifest.json)") from None
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise TraceError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def shard_paths(run: str | os.PathLike[str]) -> list[Path]:
+    """Complete shards of a run (RUN/traces/*.parquet, never temp files), in name order."""
+    traces = Path(run) / "traces"
+    return sorted(p for p in traces.glob("*.parquet") if p.is_file() and not p.name.startswith(".")) \
+        if traces.is_dir() else []
+
+
+def _read_shard(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceError(f"trace shard {path} is not readable Parquet: {str(exc).splitlines()[0]}") from None
+    missing = missing_columns(table.column_names)
+    if missing:
+        raise TraceError(f"trace shard {path} lacks columns {', '.join(missing)}")
+    return table.select(list(COLUMN_NAMES))
+
+
+def load_run(run: str | os.PathLike[str]) -> Any:
+    """All complete trace rows of one run as a DataFrame (schema columns plus `run_dir`)."""
+    import pyarrow as pa
+
+    read_manifest(run)
+    paths = shard_paths(run)
+    if not paths:
+        raise TraceError(f"run {run} has no complete trace shards (traces/*.parquet)")
+    tables = [_read_shard(p) for p in paths]
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TraceError(f"trace shards of {run} disagree on column types: {str(exc).splitlines()[0]}") from None
+    frame = table.to_pandas()
+    if frame.empty:
+        raise TraceError(f"run {run} has trace shards but no rows")
+    frame["run_dir"] = str(run)
+    return frame
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]]) -> Any:
+    """Trace rows of several runs concatenated (one DataFrame); at least one run is required."""
+    import pandas as pd
+
+    if not paths:
+        raise TraceError("no run directories given")
+    frames = [load_run(p) for p in paths]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def roles_from_manifests(paths: Sequence[str | os.PathLike[str]], **given: str | None) -> dict[str, str]:
+    """Teacher/base/student labels: explicit values win, else the manifests' "roles" (first run that sets one)."""
+    roles: dict[str, str] = {}
+    for p in paths:
+        for k, v in (read_manifest(p).get("roles") or {}).items():
+            if k in ROLES and v:
+                roles.setdefault(k, str(v))
+    roles.update({k: v for k, v in given.items() if k in ROLES and v})
+    return roles
+
+
+def read_propensity_file(path: str | os.PathLike[str]) -> Any:
+    """A propensity CSV made elsewhere: columns model, framing, game and either n_cooperate, n_total or
+    p_cooperate; returns the propensity-table shape (model, framing, game, n_cooperate, n_valid, p_cooperate)."""
+    import pandas as pd
+
+    from tomarena.errors import ConfigError
+
+    p = Path(path)
+    try:
+        df = pd.read_csv(p)
+    except FileNotFoundError:
+        raise ConfigError(f"propensity file {p} does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"propensity file {p} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    counts = {"n_cooperate", "n_total"} <= set(df.columns)
+    need = ["model", "framing", "game"] + ([] if counts or "p_cooperate" in df.columns else ["n_cooperate",
+                                                                                               "n_total"])
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ConfigError(f"propensity file {p} lacks columns {', '.join(missing)}; needs model, framing, game and "
+                          "either n_cooperate,n_total or p_cooperate")
+    if df.empty:
+        raise ConfigError(f"propensity file {p} has no rows")
+    return _propensity_values(df, p, counts)
+
+
+def _propensity_values(df: Any, p: Path, counts: bool) -> Any:
+    import pandas as pd
+
+    from tomarena.errors import ConfigError
+
+    out = df[["model", "framing", "game"]].astype(str)
+    try:
+        if counts:
+            k, n = pd.to_numeric(df["n_cooperate"]), pd.to_numeric(df["n_total"])
+            bad = (n <= 0) | (k < 0) | (k > n) | k.isna() | n.isna()
+            out = out.assign(n_cooperate=k, n_valid=n, p_cooperate=k / n)
+        else:
+            pc = pd.to_numeric(df["p_cooperate"])
+            bad = ~pc.between(0.0, 1.0)
+            out = out.assign(n_cooperate=float("nan"), n_valid=float("nan"), p_cooperate=pc)
+    except (ValueError, TypeError):
+        raise ConfigError(f"propensity file {p} has non-numeric counts or probabilities") from None
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise ConfigError(f"propensity file {p} row {row + 2}: need 0 <= n_cooperate <= n_total, n_total > 0 and "
+                          f"0 <= p_cooperate <= 1; got {df.iloc[row].to_dict()}")
+    return out

@@ -1,0 +1,104 @@
+"""Propensity tables: p(C) per model x framing x game (x round), exact when the run scored probabilities, else
+counted with Wilson intervals; invalid answers are counted, never dropped silently. Donations: mean contribution."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tomarena.analysis.stats import t_interval, wilson_interval
+
+#: parse statuses whose rows are not a valid answer of the model (the arena's fallback acted instead)
+INVALID_STATUSES = ("failed", "fallback")
+PROPENSITY_COLUMNS = ["model", "framing", "game", "n_rows", "n_valid", "n_invalid", "n_cooperate", "p_cooperate",
+                      "ci_low", "ci_high", "method"]
+DONATION_COLUMNS = ["model", "framing", "game", "n_rows", "n_valid", "n_invalid", "mean_contribution", "ci_low",
+                    "ci_high", "method"]
+
+
+def binary_mask(frame: Any) -> Any:
+    """Rows of 2-action C/D games (by game: every action label of that game in the data is C or D)."""
+    cd = frame["action_label"].isin(["C", "D"])
+    game_ok = cd.groupby(frame["game"]).transform("all")
+    return game_ok
+
+
+def scenario_rows(frame: Any) -> Any:
+    """The rows that define a model's per-scenario propensity: one-shot sweep rows when the data has any (so
+    repeated play of the same model never blends in), else every row."""
+    sweep = frame["kind"] == "sweep"
+    return frame[sweep] if bool(sweep.any()) else frame
+
+
+def _invalid(frame: Any) -> Any:
+    return frame["parse_status"].isin(INVALID_STATUSES)
+
+
+def _cell(group: Any) -> dict[str, Any]:
+    invalid = _invalid(group)
+    valid = group[~invalid]
+    n_valid = len(valid)
+    k = int((valid["intended_action"] == 0).sum())
+    exact = n_valid > 0 and bool(valid["p_cooperate"].notna().all())
+    if exact:
+        p, lo, hi = t_interval(valid["p_cooperate"].to_numpy(dtype=float))
+        method = "exact"
+    else:
+        p = k / n_valid if n_valid else math.nan
+        lo, hi = wilson_interval(k, n_valid)
+        method = "counts"
+    return {"n_rows": len(group), "n_valid": n_valid, "n_invalid": int(invalid.sum()), "n_cooperate": k,
+            "p_cooperate": p, "ci_low": lo, "ci_high": hi, "method": method}
+
+
+def propensity_table(frame: Any, by_round: bool = False) -> Any:
+    """p(C) per model x framing x game (x round): exact mean of p_cooperate when every valid row has it, else
+    n_cooperate / n_valid with a Wilson 95% CI."""
+    import pandas as pd
+
+    keys = ["policy", "framing", "game"] + (["round"] if by_round else [])
+    cols = PROPENSITY_COLUMNS[:3] + (["round"] if by_round else []) + PROPENSITY_COLUMNS[3:]
+    df = frame[binary_mask(frame)] if len(frame) else frame
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    rows = [{**dict(zip(keys, key, strict=True)), **_cell(g)} for key, g in df.groupby(keys, sort=True)]
+    return pd.DataFrame(rows).rename(columns={"policy": "model"})[cols]
+
+
+def _contribution(row_probs: Any, action: int) -> tuple[float, bool]:
+    if row_probs is None or (isinstance(row_probs, float) and math.isnan(row_probs)) or len(row_probs) == 0:
+        return float(action), False
+    p = np.asarray(row_probs, dtype=float)
+    return float(np.dot(np.arange(p.size), p)), True
+
+
+def donation_table(frame: Any) -> Any:
+    """Mean contribution per model x framing x game for non-binary (donation) games: the expected contribution
+    when every valid row has probabilities, else the chosen amounts; t-based 95% CI over decisions."""
+    import pandas as pd
+
+    df = frame[~binary_mask(frame)] if len(frame) else frame
+    if df.empty:
+        return pd.DataFrame(columns=DONATION_COLUMNS)
+    rows = []
+    for (model, framing, game), g in df.groupby(["policy", "framing", "game"], sort=True):
+        invalid = _invalid(g)
+        valid = g[~invalid]
+        pairs = [_contribution(p, a) for p, a in zip(valid["probs"], valid["intended_action"], strict=True)]
+        exact = bool(pairs) and all(e for _, e in pairs)
+        values = [v for v, _ in pairs] if exact else [float(a) for a in valid["intended_action"]]
+        mean, lo, hi = t_interval(values)
+        rows.append({"model": model, "framing": framing, "game": game, "n_rows": len(g), "n_valid": len(valid),
+                     "n_invalid": int(invalid.sum()), "mean_contribution": mean, "ci_low": lo, "ci_high": hi,
+                     "method": "exact" if exact else "counts"})
+    return pd.DataFrame(rows)[DONATION_COLUMNS]
+
+
+def donation_values(frame: Any, model: str, framing: str | None = None) -> list[float]:
+    """The valid contributions of one model (optionally one framing), for t-tests between models."""
+    df = frame[(~binary_mask(frame)) & (frame["policy"] == model) & ~_invalid(frame)]
+    if framing is not None:
+        df = df[df["framing"] == framing]
+    return [float(a) for a in df["intended_action"]]

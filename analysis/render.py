@@ -1,0 +1,95 @@
+"""Render report sections to Markdown and to one self-contained HTML page (PNGs embedded as base64)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_ROWS = 60
+
+
+@dataclass
+class Section:
+    """One part of the report: a title, a paragraph, optional tables (caption -> DataFrame) and figures."""
+
+    title: str
+    text: str = ""
+    tables: list[tuple[str, Any]] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+
+
+def fmt(v: Any) -> str:
+    """Compact cell text: 4 significant digits for floats, blank for NaN/None."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _frame(table: Any) -> Any:
+    t = table.reset_index() if table.index.name or any(table.index.names) else table
+    return t.head(MAX_ROWS)
+
+
+def md_table(table: Any) -> str:
+    """A GitHub-style Markdown table (first MAX_ROWS rows, with a note when cut)."""
+    t = _frame(table)
+    head = "| " + " | ".join(map(str, t.columns)) + " |"
+    sep = "|" + "---|" * len(t.columns)
+    body = ["| " + " | ".join(fmt(v).replace("|", "/") for v in row) + " |" for row in t.itertuples(index=False)]
+    more = [f"\n_{len(table) - MAX_ROWS} more rows in the CSV._"] if len(table) > MAX_ROWS else []
+    return "\n".join([head, sep, *body, *more])
+
+
+def to_markdown(title: str, sections: list[Section]) -> str:
+    """The whole report as Markdown; figures are linked by file name (they sit beside report.md)."""
+    out = [f"# {title}", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.text:
+            out += [s.text, ""]
+        for caption, table in s.tables:
+            out += [f"**{caption}**", "", md_table(table) if len(table) else "_(empty)_", ""]
+        out += [f"![{p.stem}]({p.name})" for p in s.figures] + ([""] if s.figures else [])
+    return "\n".join(out)
+
+
+def _html_table(table: Any) -> str:
+    t = _frame(table)
+    cells = "".join(f"<th>{html.escape(str(c))}</th>" for c in t.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in r) + "</tr>"
+                   for r in t.itertuples(index=False))
+    more = f"<p class='note'>{len(table) - MAX_ROWS} more rows in the CSV.</p>" if len(table) > MAX_ROWS else ""
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>{more}"
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<figure><img alt='{html.escape(path.stem)}' src='data:image/png;base64,{data}'></figure>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.2em}th,td{border:1px solid #ccc;padding:2px 6px;
+text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.note{color:#666;font-size:12px}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+
+
+def to_html(title: str, sections: list[Section]) -> str:
+    """The whole report as one HTML page with inline CSS and base64 images (no external files)."""
+    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.text:
+            parts.append(f"<p>{html.escape(s.text)}</p>")
+        for caption, table in s.tables:
+            parts.append(f"<h3>{html.escape(caption)}</h3>")
+            parts.append(_html_table(table) if len(table) else "<p class='note'>(empty)</p>")
+        parts += [_img(p) for p in s.figures]
+    parts.append("</body></html>")
+    return "\n".join(parts)

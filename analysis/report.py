@@ -1,0 +1,190 @@
+"""`tomarena report`: every analysis of one or more runs as CSV tables, PNG figures, report.md and a
+self-contained report.html, plus the headline alignment figures."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, tournament
+from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests
+from tomarena.analysis.render import Section, to_html, to_markdown
+from tomarena.errors import ConfigError
+
+MAX_HEATMAPS = 12
+
+
+@dataclass
+class Report:
+    """What `build_report` wrote: the output paths, the roles used and the headline per scenario set."""
+
+    out: Path
+    html: Path
+    markdown: Path
+    files: list[Path] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    headline: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Writer:
+    """Collects CSVs and PNGs in the output directory."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.files = out, []
+
+    def csv(self, name: str, table: Any) -> Any:
+        """Write `table` as DIR/name.csv and return it unchanged."""
+        path = self.out / f"{name}.csv"
+        keep_index = bool(table.index.name or any(table.index.names))
+        table.to_csv(path, index=keep_index, float_format="%.10g")
+        self.files.append(path)
+        return table
+
+    def png(self, name: str, fn: Any, *args: Any) -> Path:
+        """Draw DIR/name.png with the plotting function `fn`."""
+        path = fn(*args, self.out / f"{name}.png")
+        self.files.append(path)
+        return path
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+
+
+def _propensity_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, str]) -> list[Section]:
+    don = w.csv("donations", propensity.donation_table(propensity.scenario_rows(frame)))
+    w.csv("propensities", props)
+    figs = [w.png(f"heatmap_{_safe(m)}", plots.propensity_heatmap, props, m)
+            for m in sorted(props["model"].unique())[:MAX_HEATMAPS]]
+    if sum(1 for r in ("base", "student", "teacher") if roles.get(r) in set(props["model"])) >= 2:
+        figs += [w.png(f"bars_by_{by}", plots.role_bars, props, roles, by) for by in ("framing", "game")]
+    text = ("p(C) per model x framing x game (one-shot sweep rows when the runs have any; repeated play is "
+            "analysed below). method 'exact' = mean of the scored probability of C; 'counts' = "
+            "C answers / valid answers with a Wilson 95% CI. Invalid (failed / fallback) answers are counted in "
+            f"n_invalid: {int(props['n_invalid'].sum()) if len(props) else 0} in all.")
+    tables = [("Propensities", props)] + ([("Donation game: mean contribution", don)] if len(don) else [])
+    return [Section("Propensity to cooperate", text, tables, figs)]
+
+
+def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, str], min_gap: float,
+                       seed: int) -> tuple[list[Section], dict[str, dict[str, Any]]]:
+    present = set(propensity.scenario_rows(frame)["policy"].unique())
+    missing = [r for r in ("teacher", "base", "student") if roles.get(r) not in present]
+    if missing:
+        note = (f"Skipped: roles {', '.join(missing)} are not set or have no one-shot rows "
+                "(pass --teacher/--base/--student or set 'roles' in the manifest).")
+        return [Section("Alignment with the teacher", note)], {}
+    scen = w.csv("alignment_scenarios", alignment.alignment_tables(frame, roles, min_gap=min_gap))
+    sums = alignment.summarize_sets(scen, seed=seed)
+    import pandas as pd
+
+    summary = w.csv("alignment_summary", pd.DataFrame([{"set": k, **v} for k, v in sums.items()]))
+    tests = [w.csv(f"ztest_{a}_vs_{b}", comparisons.model_tests(props, roles[a], roles[b]))
+             for a, b in (("student", "base"), ("student", "teacher"))]
+    don = w.csv("donation_tests", comparisons.donation_tests(frame, roles["student"], roles["base"]))
+    binary = scen[scen["set"] != "donation"]
+    figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if binary["improvement"].notna().any() else []
+    text = (f"Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario; scenarios with |gap| < {min_gap} "
+            "are flagged (NaN) and left out of the mean and median. Gap closure is bounded above by 1; JSD in bits; "
+            "bootstrap CIs resample scenarios (seed %d)." % seed)
+    tables = [("Summary per scenario set", summary), ("Per scenario", scen),
+              ("z-tests: student - base", tests[0]), ("z-tests: student - teacher", tests[1])]
+    tables += [("Donations: Welch t-test student - base", don)] if len(don) else []
+    heads = {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in sums.items() if s != "all"}
+    return [Section("Alignment with the teacher", text, tables, figs)], heads
+
+
+def _equilibrium_section(w: _Writer, frame: Any, props: Any) -> list[Section]:
+    nash = w.csv("nash_distance", equilibria.nash_table(props))
+    qre = w.csv("qre_lambda", equilibria.qre_table(props))
+    doubled = w.csv("doubled_tests", comparisons.doubled_tests(props))
+    text = ("Distance of p(C) to the nearest Nash equilibrium (any role), to the nearest symmetric one (Snowdrift: "
+            "the mixed one) and to the payoff- and risk-dominant equilibria (Stag Hunt's selection). lambda: fitted "
+            "symmetric logit-QRE rationality (0 = random; at_bound marks a search bound).")
+    tables = [("Nash distance", nash), ("Logit-QRE lambda", qre)]
+    tables += [("Payoff scaling: p(C) doubled - original (z-test)", doubled)] if len(doubled) else []
+    return [Section("Equilibria", text, tables)]
+
+
+def _repeated_section(w: _Writer, frame: Any) -> list[Section]:
+    multi = frame[(frame["kind"] == "tournament") & (frame["round"] > 0)]
+    if multi.empty:
+        return []
+    fp = w.csv("fingerprints", equilibria.fingerprints(frame))
+    rounds = w.csv("cooperation_by_round", equilibria.cooperation_over_rounds(frame))
+    w.csv("propensities_by_round", propensity.propensity_table(frame[frame["kind"] == "tournament"], by_round=True))
+    figs = ([w.png("fingerprints", plots.fingerprint_plot, fp)] if len(fp) else []) + \
+        ([w.png("cooperation_by_round", plots.rounds_plot, rounds)] if len(rounds) else [])
+    text = "P(C) after each previous joint outcome (own action first), and p(C) by round, framings pooled."
+    return [Section("Repeated play", text, [("Memory-one fingerprints", fp)], figs)]
+
+
+def _tournament_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
+    st = w.csv("standings_ci", tournament.standings_ci(frame, seed=seed))
+    if st.empty:
+        return []
+    tables, figs, notes = [("Standings (95% bootstrap CI over matches)", st)], [], []
+    for game, m in tournament.crossplay_matrices(frame).items():
+        w.csv(f"crossplay_{_safe(game)}", m)
+        tables.append((f"Cross-play: {game} (row's mean payoff per round vs column)", m))
+        figs.append(w.png(f"crossplay_{_safe(game)}", plots.crossplay_plot, m, game))
+        try:
+            moran = w.csv(f"moran_{_safe(game)}", tournament.moran_table(m))
+            shares = tournament.replicator(m)
+        except ConfigError as exc:
+            notes.append(f"{game}: {exc}")
+            continue
+        tables.append((f"Moran fixation (row invades column, N=10; neutral = 0.1): {game}", moran))
+        kept = sorted(((v, k) for k, v in shares.items() if v >= 0.01), reverse=True)
+        notes.append(f"{game}: replicator dynamics from the uniform mix end at "
+                     + ", ".join(f"{k} {v:.3f}" for v, k in kept) + ".")
+    return [Section("Tournament", " ".join(notes), tables, figs)]
+
+
+def _overview(paths: Sequence[Any], frame: Any, roles: Mapping[str, str]) -> Section:
+    import pandas as pd
+
+    runs = [{"run": str(p), "run_id": read_manifest(p).get("run_id", ""), "kind": read_manifest(p).get("kind", ""),
+             "rows": int((frame["run_dir"] == str(p)).sum())} for p in paths]
+    role_text = ", ".join(f"{k}={v}" for k, v in roles.items()) or "none set"
+    return Section("Runs", f"Roles: {role_text}.", [("Runs", pd.DataFrame(runs))])
+
+
+def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                 roles: Mapping[str, str | None] | None = None, min_gap: float = alignment.MIN_GAP,
+                 seed: int = 0) -> Report:
+    """Analyse the runs and write DIR/report.html, DIR/report.md, the CSV tables and the PNG figures."""
+    paths = [str(p) for p in runs]
+    frame = load_runs(paths)
+    used = roles_from_manifests(paths, **dict(roles or {}))
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    w = _Writer(outdir)
+    props = propensity.propensity_table(propensity.scenario_rows(frame))
+    align, heads = _alignment_section(w, frame, props, used, min_gap, seed)
+    sections = [_overview(paths, frame, used), *_propensity_section(w, frame, props, used), *align,
+                *_equilibrium_section(w, frame, props), *_repeated_section(w, frame),
+                *_tournament_section(w, frame, seed)]
+    title = "tomarena report: " + ", ".join(Path(p).name for p in paths)
+    md, page = outdir / "report.md", outdir / "report.html"
+    md.write_text(to_markdown(title, sections), encoding="utf-8")
+    page.write_text(to_html(title, sections), encoding="utf-8")
+    return Report(outdir, page, md, w.files, dict(used), heads)
+
+
+def format_headline(heads: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per scenario set: mean improvement [CI], median, gap closure, Pearson r, counts."""
+    if not heads:
+        return "alignment: no headline (teacher, base and student roles are needed)"
+
+    def f(v: Any, spec: str) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+    return "\n".join(
+        f"{s:13s} improvement {f(h['mean_improvement'], '.2f')}% [{f(h['ci_low'], '.2f')}, {f(h['ci_high'], '.2f')}]"
+        f"  median {f(h['median'], '.2f')}%  gap closure {f(h['gap_closure'], '.3f')}  r {f(h['pearson_r'], '.3f')}"
+        f"  scenarios {h['n_scenarios']} (flagged {h['n_flagged']})" for s, h in heads.items())

@@ -1,0 +1,113 @@
+"""Small statistics: Wilson and t intervals, two-sample tests, seeded bootstrap (numpy/scipy only)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tomarena.errors import ConfigError
+
+Z95 = 1.959963984540054  # standard normal 97.5% quantile
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A two-sample comparison: estimates, their difference (a - b), its 95% CI, statistic and two-sided p."""
+
+    estimate_a: float
+    estimate_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    p_value: float
+    test: str
+
+    def as_dict(self) -> dict[str, float | str]:
+        """Plain dict (for tables and JSON)."""
+        return asdict(self)
+
+
+def _check_counts(k: float, n: float) -> None:
+    if n < 0 or k < 0 or k > n:
+        raise ConfigError(f"counts must satisfy 0 <= n_cooperate <= n_total, got n_cooperate={k}, n_total={n}")
+
+
+def wilson_interval(k: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (NaN, NaN when n == 0)."""
+    _check_counts(k, n)
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-based confidence interval of `values` (interval collapses to the mean for n=1 or sd=0)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if x.size == 1 or float(x.std(ddof=1)) == 0.0:
+        return (mean, mean, mean)
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return (mean, mean - half, mean + half)
+
+
+def two_proportion_z(k_a: float, n_a: float, k_b: float, n_b: float, z: float = Z95) -> TestResult:
+    """Two-sample z-test for p_a - p_b with the unpooled standard error; two-sided p and 95% CI."""
+    from scipy import stats
+
+    _check_counts(k_a, n_a)
+    _check_counts(k_b, n_b)
+    if n_a == 0 or n_b == 0:
+        raise ConfigError(f"z-test needs at least one valid answer per sample, got n_a={n_a}, n_b={n_b}")
+    pa, pb = k_a / n_a, k_b / n_b
+    se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
+    diff = pa - pb
+    if se == 0:
+        stat = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        stat = diff / se
+        p = float(2 * stats.norm.sf(abs(stat)))
+    return TestResult(pa, pb, diff, diff - z * se, diff + z * se, stat, p, "two-proportion z (unpooled)")
+
+
+def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Welch's two-sample t-test for mean(a) - mean(b), two-sided p and 95% CI (e.g. donations)."""
+    from scipy import stats
+
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.size < 2 or xb.size < 2:
+        raise ConfigError(f"Welch t-test needs >= 2 values per sample, got {xa.size} and {xb.size}")
+    res = stats.ttest_ind(xa, xb, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    diff = float(xa.mean() - xb.mean())
+    return TestResult(float(xa.mean()), float(xb.mean()), diff, float(ci.low), float(ci.high),
+                      float(res.statistic), float(res.pvalue), "Welch t")
+
+
+def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, *,
+                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of `statistic` resampling `values` (scenarios; rows of a 2-D array) with a seeded
+    rng; resamples where the statistic is undefined (NaN) are skipped."""
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0] if x.ndim else 0
+    if n == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    stats_ = np.array([statistic(x[i]) for i in idx], dtype=float)
+    if not np.isfinite(stats_).any():
+        return (math.nan, math.nan)
+    lo, hi = np.nanquantile(stats_, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))

@@ -1,0 +1,102 @@
+"""Tournament analysis: standings with bootstrap CIs over matches, the cross-play payoff matrix, and the
+evolutionary outcome on it (pairwise Moran fixation probabilities and replicator dynamics; numpy only)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tomarena.errors import ConfigError
+
+STANDINGS_CI_COLUMNS = ["policy", "matches", "rounds_played", "mean_payoff_per_round", "ci_low", "ci_high",
+                        "cooperation_rate"]
+
+
+def _tournament_rows(frame: Any) -> Any:
+    return frame[(frame["kind"] == "tournament") & frame["reward"].notna()] if len(frame) else frame
+
+
+def standings_ci(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
+    """Per policy: matches, rounds, mean payoff per round with a 95% bootstrap CI resampling matches (seats),
+    and cooperation rate on C/D games; sorted best first."""
+    import pandas as pd
+
+    df = _tournament_rows(frame)
+    if df.empty:
+        return pd.DataFrame(columns=STANDINGS_CI_COLUMNS)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for policy, g in df.groupby("policy"):
+        per = g.groupby(["episode_id", "agent"])["reward"].agg(["sum", "size"])
+        sums, sizes = per["sum"].to_numpy(float), per["size"].to_numpy(float)
+        idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+        boot = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+        lo, hi = np.quantile(boot, [0.025, 0.975])
+        cd = g[g["action_label"].isin(["C", "D"])]
+        coop = float((cd["action_label"] == "C").mean()) if len(cd) else math.nan
+        rows.append({"policy": policy, "matches": int(g["episode_id"].nunique()), "rounds_played": len(g),
+                     "mean_payoff_per_round": float(sums.sum() / sizes.sum()), "ci_low": float(lo),
+                     "ci_high": float(hi), "cooperation_rate": coop})
+    out = pd.DataFrame(rows, columns=STANDINGS_CI_COLUMNS)
+    return out.sort_values(["mean_payoff_per_round", "policy"], ascending=[False, True], ignore_index=True)
+
+
+def crossplay_matrices(frame: Any) -> dict[str, Any]:
+    """Per game: matrix (rows = policy, columns = opponent) of the policy's mean payoff per round in two-player
+    matches, framings pooled."""
+    df = _tournament_rows(frame)
+    df = df[~df["opponents"].str.contains(",", regex=False)] if len(df) else df
+    out = {}
+    for game, g in df.groupby("game"):
+        m = g.groupby(["policy", "opponents"])["reward"].mean().unstack("opponents")
+        m.index.name, m.columns.name = "policy", "opponent"
+        out[str(game)] = m
+    return out
+
+
+def _complete(matrix: Any) -> tuple[list[str], np.ndarray]:
+    labels = sorted(set(matrix.index) & set(matrix.columns))
+    a = matrix.loc[labels, labels].to_numpy(dtype=float)
+    if len(labels) < 2 or not np.all(np.isfinite(a)):
+        raise ConfigError(f"evolutionary analysis needs a complete square payoff matrix of >= 2 strategies; "
+                          f"got strategies {labels} with missing pairs")
+    return labels, a
+
+
+def moran_fixation(a: np.ndarray, mutant: int, resident: int, n: int = 10, w: float = 1.0) -> float:
+    """Fixation probability of one `mutant` in a population of n-1 `resident`s (frequency-dependent Moran
+    process, fitness exp(w * mean payoff against the others)); 1/n for a neutral mutant."""
+    if n < 2:
+        raise ConfigError(f"Moran population size must be >= 2, got {n}")
+    aa, ab, ba, bb = a[mutant, mutant], a[mutant, resident], a[resident, mutant], a[resident, resident]
+    total, prod = 1.0, 1.0
+    for i in range(1, n):
+        f = math.exp(w * (aa * (i - 1) + ab * (n - i)) / (n - 1))
+        g = math.exp(w * (ba * i + bb * (n - i - 1)) / (n - 1))
+        prod *= g / f
+        total += prod
+    return 1.0 / total
+
+
+def moran_table(matrix: Any, n: int = 10, w: float = 1.0) -> Any:
+    """Pairwise fixation probabilities (row invades column) on a cross-play matrix; compare with neutral 1/n."""
+    import pandas as pd
+
+    labels, a = _complete(matrix)
+    rho = [[moran_fixation(a, i, j, n, w) if i != j else math.nan for j in range(len(labels))]
+           for i in range(len(labels))]
+    return pd.DataFrame(rho, index=pd.Index(labels, name="mutant"), columns=pd.Index(labels, name="resident"))
+
+
+def replicator(matrix: Any, *, steps: int = 5000, x0: np.ndarray | None = None) -> dict[str, float]:
+    """Final population shares of discrete-time replicator dynamics on the cross-play matrix (payoffs shifted
+    positive), from the uniform mix unless x0 is given."""
+    labels, a = _complete(matrix)
+    a = a - a.min() + 1.0
+    x = np.full(len(labels), 1.0 / len(labels)) if x0 is None else np.asarray(x0, dtype=float)
+    for _ in range(steps):
+        f = a @ x
+        x = x * f / float(x @ f)
+    return {lab: float(v) for lab, v in zip(labels, x, strict=True)}
