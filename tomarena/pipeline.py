@@ -8,7 +8,7 @@ Stages, each writing under the pipeline's run directory and skipped on re-run on
   adapter/                           the student fine-tuned with LoRA on the traces
   measure_student/                   the fine-tuned student measured the same way
   tournament/                        round-robin of teacher, base, fine-tuned student and classic strategies
-  report/                            report.html, report.md, plots and tables; headline.json
+  report/                            report.html, report.md, plots and tables; pipeline.json: headline and timings
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, l
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run every stage (skipping complete ones) and return the headline figures and where the report is."""
-    from tomarena.analysis.report import write_report
+    import pandas as pd
+
+    from tomarena.analysis.report import build_report
 
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -223,10 +225,13 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     timings["tournament"] = time.perf_counter() - t0
     roles = {"teacher": cfg.teacher, "base": cfg.student, "student": student}
     t0 = time.perf_counter()
-    headline = write_report([*base_runs, *teacher_runs, *student_runs, tour], root / "report", roles)
+    report = build_report([*base_runs, *teacher_runs, *student_runs, tour], root / "report", roles=roles,
+                          seed=cfg.seed)
+    top3 = pd.read_csv(tour / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]].to_dict("records")
+    headline = {"alignment": report.headline, "tournament_top3": top3}
     timings["report"] = time.perf_counter() - t0
     timings["total_this_session"] = time.perf_counter() - t_all
-    result = {"report": str(root / "report" / "report.html"), "headline": headline, "roles": roles,
+    result = {"report": str(report.html), "headline": headline, "roles": roles,
               "timings_s": {k: round(v, 1) for k, v in timings.items()}, "log": log}
     (root / "pipeline.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return result
