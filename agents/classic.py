@@ -1,1 +1,384 @@
-"""(being written)"""
+"""Native classic strategies (`classic/<name>`), with exact probabilities and a vectorised core.
+
+Every 2x2 strategy is a thin Policy around a **VectorStrategy** core that plays n matches at once
+without building Observation objects (this is what the fast classic round-robin, arena/fast.py, drives):
+
+    state = policy.init_batch(n)                    # float ndarray, shape (n, state_size)
+    p_c, state = policy.p_cooperate_batch(state, round_index, own_last, other_last)
+
+`round_index` is the 0-based round (int, or int ndarray of shape (n,)); `own_last` / `other_last` are
+int ndarrays of shape (n,) with the moves executed in the previous round (0 = C, 1 = D, -1 in round
+0). `p_c` (float ndarray, shape (n,)) is the probability of C this round; inputs are never mutated.
+A decision is then `action = 0 if u < p_c else 1` where `u` is the next `rng.random()` of that
+match's player stream: exactly one uniform per decision, deterministic strategies included, so
+`rng.random(k)` can be pre-drawn for k rounds and every path (act, act_batch, arena) stays aligned.
+
+Policies with a game-independent core (VectorPolicy: every 2x2 strategy except `equilibrium`) carry
+`init_batch` / `p_cooperate_batch` themselves. `classic/equilibrium` depends on the stage game and
+the seat, so it only offers `policy.vector_core(game, player)`, which every ClassicPolicy has and
+which returns the core (same two methods) for that game and seat.
+
+`act(obs, state, rng)` runs the same core on a batch of one (state None = fresh match; if the match
+is already under way the core replays the history); `act_batch` vectorises over its batch.
+Donation-game strategies (`classic/fixed_contributor`, `classic/conditional_cooperator`) are plain
+policies with one-hot probabilities.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.envs.games import DonationGame, Game
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import ConfigError, GameError
+
+#: Default forgiveness of generous tit-for-tat: p(C) after a defection. 1/3 is what Nowak & Sigmund's
+#: rule min(1 - (T-R)/(R-S), (R-P)/(T-P)) gives for Axelrod's payoffs (3, 0, 5, 1), as in Axelrod's GTFT.
+GENEROSITY = 1 / 3
+
+
+class VectorStrategy(Protocol):
+    """The vectorised core of a 2x2 strategy (see the module docstring)."""
+
+    state_size: int
+
+    def init_batch(self, n: int) -> np.ndarray:
+        """Fresh state for n matches, shape (n, state_size)."""
+        ...
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """p(C) for each match this round, and the next state (inputs are not mutated)."""
+        ...
+
+
+class Core:
+    """Base core: memoryless (state_size 0); subclasses override `p_cooperate_batch`."""
+
+    state_size = 0
+    init_value = 0.0
+
+    def init_batch(self, n: int) -> np.ndarray:
+        """Fresh state for n matches, shape (n, state_size)."""
+        return np.full((n, self.state_size), self.init_value, dtype=float)
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """p(C) for each match this round, and the next state."""
+        raise NotImplementedError
+
+
+class ConstantCore(Core):
+    """Cooperates with a fixed probability whatever happened (always C, always D, random, equilibrium)."""
+
+    def __init__(self, p: float) -> None:
+        self.p = float(p)
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """p(C) = p in every round."""
+        return np.full(len(own_last), self.p), state
+
+
+class MemoryOneCore(Core):
+    """p(C) depends on the last joint move: `p` = (pCC, pCD, pDC, pDD) (own move first), `first` in round 0.
+    Tit-for-tat, suspicious TFT, win-stay-lose-shift and generous TFT are memory-one cores."""
+
+    def __init__(self, p: Sequence[float], first: float) -> None:
+        self.table = np.asarray(p, dtype=float)
+        self.first = float(first)
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Look up p(C) by the last joint move; `first` when there is none."""
+        own, other = np.asarray(own_last), np.asarray(other_last)
+        idx = np.clip(2 * own + other, 0, 3)
+        return np.where(own < 0, self.first, self.table[idx]), state
+
+
+class TitForTwoTatsCore(Core):
+    """Defects only after two defections in a row by the co-player. State: the co-player's move before last."""
+
+    state_size = 1
+    init_value = -1.0
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """D iff the co-player's last two moves were both D."""
+        prev = state[:, 0]
+        p = np.where((np.asarray(other_last) == 1) & (prev == 1), 0.0, 1.0)
+        return p, np.asarray(other_last, dtype=float).reshape(-1, 1)
+
+
+class TwoTitsForTatCore(TitForTwoTatsCore):
+    """Defects twice after each defection: D if the co-player defected in either of the last two rounds."""
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """D iff a D is among the co-player's last two moves."""
+        prev = state[:, 0]
+        p = np.where((np.asarray(other_last) == 1) | (prev == 1), 0.0, 1.0)
+        return p, np.asarray(other_last, dtype=float).reshape(-1, 1)
+
+
+class GrimCore(Core):
+    """Cooperates until the co-player's first defection, then defects for ever. State: triggered flag."""
+
+    state_size = 1
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """C until triggered."""
+        trig = np.maximum(state[:, 0], (np.asarray(other_last) == 1).astype(float))
+        return 1.0 - trig, trig.reshape(-1, 1)
+
+
+class AlternatorCore(Core):
+    """C first, then the opposite of its own last (executed) move: C, D, C, D, ..."""
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """C unless its own last move was C."""
+        return np.where(np.asarray(own_last) == 0, 0.0, 1.0), state
+
+
+def _check_unit(name: str, x: float) -> float:
+    if not isinstance(x, (int, float)) or not 0 <= x <= 1 or math.isnan(x):
+        raise ConfigError(f"option {name} must be a probability in [0, 1], got {x!r}")
+    return float(x)
+
+
+def _last_moves(obs: Observation) -> tuple[int, int]:
+    if not obs.actions:
+        return -1, -1
+    last = obs.actions[-1]
+    return int(last[obs.player]), int(last[1 - obs.player])
+
+
+def _check_2x2(policy: Policy, game: Any) -> None:
+    if isinstance(game, DonationGame) or game.n_actions != 2 or game.n_players != 2:
+        raise GameError(f"{policy.id} plays two-player 2x2 games only; got game {game.id!r}")
+
+
+class ClassicPolicy(Policy):
+    """A 2x2 strategy driven by its VectorStrategy core; decisions have source 'rule' and exact probs."""
+
+    id = "classic"
+    game_kinds = ("matrix",)
+    core: Core = ConstantCore(1.0)
+
+    def vector_core(self, game: Game, player: int) -> Core:
+        """The core that plays this strategy as `player` in `game` (most strategies ignore both)."""
+        return self.core
+
+    def _start(self, core: Core, obs: Observation, state: Any) -> np.ndarray:
+        if state is not None:
+            st = np.asarray(state, dtype=float).reshape(1, -1)
+            if st.shape[1] != core.state_size:
+                raise ConfigError(f"{self.id}: state must hold {core.state_size} numbers, got {state!r}")
+            return st
+        st = core.init_batch(1)
+        own, other = obs.own_actions, obs.other_actions
+        for k in range(obs.round):  # joining a match under way: rebuild the state from the history
+            last = (own[k - 1], other[k - 1]) if k else (-1, -1)
+            _, st = core.p_cooperate_batch(st, k, np.array([last[0]]), np.array([last[1]]))
+        return st
+
+    def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
+        """One decision: p(C) from the core on a batch of one, then one uniform draw."""
+        return self.act_batch([obs], [state], [rng])[0]
+
+    def act_batch(self, observations: Sequence[Observation], states: Sequence[Any],
+                  rngs: Sequence[np.random.Generator]) -> list[tuple[Decision, Any]]:
+        """Decide a batch with one core call per (game, player) group; equals `act` one by one."""
+        if not len(observations) == len(states) == len(rngs):
+            raise ConfigError("act_batch needs as many states and rngs as observations")
+        u = np.array([r.random() for r in rngs])  # one uniform per decision, drawn in order
+        groups: dict[tuple[Any, int], list[int]] = {}
+        for i, obs in enumerate(observations):
+            _check_2x2(self, obs.game)
+            groups.setdefault((obs.game, obs.player), []).append(i)
+        out: list[Any] = [None] * len(observations)
+        for (game, player), idx in groups.items():
+            core = self.vector_core(game, player)
+            st = np.concatenate([self._start(core, observations[i], states[i]) for i in idx])
+            last = np.array([_last_moves(observations[i]) for i in idx], dtype=int).reshape(-1, 2)
+            rounds = np.array([observations[i].round for i in idx])
+            p_c, new = core.p_cooperate_batch(st, rounds, last[:, 0], last[:, 1])
+            for j, i in enumerate(idx):
+                pc = float(p_c[j])
+                action = 0 if u[i] < pc else 1  # identical to sample_action((pc, 1 - pc), rng)
+                out[i] = (Decision(action, (pc, 1.0 - pc), "rule"), tuple(float(x) for x in new[j]))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Id plus the options that shape the strategy."""
+        return {"id": self.id, **{k: v for k, v in vars(self).items() if k not in ("id", "core")}}
+
+
+class VectorPolicy(ClassicPolicy):
+    """A ClassicPolicy whose core does not depend on the game: it exposes the VectorStrategy protocol itself."""
+
+    @property
+    def state_size(self) -> int:
+        """Numbers of state per match."""
+        return self.core.state_size
+
+    def init_batch(self, n: int) -> np.ndarray:
+        """Fresh state for n matches, shape (n, state_size)."""
+        return self.core.init_batch(n)
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """p(C) for each of n matches this round, and the next state (see the module docstring)."""
+        return self.core.p_cooperate_batch(state, round_index, own_last, other_last)
+
+
+def _simple(name: str, core: Core, doc: str) -> type[VectorPolicy]:
+    cls = type(name, (VectorPolicy,), {"core": core, "__doc__": doc, "id": ""})
+    cls.__module__ = __name__
+    return cls
+
+
+AlwaysCooperate = _simple("AlwaysCooperate", ConstantCore(1.0), "Always chooses C.")
+AlwaysDefect = _simple("AlwaysDefect", ConstantCore(0.0), "Always chooses D.")
+TitForTat = _simple("TitForTat", MemoryOneCore((1, 0, 1, 0), 1.0), "C first, then copies the co-player's last move.")
+SuspiciousTitForTat = _simple("SuspiciousTitForTat", MemoryOneCore((1, 0, 1, 0), 0.0),
+                              "D first, then copies the co-player's last move.")
+TitForTwoTats = _simple("TitForTwoTats", TitForTwoTatsCore(), "Defects only after two D's in a row by the co-player.")
+TwoTitsForTat = _simple("TwoTitsForTat", TwoTitsForTatCore(), "Answers each D of the co-player with two D's.")
+GrimTrigger = _simple("GrimTrigger", GrimCore(), "Cooperates until the co-player defects once, then always D.")
+WinStayLoseShift = _simple("WinStayLoseShift", MemoryOneCore((1, 0, 0, 1), 1.0),
+                           "Pavlov: C first; repeats its move after R or T, switches after S or P.")
+Alternator = _simple("Alternator", AlternatorCore(), "C, D, C, D, ...: the opposite of its own last move.")
+
+
+class RandomPolicy(VectorPolicy):
+    """Chooses C with probability p, independently each round."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = _check_unit("p", p)
+        self.core = ConstantCore(self.p)
+
+
+class GenerousTitForTat(VectorPolicy):
+    """Tit-for-tat that still cooperates with probability `generosity` after a defection."""
+
+    def __init__(self, generosity: float = GENEROSITY) -> None:
+        self.generosity = _check_unit("generosity", generosity)
+        g = self.generosity
+        self.core = MemoryOneCore((1, g, 1, g), 1.0)
+
+
+class MemoryOne(VectorPolicy):
+    """Any memory-one strategy: p = "pCC,pCD,pDC,pDD" (own last move first), `first` = p(C) in round 0."""
+
+    def __init__(self, p: tuple[float, ...] = (1.0, 0.0, 1.0, 0.0), first: float = 1.0) -> None:
+        if len(p) != 4:
+            raise ConfigError(f"option p must be 4 probabilities pCC,pCD,pDC,pDD; got {list(p)}")
+        self.p = tuple(_check_unit("p", x) for x in p)
+        self.first = _check_unit("first", first)
+        self.core = MemoryOneCore(self.p, self.first)
+
+
+@functools.lru_cache(maxsize=256)
+def _equilibrium_p(game: Game, player: int, index: int) -> float:
+    eqs = game.nash_equilibria()
+    if not 0 <= index < len(eqs):
+        shown = "; ".join(f"{i}: {e.label(game.action_labels)}" for i, e in enumerate(eqs))
+        raise GameError(f"equilibrium index {index} is out of range for game {game.id!r}; it has {shown}")
+    return float(eqs[index].strategies[player][0])
+
+
+class EquilibriumPlayer(ClassicPolicy):
+    """Plays its part of the stage game's Nash equilibrium number `index` (mixed ones too) every round.
+    Equilibria are numbered as Game.nash_equilibria() lists them: pure first."""
+
+    def __init__(self, index: int = 0) -> None:
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ConfigError(f"option index must be an integer >= 0, got {index!r}")
+        self.index = index
+
+    def vector_core(self, game: Game, player: int) -> Core:
+        """A constant core with this player's equilibrium p(C) in `game`."""
+        return ConstantCore(_equilibrium_p(game, player, self.index))
+
+
+class DonationPolicy(Policy):
+    """Base of donation-game rules: one-hot probabilities over contributions 0..endowment."""
+
+    game_kinds = ("donation",)
+
+    def contribution(self, obs: Observation, game: DonationGame) -> int:
+        """The contribution this round."""
+        raise NotImplementedError
+
+    def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
+        """Give `contribution(obs)` with probability 1 (one uniform drawn all the same)."""
+        game = obs.game
+        if not isinstance(game, DonationGame):
+            raise GameError(f"{self.id} plays the donation game only; got game {game.id!r}")
+        give = self.contribution(obs, game)
+        probs = tuple(1.0 if a == give else 0.0 for a in range(game.n_actions))
+        return Decision(sample_action(probs, rng), probs, "rule"), state
+
+    def describe(self) -> dict[str, Any]:
+        """Id plus options."""
+        return {"id": self.id, **{k: v for k, v in vars(self).items() if k != "id"}}
+
+
+def _check_amount(name: str, x: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        raise ConfigError(f"option {name} must be a whole number of dollars >= 0, got {x!r}")
+    return x
+
+
+def _fits(policy: Policy, name: str, x: int, game: DonationGame) -> int:
+    if x > game.endowment:
+        raise GameError(f"{policy.id}: {name}={x} exceeds the endowment {game.endowment} of game {game.id!r}")
+    return x
+
+
+class FixedContributor(DonationPolicy):
+    """Donation game: gives the same `amount` every round."""
+
+    def __init__(self, amount: int = 5) -> None:
+        self.amount = _check_amount("amount", amount)
+
+    def contribution(self, obs: Observation, game: DonationGame) -> int:
+        """Always `amount`."""
+        return _fits(self, "amount", self.amount, game)
+
+
+class ConditionalCooperator(DonationPolicy):
+    """Donation game: gives `first`, then the others' mean gift of the last round (rounded half up)."""
+
+    def __init__(self, first: int = 5) -> None:
+        self.first = _check_amount("first", first)
+
+    def contribution(self, obs: Observation, game: DonationGame) -> int:
+        """`first`, then the others' mean contribution of the previous round, rounded half up."""
+        if not obs.actions:
+            return _fits(self, "first", self.first, game)
+        others = obs.others_actions[-1]
+        return min(game.endowment, math.floor(sum(others) / len(others) + 0.5))
+
+
+CLASSIC = {
+    "always_cooperate": AlwaysCooperate, "always_defect": AlwaysDefect, "random": RandomPolicy,
+    "tit_for_tat": TitForTat, "suspicious_tit_for_tat": SuspiciousTitForTat, "tit_for_two_tats": TitForTwoTats,
+    "two_tits_for_tat": TwoTitsForTat, "grim_trigger": GrimTrigger, "win_stay_lose_shift": WinStayLoseShift,
+    "generous_tit_for_tat": GenerousTitForTat, "alternator": Alternator, "memory_one": MemoryOne,
+    "equilibrium": EquilibriumPlayer, "fixed_contributor": FixedContributor,
+    "conditional_cooperator": ConditionalCooperator,
+}
+
+for _name, _cls in CLASSIC.items():
+    _cls.id = f"classic/{_name}"
+    register_policy(f"classic/{_name}", _cls, (_cls.__doc__ or "").strip().split("\n")[0], "classic")

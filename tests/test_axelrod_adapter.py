@@ -1,0 +1,115 @@
+"""The Axelrod adapter plays move for move what the same strategy plays in an axelrod.Match."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from tomarena.agents import resolve_policy
+from tomarena.agents.axelrod_adapter import AxelrodPolicy, axelrod_policy, find_strategy, snake_name
+from tomarena.envs import Observation, get_framing, get_game, parallel_env
+from tomarena.errors import ConfigError, GameError
+
+axl = pytest.importorskip("axelrod")
+
+
+def play_env(p0, p1, turns: int, game: str = "prisoners_dilemma_axelrod", seeds=(1, 2)) -> list[tuple[int, int]]:
+    """Joint actions of a match between two tomarena policies in the PettingZoo env."""
+    env = parallel_env(game=game, rounds=turns)
+    _, infos = env.reset(seed=0)
+    pols, states, rngs, out = [p0, p1], [None, None], [np.random.default_rng(s) for s in seeds], []
+    while env.agents:
+        acts = {}
+        for i, agent in enumerate(("player_0", "player_1")):
+            d, states[i] = pols[i].act(infos[agent]["observation"], states[i], rngs[i])
+            acts[agent] = d.action
+        _, _, _, _, infos = env.step(acts)
+        out.append((acts["player_0"], acts["player_1"]))
+    return out
+
+
+def match_moves(a, b, turns: int, seed: int | None = None) -> list[tuple[int, int]]:
+    result = axl.Match((a, b), turns=turns, seed=seed).play()
+    return [(int(x == axl.Action.D), int(y == axl.Action.D)) for x, y in result]
+
+
+PAIRS = [("Grudger", "Prober"), ("Gradual", "Alternator"), ("Tit For Tat", "Cycler CCD"), ("Adaptive", "Alternator"),
+         ("First by Tideman and Chieruzzi", "Hard Go By Majority"), ("Forgiver", "Cycler CCD"),
+         ("Hard Tit For 2 Tats", "Cycler DDC")]
+
+
+@pytest.mark.parametrize("a,b", PAIRS)
+def test_deterministic_strategies_match_axelrod_move_for_move(a, b):
+    turns = 30
+    expected = match_moves(find_strategy(a)(), find_strategy(b)(), turns)
+    got = play_env(resolve_policy(f"axelrod:{a}"), resolve_policy(f"axelrod:{b}"), turns)
+    assert got == expected
+    assert len({x for x, _ in got}) == 2  # the pair makes the strategy play both moves
+
+
+def test_stochastic_strategy_with_the_matchs_seed_matches_axelrod():
+    seed = 7
+    player_seed = int(axl.RandomGenerator(seed).random_seed_int())  # what Match hands its first stochastic player
+    expected = match_moves(axl.Random(0.5), axl.TitForTat(), 40, seed=seed)
+    got = play_env(resolve_policy(f"axelrod:Random?seed={player_seed}"), resolve_policy("axelrod:TitForTat"), 40)
+    assert got == expected
+
+
+def test_stochastic_strategy_is_seeded_from_the_given_rng():
+    a = play_env(resolve_policy("axelrod:Random"), resolve_policy("axelrod:Grudger"), 30, seeds=(5, 6))
+    b = play_env(resolve_policy("axelrod:Random"), resolve_policy("axelrod:Grudger"), 30, seeds=(5, 6))
+    c = play_env(resolve_policy("axelrod:Random"), resolve_policy("axelrod:Grudger"), 30, seeds=(8, 6))
+    assert a == b and a != c
+
+
+def test_names_and_probabilities():
+    assert find_strategy("Tit For Tat") is find_strategy("TitForTat") is find_strategy("tit_for_tat") is axl.TitForTat
+    assert snake_name("Hard Go By Majority") == "hard_go_by_majority"
+    obs = Observation(get_game("prisoners_dilemma"), get_framing("none"), 0, 0, 3)
+    d, _ = axelrod_policy("Grudger").act(obs, None, np.random.default_rng(0))
+    assert (d.action, d.probs, d.source) == (0, (1.0, 0.0), "rule")
+    d, _ = axelrod_policy("Random").act(obs, None, np.random.default_rng(0))
+    assert d.probs is None
+    assert resolve_policy("axelrod/gradual").cls is axl.Gradual
+
+
+def test_bad_names_games_and_cheaters_are_refused():
+    with pytest.raises(ConfigError, match="unknown Axelrod strategy 'Grudgr'; did you mean Grudger"):
+        resolve_policy("axelrod:Grudgr")
+    with pytest.raises(ConfigError, match="needs to see its opponent"):
+        axelrod_policy("Darwin")
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        axelrod_policy("Random", seed=-1)
+    obs = Observation(get_game("donation"), get_framing("none"), 0, 0, 1)
+    with pytest.raises(GameError, match="symmetric 2x2 games only"):
+        axelrod_policy("Grudger").act(obs, None, np.random.default_rng(0))
+
+
+class Probe(axl.Player):
+    """Records what it is handed as the opponent."""
+
+    name = "Probe"
+    classifier: ClassVar[dict] = {"stochastic": False, "memory_depth": 1}
+    seen: ClassVar[list] = []
+
+    def strategy(self, opponent):
+        Probe.seen.append((type(opponent).__name__, [str(a) for a in opponent.history], opponent.defections,
+                           [str(a) for a in self.history], hasattr(opponent, "strategy")))
+        return axl.Action.C
+
+
+def test_the_player_sees_only_a_history_stand_in(monkeypatch):
+    policy = axelrod_policy("Tit For Tat")
+    monkeypatch.setattr(policy, "cls", Probe)
+    Probe.seen = []
+    g, fr, state = get_game("prisoners_dilemma"), get_framing("none"), None
+    joint = ((0, 1), (0, 0), (0, 1))
+    for k in range(4):
+        obs = Observation(g, fr, 0, k, 4, joint[:k], tuple(g.payoff(a) for a in joint[:k]))
+        _, state = policy.act(obs, state, np.random.default_rng(0))
+    kind, co_hist, defections, own_hist, has_strategy = Probe.seen[-1]
+    assert kind == "_CoPlayer" and not has_strategy
+    assert co_hist == ["D", "C", "D"] and defections == 2 and own_hist == ["C", "C", "C"]
+    assert isinstance(state, object) and isinstance(policy, AxelrodPolicy)
