@@ -82,9 +82,13 @@ def _actor_class() -> Any:
     class PolicyActor:
         """Holds one heavy policy, loaded once."""
 
-        def __init__(self, spec: str) -> None:
+        def __init__(self, spec: str, threads: int | None) -> None:
             from tomarena.agents.resolve import resolve_policy
 
+            if threads:  # same intra-op threads as the driver, so float reductions match the local executor
+                import torch
+
+                torch.set_num_threads(threads)
             self.policy = resolve_policy(spec)
 
         def initial_state(self) -> Any:
@@ -103,6 +107,13 @@ def _actor_class() -> Any:
             return os.getpid()
 
     return PolicyActor
+
+
+def _driver_threads() -> int:
+    """torch's intra-op thread count in this process (its default when torch is not loaded yet)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def ensure_ray(address: str | None, num_cpus: int | None = None) -> Any:
@@ -130,9 +141,10 @@ class RayExecutor:
         actor_cls = _actor_class()
         self.actors: dict[str, Any] = {}
         self.policies: dict[str, Policy] = {}
+        threads = None if address else _driver_threads()
         for label, pol in policies.items():
             if pol.heavy:
-                handle = actor_cls.remote(label)
+                handle = actor_cls.remote(label, threads)
                 self.actors[label] = handle
                 self.policies[label] = RemotePolicy(handle, label, ray.get(handle.initial_state.remote()))
             else:
