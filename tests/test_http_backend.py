@@ -1,0 +1,232 @@
+"""The OpenAI-compatible backend against a real local HTTP server: success, logprobs, 5xx, 429, timeouts,
+truncated and garbage bodies, key handling, and the policies built on it."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from tomarena.agents.http_backend import OpenAIBackend, RequestFailed, retry_after_seconds
+from tomarena.agents.llm_policy import LLMPolicy, from_openai_spec
+from tomarena.agents.resolve import resolve_policy
+from tomarena.envs.framings import get_framing
+from tomarena.envs.games import get_game
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import BackendError, ConfigError
+
+MSGS = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def completion(content: str = "I choose C.", top: list[tuple[str, float]] | None = None) -> dict:
+    """A chat-completions body, with logprobs when `top` is given."""
+    choice: dict = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if top is not None:
+        choice["logprobs"] = {"content": [{"token": top[0][0], "logprob": math.log(top[0][1]),
+                                           "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in top]}]}
+    return {"choices": [choice], "usage": {"prompt_tokens": 42, "completion_tokens": 4}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Plays the next scripted step for each POST and records what it received."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        srv = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        srv.seen.append({"body": json.loads(body), "auth": self.headers.get("Authorization")})
+        step = srv.script.pop(0) if srv.script else ("ok", completion())
+        kind = step[0]
+        try:
+            if kind == "sleep":
+                time.sleep(step[1])
+                return self._send(200, json.dumps(completion()).encode())
+            if kind == "status":
+                return self._send(step[1], b'{"error": "scripted"}', step[2] if len(step) > 2 else {})
+            if kind == "garbage":
+                return self._send(200, b"<html>not json{")
+            if kind == "truncated":
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b'{"choices": [')
+                return None
+            return self._send(200, json.dumps(step[1]).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+
+    def _send(self, code: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.script, srv.seen = [], []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def srv(server):
+    server.script.clear()
+    server.seen.clear()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    return server
+
+
+def backend(srv, sleeps: list | None = None, **kw) -> OpenAIBackend:
+    kw.setdefault("max_retries", 3)
+    return OpenAIBackend(srv.url, "test-model", api_key_env="TOMARENA_TEST_KEY",
+                         sleep=(sleeps.append if sleeps is not None else lambda s: None), **kw)
+
+
+def test_score_sums_label_variants_and_dedupes(srv) -> None:
+    srv.script += [("ok", completion(top=[("C", 0.5), ("D", 0.3), (" C", 0.1), ("x", 0.05)]))]
+    b = backend(srv)
+    logp, ntok = b.score_detailed([MSGS, MSGS], ["C", "D"])
+    np.testing.assert_allclose(np.exp(logp), [[0.6, 0.3], [0.6, 0.3]])
+    assert ntok == [42, 42]
+    assert len(srv.seen) == 1
+    sent = srv.seen[0]["body"]
+    assert sent["max_tokens"] == 1 and sent["logprobs"] is True and sent["model"] == "test-model"
+    assert b.stats == {"requests": 1, "attempts": 1, "retries": 0, "failed_requests": 0, "failures": {}}
+
+
+def test_answer_prefix_is_sent_as_assistant_continuation(srv) -> None:
+    srv.script += [("ok", completion(top=[(" D", 0.9)]))]
+    logp = backend(srv).score([MSGS], ["C", "D"], answer_prefix="I choose")
+    assert np.exp(logp[0, 1]) == pytest.approx(0.9) and logp[0, 0] == -np.inf
+    sent = srv.seen[0]["body"]
+    assert sent["messages"][-1] == {"role": "assistant", "content": "I choose"}
+    assert sent["continue_final_message"] is True
+
+
+def test_5xx_are_retried_with_exponential_backoff(srv) -> None:
+    srv.script += [("status", 500), ("status", 502), ("ok", completion(top=[("D", 1.0)]))]
+    sleeps: list[float] = []
+    b = backend(srv, sleeps, backoff=0.5)
+    assert np.exp(b.score([MSGS], ["C", "D"]))[0].tolist() == [0.0, 1.0]
+    assert sleeps == [0.5, 1.0]
+    assert b.stats["retries"] == 2 and b.stats["failures"] == {"http_5xx": 2} and b.stats["attempts"] == 3
+
+
+def test_429_honours_retry_after(srv) -> None:
+    srv.script += [("status", 429, {"Retry-After": "3"}), ("ok", completion("I choose D."))]
+    sleeps: list[float] = []
+    b = backend(srv, sleeps)
+    assert b.generate([MSGS], 8, 1.0, [7]) == [("I choose D.", 42, 4)]
+    assert sleeps == [3.0]
+    assert b.stats["failures"] == {"http_429": 1}
+    assert srv.seen[-1]["body"]["seed"] == 7 and srv.seen[-1]["body"]["max_tokens"] == 8
+
+
+def test_timeout_is_retried(srv) -> None:
+    srv.script += [("sleep", 1.0)]
+    b = backend(srv, timeout=0.2)
+    assert b.generate([MSGS], 8, 1.0, [1])[0][0] == "I choose C."
+    assert b.stats["failures"] == {"timeout": 1}
+
+
+def test_truncated_and_garbage_bodies_fail_after_bounded_retries(srv) -> None:
+    srv.script += [("truncated",), ("garbage",), ("garbage",)]
+    b = backend(srv, max_retries=2)
+    with pytest.raises(RequestFailed) as err:
+        b.generate([MSGS], 8, 1.0, [1])
+    assert "failed 3 times" in str(err.value) and "\n" not in str(err.value)
+    assert b.stats["failures"] == {"truncated": 1, "bad_json": 2}
+    assert b.stats["failed_requests"] == 1 and b.stats["attempts"] == 3
+
+
+def test_client_errors_are_not_retried(srv) -> None:
+    srv.script += [("status", 401)]
+    b = backend(srv)
+    with pytest.raises(BackendError, match="HTTP 401") as err:
+        b.generate([MSGS], 8, 1.0, [1])
+    assert not isinstance(err.value, RequestFailed)
+    assert b.stats["attempts"] == 1 and b.stats["failures"] == {"http_401": 1}
+
+
+def test_server_without_logprobs_cannot_score(srv) -> None:
+    srv.script += [("ok", completion())]
+    with pytest.raises(BackendError, match="use mode=generate"):
+        backend(srv).score([MSGS], ["C", "D"])
+
+
+def test_connection_refused_counts_as_connection_failure() -> None:
+    b = OpenAIBackend("http://127.0.0.1:9/v1", "m", max_retries=1, sleep=lambda s: None, timeout=2)
+    with pytest.raises(RequestFailed):
+        b.generate([MSGS], 4, 1.0, [0])
+    assert b.stats["failures"] == {"connection": 2}
+
+
+def test_api_key_is_sent_but_never_recorded(srv, monkeypatch) -> None:
+    secret = "sk-test-very-secret"
+    monkeypatch.setenv("TOMARENA_TEST_KEY", secret)
+    srv.script += [("status", 400)]
+    b = backend(srv)
+    policy = LLMPolicy(b, mode="generate", fallback="D")
+    with pytest.raises(BackendError) as err:
+        b.generate([MSGS], 4, 1.0, [0])
+    assert srv.seen[0]["auth"] == f"Bearer {secret}"
+    everything = repr(b) + repr(policy) + json.dumps(policy.describe()) + str(err.value) + str(b.__dict__)
+    assert secret not in everything
+    assert secret.encode() not in pickle.dumps(OpenAIBackend(srv.url, "m", api_key_env="TOMARENA_TEST_KEY"))
+
+
+def _pd_obs() -> Observation:
+    return Observation(get_game("prisoners_dilemma"), get_framing("business"), 0, 0, 1)
+
+
+def test_policy_generate_mode_over_http(srv) -> None:
+    srv.script += [("ok", completion("**I choose D.** The partner might undercut me."))]
+    policy = LLMPolicy(backend(srv), mode="generate", protocol="motivation")
+    d, _ = policy.act(_pd_obs(), None, np.random.default_rng(0))
+    assert (d.action, d.source, d.parse_status, d.prompt_tokens, d.completion_tokens) == (1, "llm", "ok", 42, 4)
+    assert json.loads(d.prompt) == srv.seen[0]["body"]["messages"]
+
+
+def test_policy_records_backend_failure_with_fixed_fallback(srv) -> None:
+    srv.script += [("status", 503)] * 2
+    policy = LLMPolicy(backend(srv, max_retries=1), mode="score", fallback="D")
+    d, _ = policy.act(_pd_obs(), None, np.random.default_rng(0))
+    assert (d.action, d.source, d.parse_status) == (1, "fallback", "failed")
+    assert d.error.startswith("backend failed:") and "failed 2 times" in d.error
+
+
+def test_bad_openai_specs_fail_with_one_line() -> None:
+    for base in ("not a url", "ftp://host/v1", "http://", "http://host:99999/v1"):
+        with pytest.raises(ConfigError, match="malformed base URL"):
+            from_openai_spec(base, model="m")
+    with pytest.raises(ConfigError, match="needs a model name"):
+        from_openai_spec("http://127.0.0.1:8000/v1")
+    with pytest.raises(ConfigError, match="unknown option 'bogus'.*allowed: .*api_key_env"):
+        resolve_policy("openai:http://127.0.0.1:8000/v1?model=m&bogus=1")
+    with pytest.raises(ConfigError, match="unknown mode 'sing'; allowed: score, generate"):
+        resolve_policy("openai:http://127.0.0.1:8000/v1?model=m&mode=sing")
+    p = resolve_policy("openai:http://127.0.0.1:8000/v1?model=m&temperature=0.5&fallback=C")
+    assert (p.temperature, p.fallback, p.backend.model, p.heavy) == (0.5, "C", "m", True)
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds("2.5") == 2.5
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:10 GMT", now=1792567680.0) == pytest.approx(10.0)

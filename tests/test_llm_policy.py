@@ -1,0 +1,181 @@
+"""LLMPolicy: scoring -> probabilities, generation -> parsing -> declared fallbacks, the policy contract
+(seeded reproducibility, act_batch == act, pickling), the donation game, specs and the registry entry."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from tomarena.agents.base import POLICIES
+from tomarena.agents.llm_policy import LLMPolicy, from_hf_spec, scores_to_probs
+from tomarena.agents.resolve import resolve_policy
+from tomarena.envs.framings import get_framing
+from tomarena.envs.games import get_game
+from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import ConfigError
+
+PD = get_game("prisoners_dilemma")
+DONATION = get_game("donation")
+
+
+def pd_obs(round_: int = 0, player: int = 0, framing: str = "business") -> Observation:
+    """A PD observation with `round_` earlier rounds of (C, D)."""
+    acts = ((0, 1),) * round_
+    return Observation(PD, get_framing(framing), player, round_, 5, acts, tuple(PD.payoff(a) for a in acts))
+
+
+class FakeBackend:
+    """Scripted backend: fixed log-probs per label, and answers taken in order from `texts`."""
+
+    def __init__(self, texts: list[str] | None = None, probs: dict[str, float] | None = None) -> None:
+        self.texts, self.probs, self.calls = list(texts or []), probs or {"C": 0.6, "D": 0.2}, []
+
+    def score_detailed(self, prompts, options, answer_prefix=""):
+        self.calls.append(("score", len(prompts), answer_prefix))
+        with np.errstate(divide="ignore"):
+            row = np.log([self.probs.get(o, 0.0) for o in options])
+        return np.tile(row, (len(prompts), 1)), [100] * len(prompts)
+
+    def generate(self, prompts, max_new_tokens, temperature, seeds):
+        self.calls.append(("generate", len(prompts), tuple(seeds)))
+        return [(self.texts.pop(0), 100, 7) for _ in prompts]
+
+    def describe(self):
+        return {"backend": "fake"}
+
+
+def test_scores_to_probs() -> None:
+    logp = np.log([0.6, 0.2])
+    assert scores_to_probs(logp, 1.0) == pytest.approx((0.75, 0.25))
+    assert scores_to_probs(logp, 0.5) == pytest.approx((0.9, 0.1))
+    assert scores_to_probs(logp, 0.0) == (1.0, 0.0)
+    assert scores_to_probs(np.array([-np.inf, -np.inf]), 1.0) == (0.5, 0.5)
+    assert scores_to_probs(np.array([-np.inf, np.log(0.3)]), 2.0) == (0.0, 1.0)
+
+
+def test_score_mode_decision_fields() -> None:
+    fake = FakeBackend()
+    policy = LLMPolicy(fake, mode="score", protocol="motivation", temperature=1.0)
+    d, state = policy.act(pd_obs(), "s", np.random.default_rng(0))
+    assert state == "s"
+    assert d.probs == pytest.approx((0.75, 0.25)) and d.other_mass == pytest.approx(0.2)
+    assert (d.source, d.parse_status, d.protocol, d.prompt_tokens) == ("llm", "scored", "motivation", 100)
+    u = np.random.default_rng(0).random()
+    assert d.action == (0 if u < 0.75 else 1)
+    assert fake.calls == [("score", 1, "I choose")]
+    assert json.loads(d.prompt)[0]["role"] == "system"
+
+
+def test_generate_mode_parses_and_falls_back_without_silence() -> None:
+    texts = ["I choose D. They will undercut.", "I would rather not say.", "Both C and D, honestly."]
+    fake = FakeBackend(texts)
+    policy = LLMPolicy(fake, mode="generate", protocol="motivation", fallback="score")
+    out = policy.act_batch([pd_obs(), pd_obs(1), pd_obs(2)], [None] * 3, [np.random.default_rng(i) for i in range(3)])
+    ok, fb1, fb2 = (d for d, _ in out)
+    assert (ok.action, ok.source, ok.parse_status, ok.completion, ok.completion_tokens) == (1, "llm", "ok", texts[0], 7)
+    assert (fb1.source, fb1.parse_status, fb1.completion) == ("fallback", "fallback", texts[1])
+    assert "no label found" in fb1.error and fb1.probs == pytest.approx((0.75, 0.25))
+    assert "both labels" in fb2.error
+    assert [c[0] for c in fake.calls] == ["generate", "score"] and fake.calls[1][1] == 2  # one batched rescoring
+
+
+@pytest.mark.parametrize(("fallback", "expected"), [("C", 0), ("D", 1)])
+def test_fixed_fallback_is_recorded_as_failed(fallback: str, expected: int) -> None:
+    policy = LLMPolicy(FakeBackend(["no idea"]), mode="generate", fallback=fallback)
+    d, _ = policy.act(pd_obs(), None, np.random.default_rng(0))
+    assert (d.action, d.source, d.parse_status, d.completion) == (expected, "fallback", "failed", "no idea")
+    assert d.error == f"no label found; fallback {fallback}"
+
+
+def test_random_fallback_is_seeded_and_bad_label_raises() -> None:
+    a = LLMPolicy(FakeBackend(["?"] * 1), mode="generate", fallback="random").act(pd_obs(), None,
+                                                                                  np.random.default_rng(5))[0]
+    b = LLMPolicy(FakeBackend(["?"] * 1), mode="generate", fallback="random").act(pd_obs(), None,
+                                                                                  np.random.default_rng(5))[0]
+    assert a == b and a.parse_status == "failed"
+    with pytest.raises(ConfigError, match="fallback 'Z' is not an action of game 'prisoners_dilemma'"):
+        LLMPolicy(FakeBackend(["?"]), mode="generate", fallback="Z").act(pd_obs(), None, np.random.default_rng(0))
+
+
+def test_each_decision_draws_exactly_one_uniform() -> None:
+    for mode in ("score", "generate"):
+        rng = np.random.default_rng(3)
+        LLMPolicy(FakeBackend(["I choose C."]), mode=mode).act(pd_obs(), None, rng)
+        ref = np.random.default_rng(3)
+        ref.random()
+        assert rng.random() == ref.random()
+
+
+def test_donation_game_generate_and_score() -> None:
+    obs = Observation(DONATION, get_framing("team"), 0, 0, 1)
+    d, _ = LLMPolicy(FakeBackend(["I give 7 dollars."]), mode="generate", protocol="motivation").act(
+        obs, None, np.random.default_rng(0))
+    assert (d.action, d.parse_status) == (7, "ok")
+    fake = FakeBackend(probs={"10": 0.5, "0": 0.5})
+    d, _ = LLMPolicy(fake, mode="score", temperature=1.0).act(obs, None, np.random.default_rng(0))
+    assert len(d.probs) == 11 and d.probs[0] == pytest.approx(0.5) and d.action in (0, 10)
+
+
+# -- on the tiny random model -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_policy(tiny_model_dir):
+    return from_hf_spec(str(tiny_model_dir), mode="score", temperature=0.7, batch_size=4)
+
+
+def test_contract_on_tiny_model(tiny_policy) -> None:
+    observations = [pd_obs(r, p) for r in range(3) for p in (0, 1)] + [pd_obs(0, 0)]
+    one_by_one = [tiny_policy.act(o, None, np.random.default_rng(i))[0] for i, o in enumerate(observations)]
+    batched = [d for d, _ in tiny_policy.act_batch(observations, [None] * 7,
+                                                   [np.random.default_rng(i) for i in range(7)])]
+    for a, b in zip(one_by_one, batched, strict=True):
+        assert a.action == b.action and a.prompt == b.prompt and a.prompt_tokens == b.prompt_tokens
+        assert a.probs == pytest.approx(b.probs, abs=1e-6) and sum(a.probs) == pytest.approx(1.0)
+        assert 0.0 <= a.other_mass <= 1.0
+    again = tiny_policy.act(observations[0], None, np.random.default_rng(0))[0]
+    assert again == one_by_one[0]
+    clone = pickle.loads(pickle.dumps(tiny_policy))
+    assert not clone.backend.loaded and clone.heavy
+    assert clone.act(observations[0], None, np.random.default_rng(0))[0].probs == pytest.approx(one_by_one[0].probs)
+
+
+def test_generate_on_tiny_model_records_failure_and_fallback(tiny_model_dir) -> None:
+    policy = from_hf_spec(str(tiny_model_dir), mode="generate", protocol="motivation", max_new_tokens=5,
+                          fallback="score")
+    d, _ = policy.act(pd_obs(), None, np.random.default_rng(1))
+    assert d.completion is not None and d.completion_tokens is not None and d.completion_tokens <= 5
+    assert d.parse_status in ("ok", "fallback")
+    if d.parse_status == "fallback":
+        assert d.source == "fallback" and d.error.startswith("unparsed answer") and d.probs is not None
+    assert policy.act(pd_obs(), None, np.random.default_rng(1))[0] == d
+
+
+def test_describe_names_model_and_hashes(tiny_policy, tiny_model_dir) -> None:
+    info = tiny_policy.describe()
+    assert info["model_path"] == str(tiny_model_dir) and info["adapter"] is None
+    assert len(info["model_sha256"]) == 64 and info["adapter_sha256"] is None
+    assert (info["mode"], info["temperature"], info["kind"]) == ("score", 0.7, "llm")
+
+
+def test_specs_and_registry(tiny_model_dir) -> None:
+    p = resolve_policy(f"hf:{tiny_model_dir}?mode=generate&protocol=motivation&temperature=0.3&fallback=D")
+    assert (p.mode, p.protocol, p.temperature, p.fallback) == ("generate", "motivation", 0.3, "D")
+    assert p.id == f"hf:{tiny_model_dir}?mode=generate&protocol=motivation&temperature=0.3&fallback=D"
+    assert not p.backend.loaded
+    cases = {
+        "hf:/no/such/dir": "model path '/no/such/dir' is not a local directory",
+        f"hf:{tiny_model_dir}?colour=red": "unknown option 'colour' for hf: policies; allowed: adapter,",
+        f"hf:{tiny_model_dir}?mode=dream": "unknown mode 'dream'; allowed: score, generate",
+        f"hf:{tiny_model_dir}?protocol=poem": "unknown protocol 'poem'; allowed: letter, motivation",
+        f"hf:{tiny_model_dir}?fallback=%3F%3F": "unknown fallback '\\?\\?'; allowed: score, random",
+        f"hf:{tiny_model_dir}?temperature=-1": "temperature must be a finite number >= 0",
+        f"hf:{tiny_model_dir}?adapter=/no/adapter": "adapter path '/no/adapter' is not a PEFT adapter directory",
+        f"hf:{tiny_model_dir}?dtype=int3": "unknown dtype 'int3'",
+    }
+    for spec, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            resolve_policy(spec)
+    info = POLICIES.get("llm/smollm2-135m-instruct")
+    assert info.kind == "llm"
