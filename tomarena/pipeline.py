@@ -185,15 +185,18 @@ def _in_sample() -> list[str]:
 
 
 def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, log: list[str]) -> None:
-    from tomarena.training.api import finetune, load_finetune_config
+    from tomarena.training.config import load_config
+    from tomarena.training.finetune import finetune
 
     t0 = time.perf_counter()
     if (adapter / "tomarena_finetune.json").is_file():
         log.append("finetune: complete, skipped")
         return
     print(f"[pipeline] finetune -> {adapter}", flush=True)
-    ft_cfg = load_finetune_config(cfg.finetune_config, {**cfg.finetune, "seed": cfg.seed})
-    finetune(traces, cfg.student.split("?")[0], adapter, ft_cfg)
+    path = Path(cfg.finetune_config) if cfg.finetune_config else None
+    ft_cfg = load_config(path, {"seed": cfg.seed, **cfg.finetune})
+    resume = (adapter.parent / (adapter.name + ".partial")).is_dir()
+    finetune(traces, cfg.student, adapter, ft_cfg, resume=resume)
     timings["finetune"] = time.perf_counter() - t0
     log.append(f"finetune: {timings['finetune']:.1f}s")
 

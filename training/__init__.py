@@ -1,1 +1,21 @@
-"""tomarena.training."""
+"""tomarena.training: LoRA distillation of a student from exported gameplay traces.
+
+`finetune(traces, base, out, config)` reads TRL chat JSONL (or Parquet) traces, trains a PEFT LoRA adapter
+with the loss on the assistant reply only, optionally fits the answer token to the teacher's action
+probabilities (`distill: kl`), and writes a PEFT adapter directory with a `tomarena_finetune.json` manifest.
+The loop is plain torch, not TRL's SFTTrainer: it is short, has no dataset/collator machinery to configure,
+and lets the KL term and exact resumption be written directly (measured figures are in the issue report).
+"""
+
+from tomarena.training.config import FinetuneConfig, load_config, make_config
+
+__all__ = ["FinetuneConfig", "finetune", "load_config", "make_config"]
+
+
+def __getattr__(name: str):
+    """Lazy access to `finetune` (keeps `import tomarena.training` free of numpy/torch work)."""
+    if name == "finetune":
+        from tomarena.training.finetune import finetune
+
+        return finetune
+    raise AttributeError(name)

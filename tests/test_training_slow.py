@@ -1,0 +1,99 @@
+"""Slow test on the embedded SmolLM2-135M: a short CPU fine-tune with `distill: kl` on hand-written,
+strategist-like traces moves the exact next-token P(C) toward the teacher's (low in the Prisoner's
+Dilemma, high in Prisoner's Delight)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+GAMES = {  # game id -> (R, S, T, P) and the teacher's P(C)
+    "prisoners_dilemma": ((5, 2, 10, 3), 0.1),
+    "prisoners_delight": ((10, 3, 5, 2), 0.9),
+}
+ROLES = {
+    "business": "You run a firm and meet the head of a rival firm.",
+    "team": "You and a colleague you barely know each pick a project.",
+    "ir": "You represent your nation in talks with another nation's delegate.",
+    "friendsharing": "You and a close friend each pick a code of conduct.",
+}
+REASONS = {
+    "C": "I choose C. We both do best when we both pick C, and I expect my co-player to see that too.",
+    "D": "I choose D. Whatever my co-player picks, D leaves me with more points, so it is the safer choice.",
+}
+
+
+def scenario_prompt(game: str, role: str, instruction: str) -> list[dict[str, str]]:
+    """A short two-message prompt stating the payoffs in prose."""
+    (r, s, t, p), _ = GAMES[game]
+    user = (f"You and the co-player each choose C or D at the same time. If both choose C, each earns {r} points. "
+            f"If you choose C and the co-player chooses D, you earn {s} and they earn {t}. If you choose D and they "
+            f"choose C, you earn {t} and they earn {s}. If both choose D, each earns {p}. {instruction}")
+    return [{"role": "system", "content": f"Take part in this scenario. {role}"}, {"role": "user", "content": user}]
+
+
+def letter_prompt(game: str, framing: str) -> list[dict[str, str]]:
+    """The letter-only protocol prompt of a scenario."""
+    return scenario_prompt(game, ROLES[framing], "Reply with exactly one letter, C or D, and nothing else.")
+
+
+def write_traces(path: Path, reps: int = 5) -> Path:
+    """40 examples: 2 games x 4 framings x `reps` motivation replies sampled at the teacher's rate."""
+    rows = []
+    for game, (_, p_c) in GAMES.items():
+        for framing, role in ROLES.items():
+            motivation = scenario_prompt(game, role, "Start with 'I choose C.' or 'I choose D.', then say why.")
+            for i in range(reps):
+                action = "C" if i < round(p_c * reps) else "D"
+                rows.append({"messages": motivation + [{"role": "assistant", "content": REASONS[action]}],
+                             "letter_messages": letter_prompt(game, framing), "teacher_probs": [p_c, 1 - p_c],
+                             "action_labels": ["C", "D"], "game": game, "framing": framing, "round": 0,
+                             "policy": "strategist", "protocol": "motivation", "run_id": "slow", "episode_id": f"{i}"})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def p_cooperate(model, tok) -> dict[tuple[str, str], float]:
+    """Exact P(C) / (P(C) + P(D)) at the answer position of every letter prompt."""
+    import torch
+
+    c_id, d_id = (tok(x, add_special_tokens=False)["input_ids"][0] for x in ("C", "D"))
+    out = {}
+    for game in GAMES:
+        for framing in ROLES:
+            enc = tok.apply_chat_template(letter_prompt(game, framing), add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True)
+            with torch.no_grad():
+                probs = model(**enc).logits[0, -1].softmax(-1)
+            out[(game, framing)] = float(probs[c_id] / (probs[c_id] + probs[d_id]))
+    return out
+
+
+@pytest.mark.slow
+def test_cpu_finetune_moves_p_cooperate_toward_teacher(tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
+    from tomarena.training.config import load_config
+    from tomarena.training.finetune import finetune
+
+    base_dir = embedded_model_dir()
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    before = p_cooperate(base, tok)
+    config = load_config(Path(__file__).parents[1] / "configs" / "finetune_cpu.yaml", {"progress": False})
+    manifest = finetune(write_traces(tmp_path / "traces.jsonl"), EMBEDDED_ID, tmp_path / "adapter", config)
+    after = p_cooperate(PeftModel.from_pretrained(base, tmp_path / "adapter").eval(), tok)
+    print(json.dumps({"before": {"|".join(k): round(v, 3) for k, v in before.items()},
+                      "after": {"|".join(k): round(v, 3) for k, v in after.items()},
+                      "tokens_per_s": manifest["tokens_per_s"], "train_seconds": manifest["train_seconds"]}))
+    assert manifest["kl_items"] == 8 and manifest["kl_examples"] == 40
+    # the study's improvement 100*(p_ft - p_base)/(p_teacher - p_base) on every scenario with a real gap
+    gaps = {k: GAMES[k[0]][1] - before[k] for k in before if abs(GAMES[k[0]][1] - before[k]) > 0.2}
+    assert len(gaps) == 4  # the base model says C ~93% of the time; the teacher's 10% in the PD is far off
+    improvement = {k: 100 * (after[k] - before[k]) / gap for k, gap in gaps.items()}
+    assert all(v > 30 for v in improvement.values()), improvement

@@ -1,0 +1,103 @@
+"""Resumable checkpoints under ADAPTER_DIR.partial/ and the atomic final write of the adapter + manifest.
+
+A checkpoint holds the LoRA weights, optimizer, scheduler, torch RNG and the loop state (step, metric
+accumulators, fingerprint of config/traces/base). It is written to a temporary folder and renamed into place,
+so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tomarena.errors import ConfigError
+
+MANIFEST_NAME = "tomarena_finetune.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+def partial_dir(out: Path) -> Path:
+    """Where an unfinished run keeps its checkpoints."""
+    return out.with_name(out.name + ".partial")
+
+
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber a finished adapter or silently restart an interrupted run."""
+    if out.exists() and not overwrite:
+        raise ConfigError(f"output {out} already exists; choose another --out or pass --overwrite")
+    partial = partial_dir(out)
+    if partial.exists() and not resume:
+        raise ConfigError(f"{partial} holds an interrupted run; pass --resume to continue it or delete it")
+    partial.mkdir(parents=True, exist_ok=True)
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    if dest.exists():
+        old = dest.with_name(dest.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+    """Write a complete checkpoint of the run next to `out` (atomically replacing the previous one)."""
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    root = partial_dir(out)
+    tmp = root / (CHECKPOINT_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    save_file(weights, str(tmp / "adapter.safetensors"))
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+               tmp / "trainer.pt")
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    _replace_dir(tmp, root / CHECKPOINT_DIR)
+
+
+def load_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any,
+                    fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """Restore the last checkpoint into model/optimizer/scheduler and return the loop state (None if none)."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    ckpt = partial_dir(out) / CHECKPOINT_DIR
+    if not (ckpt / "state.json").is_file():
+        return None
+    state = json.loads((ckpt / "state.json").read_text())
+    for key, value in fingerprint.items():
+        if state["fingerprint"].get(key) != value:
+            raise ConfigError(f"cannot resume {partial_dir(out)}: its {key} differs from this run's; "
+                              f"use the same settings or delete it")
+    set_peft_model_state_dict(model, load_file(str(ckpt / "adapter.safetensors")))
+    saved = torch.load(ckpt / "trainer.pt", weights_only=True)  # no pickled code
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"]["cpu"])
+    if "cuda" in saved["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    return state
+
+
+def write_final(out: Path, model: Any, manifest: dict[str, Any]) -> None:
+    """Save the adapter and manifest in a temporary folder, rename it to `out`, then drop the checkpoints."""
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+    if out.exists():  # only reached with overwrite=True
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    shutil.rmtree(partial_dir(out), ignore_errors=True)

@@ -1,0 +1,270 @@
+"""LoRA fine-tuning of a student on exported traces: a short, plain torch loop (see the report in
+training/__init__.py for why not TRL's SFTTrainer).
+
+Identical (prompt, reply) examples are merged into one item weighted by their count. One optimizer step =
+`grad_accum` micro-batches of `batch_size` SFT items (loss = weighted token mean over the step's reply tokens) plus, with `distill: kl`, an equal share of the de-duplicated answer-distribution items
+(loss = count-weighted CE against teacher_probs). The data order of every epoch is a pure function of
+(seed, epoch), so a resumed run replays exactly the steps an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomarena.training import checkpoint as ckpt
+from tomarena.training.config import FinetuneConfig
+from tomarena.training.data import (
+    KlItem,
+    SftItem,
+    build_kl_items,
+    dedup_sft,
+    encode_sft,
+    label_token_ids,
+    read_traces,
+    split_examples,
+)
+from tomarena.training.model import (
+    kl_losses,
+    load_lora_model,
+    load_tokenizer,
+    resolve_base,
+    sft_batch,
+    sft_loss_sum,
+    sha256_file,
+    sha256_weights,
+)
+
+VOLATILE_KEYS = ("progress", "save_every", "threads", "device")  # may change between a run and its resume
+
+
+@dataclass
+class Prepared:
+    """Tokenized training data."""
+
+    sft: list[SftItem]
+    kl: list[KlItem]
+    kl_skipped: int
+
+    @property
+    def kl_norm(self) -> float:
+        """Total weight of the KL items (they count as that many examples)."""
+        return float(sum(it.weight for it in self.kl))
+
+
+def steps_per_epoch(config: FinetuneConfig, n_sft: int) -> int:
+    """Optimizer steps in one pass over the SFT examples."""
+    return math.ceil(math.ceil(n_sft / config.batch_size) / config.grad_accum)
+
+
+def total_steps(config: FinetuneConfig, n_sft: int) -> int:
+    """Steps of the whole run: epochs x steps per epoch, capped by max_steps."""
+    total = config.epochs * steps_per_epoch(config, n_sft)
+    return min(total, config.max_steps) if config.max_steps else total
+
+
+def epoch_order(seed: int, epoch: int, n: int, stream: int = 0) -> list[int]:
+    """The shuffled example order of one epoch, fixed by (seed, epoch, stream)."""
+    return [int(i) for i in np.random.default_rng([seed, epoch, stream]).permutation(n)]
+
+
+def plan_step(config: FinetuneConfig, n_sft: int, n_kl: int, step: int) -> tuple[int, list[list[int]], list[int]]:
+    """(epoch, SFT micro-batches, KL items) of global optimizer step `step`."""
+    spe = steps_per_epoch(config, n_sft)
+    epoch, k = divmod(step, spe)
+    order = epoch_order(config.seed, epoch, n_sft)
+    micro = [order[i:i + config.batch_size] for i in range(0, n_sft, config.batch_size)]
+    kl_share = np.array_split(np.array(epoch_order(config.seed, epoch, n_kl, stream=1), dtype=int), spe)[k]
+    return epoch, micro[k * config.grad_accum:(k + 1) * config.grad_accum], [int(i) for i in kl_share]
+
+
+def prepare(tokenizer: Any, train: list, config: FinetuneConfig) -> Prepared:
+    """Tokenize the training examples (and their letter prompts when distilling)."""
+    sft = dedup_sft([encode_sft(tokenizer, ex.messages, config.max_length) for ex in train])
+    kl, skipped = build_kl_items(tokenizer, train, config.max_length) if config.distill == "kl" else ([], 0)
+    return Prepared(sft, kl, skipped)
+
+
+def _zero_acc() -> dict[str, float]:
+    return {"sft_sum": 0.0, "sft_tokens": 0, "kl_sum": 0.0, "kl_weight": 0.0, "tokens": 0, "steps": 0,
+            "seconds": 0.0}
+
+
+def train_step(model: Any, data: Prepared, micro: list[list[int]], kl_ids: list[int], config: FinetuneConfig,
+               pad_id: int, kl_norm: float) -> dict[str, float]:
+    """Forward/backward over one step's micro-batches (no optimizer update); returns the step's sums."""
+    import torch
+
+    device = next(model.parameters()).device
+    n_label = sum(data.sft[i].weight * data.sft[i].n_targets for mb in micro for i in mb)
+    out = _zero_acc()
+    for mb in micro:
+        items = [data.sft[i] for i in mb]
+        loss_sums, counts = sft_loss_sum(model, sft_batch(items, pad_id, device))
+        w = torch.tensor([it.weight for it in items], dtype=loss_sums.dtype, device=loss_sums.device)
+        ((w * loss_sums).sum() / max(n_label, 1)).backward()
+        out["sft_sum"] += float((w * loss_sums.detach()).sum())
+        out["sft_tokens"] += float((w * counts).sum())
+        out["tokens"] += sum(len(it.input_ids) for it in items)
+    for start in range(0, len(kl_ids), config.batch_size):
+        items = [data.kl[i] for i in kl_ids[start:start + config.batch_size]]
+        ce, kl = kl_losses(model, items, pad_id, device)
+        w = torch.tensor([it.weight for it in items], dtype=ce.dtype, device=ce.device)
+        (config.kl_weight * (w * ce).sum() / kl_norm).backward()
+        out["kl_sum"] += float((w * kl).sum())
+        out["kl_weight"] += float(w.sum())
+        out["tokens"] += sum(len(it.input_ids) for it in items)
+    return out
+
+
+def make_optimizer(model: Any, config: FinetuneConfig, n_steps: int) -> tuple[Any, Any]:
+    """AdamW over the LoRA parameters and the configured LR schedule."""
+    import torch
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * n_steps))
+    if config.scheduler == "constant":
+        return opt, get_constant_schedule_with_warmup(opt, warmup)
+    make = get_cosine_schedule_with_warmup if config.scheduler == "cosine" else get_linear_schedule_with_warmup
+    return opt, make(opt, warmup, n_steps)
+
+
+def _epoch_metrics(epoch: int, acc: dict[str, float]) -> dict[str, Any]:
+    return {"epoch": epoch + 1, "steps": acc["steps"],
+            "loss": acc["sft_sum"] / acc["sft_tokens"] if acc["sft_tokens"] else None,
+            "kl": acc["kl_sum"] / acc["kl_weight"] if acc["kl_weight"] else None,
+            "tokens": acc["tokens"], "seconds": round(acc["seconds"], 3)}
+
+
+def _accumulate(state: dict[str, Any], epoch: int, sums: dict[str, float], seconds: float) -> None:
+    if state["epoch"] != epoch:
+        if state["acc"]["steps"]:
+            state["metrics"].append(_epoch_metrics(state["epoch"], state["acc"]))
+        state["epoch"], state["acc"] = epoch, _zero_acc()
+    acc = state["acc"]
+    for key, value in sums.items():
+        acc[key] += value
+    acc["steps"] += 1
+    acc["seconds"] += seconds
+    state["tokens"] += sums["tokens"]
+    state["train_seconds"] += seconds
+
+
+def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, state: dict[str, Any],
+             opt: Any, sched: Any, pad_id: int, on_step: Callable[[int, dict], None] | None) -> None:
+    """Optimizer steps from state['step'] to the end, with a tqdm bar, checkpoints and the `on_step` hook."""
+    import torch
+    from tqdm.auto import tqdm
+
+    n_steps = total_steps(config, len(data.sft))
+    spe = steps_per_epoch(config, len(data.sft))
+    kl_norm = max(data.kl_norm / spe, 1e-12)
+    model.train()
+    bar = tqdm(total=n_steps, initial=state["step"], desc="finetune", unit="step", disable=not config.progress)
+    while state["step"] < n_steps:
+        t0 = time.perf_counter()
+        epoch, micro, kl_ids = plan_step(config, len(data.sft), len(data.kl), state["step"])
+        sums = train_step(model, data, micro, kl_ids, config, pad_id, kl_norm)
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        _accumulate(state, epoch, sums, time.perf_counter() - t0)
+        state["step"] += 1
+        info = {"loss": sums["sft_sum"] / max(sums["sft_tokens"], 1),
+                "kl": sums["kl_sum"] / sums["kl_weight"] if sums["kl_weight"] else None}
+        bar.set_postfix({k: f"{v:.4f}" for k, v in info.items() if v is not None})
+        bar.update(1)
+        if state["step"] % config.save_every == 0 and state["step"] < n_steps:
+            ckpt.save_checkpoint(out, model, opt, sched, state)
+        if on_step:
+            on_step(state["step"], info)
+    bar.close()
+    if state["acc"]["steps"]:
+        state["metrics"].append(_epoch_metrics(state["epoch"], state["acc"]))
+        state["acc"] = _zero_acc()
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    from tomarena import __version__
+
+    return {"tomarena": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "python": platform.python_version()}
+
+
+def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: dict, data: Prepared,
+              config: FinetuneConfig, state: dict, tokenizer: Any, wall: float) -> dict[str, Any]:
+    fp = state["fingerprint"]
+    labels = label_token_ids(tokenizer, ("C", "D"))
+    return {
+        "format": "tomarena-finetune/1",
+        "base_model": {"spec": base, "path": str(base_dir), "sha256": fp["base_sha256"]},
+        "traces": {"path": str(Path(traces).resolve()), "sha256": fp["traces_sha256"]},
+        "config": config.model_dump(mode="json"),
+        "split": split,
+        "n_examples": n_examples,
+        "n_train": int(sum(it.weight for it in data.sft)), "sft_items": len(data.sft),
+        "n_truncated": int(sum(it.weight for it in data.sft if it.truncated)),
+        "kl_items": len(data.kl), "kl_examples": int(data.kl_norm), "kl_skipped": data.kl_skipped,
+        "answer_tokens": {"C": labels[0], "D": labels[1]} if labels else None,
+        "steps": state["step"],
+        "metrics": state["metrics"],
+        "train_seconds": round(state["train_seconds"], 3),
+        "wall_time_s": round(wall, 3),
+        "train_tokens": state["tokens"],
+        "tokens_per_s": round(state["tokens"] / state["train_seconds"], 2) if state["train_seconds"] else None,
+        "resumed_from_step": state.get("resumed_from_step"),
+        "versions": _versions(),
+    }
+
+
+def finetune(traces: Path, base: str, out: Path, config: FinetuneConfig | None = None, *, resume: bool = False,
+             overwrite: bool = False, on_step: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+    """Fine-tune a LoRA adapter of `base` on `traces` into `out` (adapter + tomarena_finetune.json, written
+    atomically); returns the manifest. `resume` continues from `out`.partial/; `on_step(step, info)` is a hook."""
+    import torch
+
+    started = time.perf_counter()
+    config = config or FinetuneConfig()
+    traces, out = Path(traces), Path(out)
+    base_dir = resolve_base(base)
+    examples = read_traces(traces)
+    train, split = split_examples(examples, config.holdout_framings, config.holdout_games)
+    ckpt.prepare_out(out, resume, overwrite)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    tokenizer = load_tokenizer(base_dir)
+    data = prepare(tokenizer, train, config)
+    model = load_lora_model(base_dir, config)
+    opt, sched = make_optimizer(model, config, total_steps(config, len(data.sft)))
+    fingerprint = {"config": config.model_dump(mode="json", exclude=set(VOLATILE_KEYS)),
+                   "traces_sha256": sha256_file(traces), "base_sha256": sha256_weights(base_dir)}
+    state = {"step": 0, "epoch": 0, "acc": _zero_acc(), "metrics": [], "tokens": 0, "train_seconds": 0.0,
+             "fingerprint": fingerprint}
+    if resume:
+        loaded = ckpt.load_checkpoint(out, model, opt, sched, fingerprint)
+        if loaded:
+            state = {**loaded, "resumed_from_step": loaded["step"]}
+    run_loop(model, data, config, out, state, opt, sched, tokenizer.pad_token_id, on_step)
+    manifest = _manifest(base, base_dir, traces, len(examples), split, data, config, state, tokenizer,
+                         time.perf_counter() - started)
+    ckpt.write_final(out, model, manifest)
+    return manifest
