@@ -27,6 +27,17 @@ MIN_PREFIX = 8  # shorter shared prefixes are not worth a separate forward
 PREFIX_CACHE_SIZE = 8
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' per-load weight progress bars and a peft/transformers deprecation notice that
+    say nothing to a tomarena user (tomarena shows its own progress)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def resolve_model_path(model: str, gguf_file: str | None = None) -> tuple[Path, str | None]:
     """The local directory (and GGUF file name) for a model path or registry id; missing paths raise."""
     if model == EMBEDDED_ID:
@@ -127,6 +138,7 @@ class HFBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        quiet_transformers()
         common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": self.trust_remote_code}
         if self.gguf_file:
             common["gguf_file"] = self.gguf_file

@@ -333,10 +333,86 @@ def _register_builtin_games() -> None:
     GAMES.register("donation", DonationGame())
 
 
+INLINE_FAMILIES = (*_ORDERINGS, "symmetric", "matrix", "donation")
+_INLINE_CACHE: dict[str, Game | DonationGame] = {}
+
+
+def _inline_number(key: str, value: str, spec: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise GameError(f"game spec {spec!r}: {key}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise GameError(f"game spec {spec!r}: {key}={value!r} must be finite")
+    return x
+
+
+def _inline_table(key: str, value: str, spec: str) -> list[list[float]]:
+    cells = [_inline_number(key, v, spec) for v in value.replace(",", "/").split("/")]
+    n = math.isqrt(len(cells))
+    if n < 2 or n * n != len(cells):
+        raise GameError(f"game spec {spec!r}: {key} needs n*n payoffs separated by '/' (row-major, n >= 2), "
+                        f"got {len(cells)}")
+    return [cells[i * n:(i + 1) * n] for i in range(n)]
+
+
+def parse_game_spec(spec: str) -> Game | DonationGame:
+    """A game from an inline spec: `prisoners_dilemma?R=3&S=0&T=5&P=1` (any of the four named families, with
+    their orderings enforced; omitted payoffs keep the study's values), `symmetric?R=..&S=..&T=..&P=..` (no
+    ordering), `matrix?row=r11/r12/r21/r22&col=c11/c12/c21/c22[&labels=A/B]`, `donation?n_players=4&endowment=10&multiplier=2`."""
+    from urllib.parse import parse_qsl
+
+    family, _, query = spec.partition("?")
+    if family not in INLINE_FAMILIES:
+        raise GameError(f"unknown game family {family!r} in {spec!r}; allowed: {', '.join(INLINE_FAMILIES)}")
+    try:
+        opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
+    except ValueError:
+        raise GameError(f"malformed game spec {spec!r}; use family?key=value&key=value") from None
+    allowed = {"matrix": ("row", "col", "labels"), "donation": ("n_players", "endowment", "multiplier")}.get(
+        family, ("R", "S", "T", "P"))
+    unknown = [k for k in opts if k not in allowed]
+    if unknown:
+        raise GameError(f"unknown key {unknown[0]!r} in game spec {spec!r}; allowed: {', '.join(allowed)}")
+    if family == "donation":
+        vals = {k: _inline_number(k, v, spec) for k, v in opts.items()}
+        for k in ("n_players", "endowment"):
+            if k in vals and vals[k] != int(vals[k]):
+                raise GameError(f"game spec {spec!r}: {k} must be a whole number, got {opts[k]}")
+        d = DonationGame()
+        n, e = int(vals.get("n_players", d.n_players)), int(vals.get("endowment", d.endowment))
+        m = vals.get("multiplier", d.multiplier)
+        return DonationGame(id=f"donation?n_players={n}&endowment={e}&multiplier={_num(m)}", n_players=n,
+                            endowment=e, multiplier=m)
+    if family == "matrix":
+        if "row" not in opts or "col" not in opts:
+            raise GameError(f"game spec {spec!r} needs both row=... and col=... payoffs")
+        row, col = _inline_table("row", opts["row"], spec), _inline_table("col", opts["col"], spec)
+        labels = tuple(x.strip() for x in opts.get("labels", "").replace(",", "/").split("/") if x.strip()) or tuple(
+            "CD"[i] if len(row) == 2 else f"A{i + 1}" for i in range(len(row)))
+        if len(labels) != len(row):
+            raise GameError(f"game spec {spec!r}: {len(labels)} labels for {len(row)} actions")
+        canon = (f"matrix?row={'/'.join(_num(x) for r in row for x in r)}"
+                 f"&col={'/'.join(_num(x) for r in col for x in r)}&labels={'/'.join(labels)}")
+        return matrix_game(row, col, id=canon, name="Custom matrix game", action_labels=labels)
+    vals = {k: _inline_number(k, v, spec) for k, v in opts.items()}
+    if family == "symmetric" and len(vals) < 4:
+        raise GameError(f"game spec {spec!r} needs all of R, S, T, P")
+    base = GAMES.get(family).rstp if family in _ORDERINGS else {}
+    rstp = {k: vals.get(k, base.get(k)) for k in ("R", "S", "T", "P")}
+    canon = f"{family}?" + "&".join(f"{k}={_num(v)}" for k, v in rstp.items())
+    kind = family if family in _ORDERINGS else None
+    return symmetric_game(**rstp, id=canon, kind=kind, name="" if kind else "Custom symmetric game")
+
+
 def get_game(game: str | Game | DonationGame) -> Game | DonationGame:
-    """Resolve a game id (or pass a game object through)."""
+    """Resolve a game id or an inline spec such as `stag_hunt?R=4&S=0&T=3&P=2` (or pass a game object through)."""
     if isinstance(game, (Game, DonationGame)):
         return game
+    if isinstance(game, str) and "?" in game:
+        if game not in _INLINE_CACHE:
+            _INLINE_CACHE[game] = parse_game_spec(game)
+        return _INLINE_CACHE[game]
     return GAMES.get(game)
 
 

@@ -229,3 +229,47 @@ def test_symmetric_payoffs_mirror(R: float, S: float, T: float, P: float) -> Non
     assert np.array_equal(g.row_matrix, g.col_matrix.T)
     for gid in STUDY:  # every registered 2x2 game is symmetric too
         assert GAMES.get(gid).is_symmetric
+
+
+# -- inline game specs (CLI and configs) ------------------------------------------------------------------------
+def test_inline_family_spec_keeps_study_payoffs_for_omitted_keys_and_is_cached() -> None:
+    from tomarena.envs.games import get_game
+
+    g = get_game("prisoners_dilemma?T=11")
+    assert g.rstp == {"R": 5.0, "S": 2.0, "T": 11.0, "P": 3.0}
+    assert g.id == "prisoners_dilemma?R=5&S=2&T=11&P=3" and get_game("prisoners_dilemma?T=11") is g
+    assert get_game(g.id).rstp == g.rstp
+    assert get_game("stag_hunt?R=4&S=0&T=3&P=2").pure_equilibria() == [(0, 0), (1, 1)]
+
+
+def test_inline_matrix_and_donation_specs() -> None:
+    from tomarena.envs.games import get_game
+
+    m = get_game("matrix?row=3/0/5/1&col=3/5/0/1")
+    assert m.payoff((0, 1)) == (0.0, 5.0) and m.payoff((1, 0)) == (5.0, 0.0) and m.action_labels == ("C", "D")
+    asym = get_game("matrix?row=1/0/0/2&col=2/0/0/1&labels=X/Y")
+    assert asym.action_labels == ("X", "Y") and not asym.is_symmetric and asym.pure_equilibria() == [(0, 0), (1, 1)]
+    d = get_game("donation?n_players=3&endowment=5&multiplier=1.5")
+    assert (d.n_players, d.endowment, d.multiplier) == (3, 5, 1.5)
+    assert d.payoff((5, 0, 0)) == (2.5, 7.5, 7.5)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("prisoners_dilemma?R=3&S=0&T=2&P=1", "T > R > P > S but T=2 > R=3 does not hold"),
+    ("snowdrift?S=1&P=2", "S=1 > P=2 does not hold"),
+    ("stag_hunt?X=1", "unknown key 'X'"),
+    ("stag_hunt?R=high", "R='high' is not a number"),
+    ("symmetric?R=1&S=2", "needs all of R, S, T, P"),
+    ("matrix?row=1/2/3&col=1/2/3/4", "n*n payoffs"),
+    ("matrix?row=1/2/3/4", "needs both row"),
+    ("donation?multiplier=9", "1 < multiplier < n_players"),
+    ("donation?endowment=2.5", "whole number"),
+    ("pd?R=1", "unknown game family 'pd'"),
+])
+def test_bad_inline_specs_name_the_problem(spec: str, needle: str) -> None:
+    from tomarena.envs.games import get_game
+    from tomarena.errors import GameError
+
+    with pytest.raises(GameError) as err:
+        get_game(spec)
+    assert needle in str(err.value)

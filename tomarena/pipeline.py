@@ -201,12 +201,32 @@ def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, l
     log.append(f"finetune: {timings['finetune']:.1f}s")
 
 
+def check_pipeline(cfg: PipelineConfig) -> None:
+    """Catch every config mistake before the first stage runs: scenario sets, games, framings, policy specs
+    (without loading any model) and the fine-tuning settings."""
+    from tomarena.agents.resolve import resolve_policy
+    from tomarena.envs.framings import get_framing
+    from tomarena.envs.games import get_game
+    from tomarena.training.config import load_config
+
+    scenario_sets(cfg.measure.sets, cfg.measure.donation_framings)
+    stage = cfg.teacher_stage
+    for game in [*stage.repeated_games, *cfg.tournament.games]:
+        get_game(game)
+    for framing in [*stage.repeated_framings, *cfg.tournament.framings, *cfg.measure.donation_framings]:
+        get_framing(framing)
+    for spec in [cfg.teacher, cfg.student, *stage.repeated_opponents, *cfg.tournament.classics]:
+        resolve_policy(spec)  # models load lazily: this checks names, options and paths only
+    load_config(Path(cfg.finetune_config) if cfg.finetune_config else None, {"seed": cfg.seed, **cfg.finetune})
+
+
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run every stage (skipping complete ones) and return the headline figures and where the report is."""
     import pandas as pd
 
     from tomarena.analysis.report import build_report
 
+    check_pipeline(cfg)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}

@@ -84,6 +84,9 @@ def load_lora_model(base_dir: Path, config: FinetuneConfig) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from tomarena.agents.hf_backend import quiet_transformers
+
+    quiet_transformers()
     device, dtype = pick_device(config)
     try:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
