@@ -245,9 +245,9 @@ def finetune(traces: Path, base: str, out: Path, config: FinetuneConfig | None =
     started = time.perf_counter()
     config = config or FinetuneConfig()
     traces, out = Path(traces), Path(out)
-    base_dir = resolve_base(base)
-    examples = read_traces(traces)
+    examples = read_traces(traces)  # cheap checks first: a bad trace file should not wait for a model load
     train, split = split_examples(examples, config.holdout_framings, config.holdout_games)
+    base_dir = resolve_base(base)
     ckpt.prepare_out(out, resume, overwrite)
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -1,0 +1,68 @@
+"""The smoke pipeline (tiny random student, reference-strategist teacher) end to end through the CLI: every
+stage writes its output, the report and headline exist, a re-run skips every stage, and bad configs are one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+
+
+def smoke_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """configs/smoke.yaml pointed at the session's tiny model and a temporary run directory."""
+    cfg = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    cfg.update(out=str(tmp_path / "run"), student=f"hf:{tiny_model_dir}")
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def tomarena(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "tomarena.cli", *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, check=False)
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_runs_end_to_end_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = smoke_config(tmp_path, tiny_model_dir)
+    first = tomarena("pipeline", "--config", str(config))
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "run"
+    for stage in ("teacher_sweep", "teacher_repeated", "measure_base/in_sample", "measure_base/oos_games",
+                  "measure_teacher/in_sample", "measure_student/oos_games", "tournament"):
+        assert (run / stage / "summary.json").is_file(), stage
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    assert (run / "adapter" / "tomarena_finetune.json").is_file()
+    assert (run / "report" / "report.html").is_file() and (run / "report" / "report.md").is_file()
+    traces = (run / "traces" / "teacher.jsonl").read_text().splitlines()
+    assert traces and all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in traces)
+
+    result = json.loads((run / "pipeline.json").read_text())
+    assert set(result["headline"]["alignment"]) >= {"in_sample", "oos_games"}
+    top3 = result["headline"]["tournament_top3"]
+    assert len(top3) == 3 and top3[0]["mean_payoff_per_round"] >= top3[-1]["mean_payoff_per_round"]
+    assert "report:" in first.stdout and "improvement" in first.stdout and "tournament top 3" in first.stdout
+
+    second = tomarena("pipeline", "--config", str(config))
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = json.loads((run / "pipeline.json").read_text())["log"]
+    assert log and all("complete, skipped" in line for line in log), log
+
+
+def test_bad_pipeline_configs_are_one_line(tmp_path: Path) -> None:
+    bad_key = tmp_path / "a.yaml"
+    bad_key.write_text("out: x\nteachr: strategist/reference\n")
+    bad_set = tmp_path / "b.yaml"
+    bad_set.write_text(f"out: {tmp_path / 'b'}\nmeasure: {{sets: [in_sample, moon]}}\n")
+    for path, needle in ((bad_key, "teachr"), (bad_set, "moon"), (tmp_path / "missing.yaml", "does not exist")):
+        proc = tomarena("pipeline", "--config", str(path))
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
