@@ -55,3 +55,49 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     cols = [c for c in a.columns if c != "run_id"]
     pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
     assert (out / "standings.csv").read_text() == (full / "standings.csv").read_text()
+
+
+def test_pipeline_killed_at_random_points_then_resumed_equals_uninterrupted(tmp_path, tiny_model_dir):
+    import json
+
+    import numpy as np
+    import yaml
+    from safetensors.numpy import load_file
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "configs" / "smoke.yaml").read_text())
+    cfg["student"] = f"hf:{tiny_model_dir}"
+    config = tmp_path / "smoke.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "tomarena.cli", "pipeline", "--config", str(config), "--out", str(out)]
+
+    # both runs use the same directory: the student's label (hence its seeds) names its adapter's path
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert subprocess.run(cmd(cut), capture_output=True, timeout=600).returncode == 0
+    cut.rename(full)
+    rng = random.Random(77)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(cmd(cut), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(2.0, 7.0))
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+    assert kills >= 1
+    res = subprocess.run(cmd(cut), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    stages = sorted(p.parent.relative_to(full) for p in full.rglob("summary.json"))
+    assert stages == sorted(p.parent.relative_to(cut) for p in cut.rglob("summary.json")) and len(stages) >= 7
+    for stage in stages:
+        a, b = RunStore(full / stage).read_frame(), RunStore(cut / stage).read_frame()
+        assert not b.duplicated(["episode_id", "round", "agent"]).any(), stage
+        cols = [c for c in a.columns if c != "run_id"]
+        pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+    assert (full / "traces" / "teacher.jsonl").read_bytes() == (cut / "traces" / "teacher.jsonl").read_bytes()
+    wa, wb = (load_file(str(d / "adapter" / "adapter_model.safetensors")) for d in (full, cut))
+    assert wa.keys() == wb.keys() and all(np.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    assert json.loads((cut / "pipeline.json").read_text())["headline"]
