@@ -19,8 +19,18 @@ def _plt() -> Any:
     return plt
 
 
+def short(label: object, width: int = 38) -> str:
+    """A label cut to `width` characters (long policy specs with paths would crush the axes)."""
+    text = str(label)
+    return text if len(text) <= width else text[:width // 2 - 1] + "…" + text[-(width // 2 - 1):]
+
+
 def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tight_layout on crowded figures: the PNG is still fine
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     _plt().close(fig)
     return path
@@ -29,8 +39,8 @@ def _save(fig: Any, path: Path) -> Path:
 def _heat(ax: Any, table: Any, cmap: str, vmin: float | None, vmax: float | None, fmt: str) -> Any:
     data = table.to_numpy(dtype=float)
     im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index], fontsize=8)
+    ax.set_xticks(range(table.shape[1]), [short(c) for c in table.columns], rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), [short(i) for i in table.index], fontsize=8)
     for (i, j), v in np.ndenumerate(data):
         if np.isfinite(v):
             ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7)
@@ -43,7 +53,7 @@ def propensity_heatmap(props: Any, model: str, path: Path) -> Path:
     t = props[props["model"] == model].pivot_table(index="framing", columns="game", values="p_cooperate")
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * t.shape[1], 1.2 + 0.45 * t.shape[0]))
     fig.colorbar(_heat(ax, t, "RdYlGn", 0.0, 1.0, ".2f"), ax=ax, label="p(C)")
-    ax.set_title(f"p(C): {model}", fontsize=9)
+    ax.set_title(f"p(C): {short(model, 60)}", fontsize=9)
     return _save(fig, path)
 
 
@@ -57,7 +67,7 @@ def role_bars(props: Any, roles: Mapping[str, str], by: str, path: Path) -> Path
     width = 0.8 / max(1, len(order))
     for k, role in enumerate(order):
         vals = t[roles[role]] if roles[role] in t else np.full(len(t), np.nan)
-        ax.bar(np.arange(len(t)) + (k - (len(order) - 1) / 2) * width, vals, width, label=f"{role}: {roles[role]}")
+        ax.bar(np.arange(len(t)) + (k - (len(order) - 1) / 2) * width, vals, width, label=f"{role}: {short(roles[role])}")
     ax.set_xticks(range(len(t)), [str(i) for i in t.index], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.25)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
@@ -98,7 +108,7 @@ def rounds_plot(by_round: Any, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for (model, game), g in by_round.groupby(["model", "game"]):
-        ax.plot(g["round"], g["p_cooperate"], marker=".", label=f"{model} / {game}")
+        ax.plot(g["round"], g["p_cooperate"], marker=".", label=f"{short(model)} / {game}")
     ax.set_xlabel("round")
     ax.set_ylabel("p(C)")
     ax.set_ylim(-0.02, 1.02)

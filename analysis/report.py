@@ -169,7 +169,8 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     sections = [_overview(paths, frame, used), *_propensity_section(w, frame, props, used), *align,
                 *_equilibrium_section(w, frame, props), *_repeated_section(w, frame),
                 *_tournament_section(w, frame, seed)]
-    title = "tomarena report: " + ", ".join(Path(p).name for p in paths)
+    names = list(dict.fromkeys("/".join(Path(p).resolve().parts[-2:]) for p in paths))
+    title = "tomarena report: " + (", ".join(names) if len(names) <= 4 else f"{len(names)} runs")
     md, page = outdir / "report.md", outdir / "report.html"
     md.write_text(to_markdown(title, sections), encoding="utf-8")
     page.write_text(to_html(title, sections), encoding="utf-8")
