@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 FLAG_KEYS = ("epochs", "max_steps", "lr", "rank", "alpha", "targets", "batch_size", "grad_accum", "seed",
-             "max_length", "distill", "kl_weight", "holdout_framings", "holdout_games", "save_every")
+             "max_length", "distill", "kl_weight", "kl_repeat", "holdout_framings", "holdout_games", "save_every")
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -47,6 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int)
     p.add_argument("--distill", choices=["none", "kl"], help="kl: fit the answer token to teacher_probs too")
     p.add_argument("--kl-weight", type=float)
+    p.add_argument("--kl-repeat", type=int, help="passes over the distribution items per epoch of text")
     p.add_argument("--holdout-framings", help="comma-separated framing ids kept out of training")
     p.add_argument("--holdout-games", help="comma-separated game ids kept out of training")
     p.add_argument("--save-every", type=int, help="optimizer steps between checkpoints")

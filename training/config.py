@@ -33,6 +33,8 @@ class FinetuneConfig(BaseModel):
     seed: int = 0
     distill: Literal["none", "kl"] = Field("none", description="kl: also fit the answer token to teacher_probs")
     kl_weight: float = Field(1.0, ge=0, description="weight of the answer-distribution loss")
+    kl_repeat: int = Field(1, ge=1, le=64, description="passes over the (cheap, de-duplicated) answer-distribution "
+                           "items per pass over the text examples")
     holdout_framings: tuple[str, ...] = ()
     holdout_games: tuple[str, ...] = ()
     save_every: int = Field(50, ge=1, description="optimizer steps between resumable checkpoints")

@@ -81,7 +81,8 @@ def plan_step(config: FinetuneConfig, n_sft: int, n_kl: int, step: int) -> tuple
     epoch, k = divmod(step, spe)
     order = epoch_order(config.seed, epoch, n_sft)
     micro = [order[i:i + config.batch_size] for i in range(0, n_sft, config.batch_size)]
-    kl_share = np.array_split(np.array(epoch_order(config.seed, epoch, n_kl, stream=1), dtype=int), spe)[k]
+    kl_order = [i for r in range(config.kl_repeat) for i in epoch_order(config.seed, epoch, n_kl, stream=1 + r)]
+    kl_share = np.array_split(np.array(kl_order, dtype=int), spe)[k]
     return epoch, micro[k * config.grad_accum:(k + 1) * config.grad_accum], [int(i) for i in kl_share]
 
 
@@ -171,7 +172,7 @@ def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, stat
 
     n_steps = total_steps(config, len(data.sft))
     spe = steps_per_epoch(config, len(data.sft))
-    kl_norm = max(data.kl_norm / spe, 1e-12)
+    kl_norm = max(data.kl_norm * config.kl_repeat / spe, 1e-12)
     model.train()
     bar = tqdm(total=n_steps, initial=state["step"], desc="finetune", unit="step", disable=not config.progress)
     while state["step"] < n_steps:
