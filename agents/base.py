@@ -77,7 +77,11 @@ class Policy(ABC):
 
 def sample_action(probs: Sequence[float], rng: np.random.Generator) -> int:
     """Draw an action from `probs` with exactly one uniform draw (keeps rng streams aligned)."""
-    u = rng.random()
+    return pick_action(probs, float(rng.random()))
+
+
+def pick_action(probs: Sequence[float], u: float) -> int:
+    """The action whose cumulative-probability interval holds the uniform number `u` (inverse-CDF sampling)."""
     acc = 0.0
     for a, p in enumerate(probs):
         acc += p

@@ -128,7 +128,8 @@ class OpenAIBackend:
         snippet = exc.read(300).decode("utf-8", "replace").strip().replace("\n", " ") if exc.fp else ""
         if exc.code == 429:
             wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
-            return _Retry("http_429", "HTTP 429 (rate limited)", None if wait is None else min(wait, self.max_retry_after))
+            wait = None if wait is None else min(wait, self.max_retry_after)
+            return _Retry("http_429", "HTTP 429 (rate limited)", wait)
         if exc.code >= 500 or exc.code == 408:
             return _Retry(f"http_{exc.code // 100}xx" if exc.code >= 500 else "http_408", f"HTTP {exc.code}: {snippet}")
         self._count(f"http_{exc.code}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.agents.base import Decision, Policy, pick_action, register_policy, sample_action
 from tomarena.agents.embedded import EMBEDDED_ID
 from tomarena.agents.parsing import ParseResult, parse_choice, parse_contribution
 from tomarena.agents.prompts import build_messages, get_template, messages_json
@@ -49,15 +49,6 @@ def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
     p = np.exp(z - np.max(z[np.isfinite(z)]))
     p = np.where(np.isfinite(p), p, 0.0)
     return tuple(float(x) for x in p / p.sum())
-
-
-def _pick(probs: Sequence[float], u: float) -> int:
-    acc = 0.0
-    for a, p in enumerate(probs):
-        acc += p
-        if u < acc:
-            return a
-    return len(probs) - 1
 
 
 class LLMPolicy(Policy):
@@ -130,7 +121,7 @@ class LLMPolicy(Policy):
         for i, u in enumerate(uniforms):
             logp, ntok = scores[i]
             probs = scores_to_probs(logp, self.temperature)
-            decisions.append(Decision(action=_pick(probs, u), probs=probs, source="llm",
+            decisions.append(Decision(action=pick_action(probs, u), probs=probs, source="llm",
                                       prompt=messages_json(messages[i]), parse_status="scored", prompt_tokens=ntok,
                                       other_mass=float(np.clip(1.0 - np.exp(logp).sum(), 0.0, 1.0)),
                                       protocol=self.protocol))

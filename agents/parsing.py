@@ -130,7 +130,8 @@ def parse_contribution(text: object, endowment: int) -> ParseResult:
     clean = normalize(text).replace("$", " ")
     if not clean:
         return _fail("empty answer")
-    verbs = r"(?:give|giving|gave|contribute|contributing|donate|donating|put|putting|offer|amount is|answer is|answer:)"
+    verbs = (r"(?:give|giving|gave|contribute|contributing|donate|donating|put|putting|offer"
+             r"|amount is|answer is|answer:)")
     m = re.search(rf"\b{verbs}\s*(?:in\s*)?(?:only\s*|just\s*|all\s*)?{_NUM}(?![\d])", clean, flags=re.IGNORECASE)
     if m:
         return _checked(_number(m.group(1)), endowment, "stated amount")

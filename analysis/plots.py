@@ -67,7 +67,8 @@ def role_bars(props: Any, roles: Mapping[str, str], by: str, path: Path) -> Path
     width = 0.8 / max(1, len(order))
     for k, role in enumerate(order):
         vals = t[roles[role]] if roles[role] in t else np.full(len(t), np.nan)
-        ax.bar(np.arange(len(t)) + (k - (len(order) - 1) / 2) * width, vals, width, label=f"{role}: {short(roles[role])}")
+        offset = (k - (len(order) - 1) / 2) * width
+        ax.bar(np.arange(len(t)) + offset, vals, width, label=f"{role}: {short(roles[role])}")
     ax.set_xticks(range(len(t)), [str(i) for i in t.index], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.25)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])

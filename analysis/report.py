@@ -87,7 +87,8 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
              for a, b in (("student", "base"), ("student", "teacher"))]
     don = w.csv("donation_tests", comparisons.donation_tests(frame, roles["student"], roles["base"]))
     binary = scen[scen["set"] != "donation"]
-    figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if binary["improvement"].notna().any() else []
+    has_improvement = binary["improvement"].notna().any()
+    figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if has_improvement else []
     text = (f"Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario; scenarios with |gap| < {min_gap} "
             "are flagged (NaN) and left out of the mean and median. Gap closure is bounded above by 1; JSD in bits; "
             "bootstrap CIs resample scenarios (seed %d)." % seed)

@@ -359,7 +359,8 @@ def _inline_table(key: str, value: str, spec: str) -> list[list[float]]:
 def parse_game_spec(spec: str) -> Game | DonationGame:
     """A game from an inline spec: `prisoners_dilemma?R=3&S=0&T=5&P=1` (any of the four named families, with
     their orderings enforced; omitted payoffs keep the study's values), `symmetric?R=..&S=..&T=..&P=..` (no
-    ordering), `matrix?row=r11/r12/r21/r22&col=c11/c12/c21/c22[&labels=A/B]`, `donation?n_players=4&endowment=10&multiplier=2`."""
+    ordering), `matrix?row=r11/r12/r21/r22&col=c11/c12/c21/c22[&labels=A/B]`,
+    `donation?n_players=4&endowment=10&multiplier=2`."""
     from urllib.parse import parse_qsl
 
     family, _, query = spec.partition("?")

@@ -99,7 +99,8 @@ def test_donation_table_means_and_exact_expectation() -> None:
 
 def test_comparison_tables() -> None:
     rows = (sweep_rows("a", "ir", "stag_hunt", 100, 60) + sweep_rows("b", "ir", "stag_hunt", 100, 45)
-            + sweep_rows("a", "ir", "stag_hunt_doubled", 100, 45) + _donations("a", [1, 2, 3]) + _donations("b", [4, 5, 7]))
+            + sweep_rows("a", "ir", "stag_hunt_doubled", 100, 45)
+            + _donations("a", [1, 2, 3]) + _donations("b", [4, 5, 7]))
     frame = pd.DataFrame(rows)
     props = propensity_table(frame)
     z = model_tests(props, "a", "b").iloc[0]

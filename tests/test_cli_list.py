@@ -42,7 +42,8 @@ def test_list_games_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["prisoners_delight_doubled"]["R"] == 20.0 and "doubled" in rows["prisoners_delight_doubled"]["tags"]
     don = rows["donation"]
     assert (don["players"], don["endowment"], don["multiplier"]) == (4, 10, 2.0)
-    assert don["equilibria"] == ["everyone gives 0 (dominant strategy)"] and don["social_optimum"] == "everyone gives 10"
+    assert don["equilibria"] == ["everyone gives 0 (dominant strategy)"]
+    assert don["social_optimum"] == "everyone gives 10"
 
 
 def test_list_games_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,8 @@ def test_builtin_framings() -> None:
 def test_load_good_file(tmp_path: Path) -> None:
     f = load_framing(_write(tmp_path / "orchard.yaml", GOOD))
     assert isinstance(f, Framing)
-    assert (f.id, f.sample, f.option_c, f.co_player) == ("orchard", "out", "a watering plan labelled C", "the neighbour")
+    assert (f.id, f.sample) == ("orchard", "out")
+    assert (f.option_c, f.co_player) == ("a watering plan labelled C", "the neighbour")
     assert f.shared_fate == 0.9
 
 

@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.test_http_backend import Handler
 from tomarena.agents.llm_policy import LLMPolicy
 from tomarena.agents.parsing import parse_choice, parse_contribution
 from tomarena.arena.config import validate_config
@@ -46,11 +47,8 @@ def answer_for(body: dict) -> dict:
             "usage": {"prompt_tokens": 50, "completion_tokens": 1}}
 
 
-class FlakyHandler(BaseHTTPRequestHandler):
+class FlakyHandler(Handler):
     """Fails the first attempts of a request in turn with each fault kind, then answers (when `flaky`)."""
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         srv = self.server
@@ -78,15 +76,6 @@ class FlakyHandler(BaseHTTPRequestHandler):
             return self._send(200, json.dumps(answer_for(body)).encode())
         except (BrokenPipeError, ConnectionResetError):
             return None
-
-    def _send(self, code: int, body: bytes, headers: dict | None = None) -> None:
-        self.send_response(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 @pytest.fixture

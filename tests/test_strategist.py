@@ -142,5 +142,6 @@ def test_options_and_bad_values():
 
 
 def test_first_person():
-    assert first_person("make as much profit for your company as you can") == "make as much profit for my company as I can"
+    expected = "make as much profit for my company as I can"
+    assert first_person("make as much profit for your company as you can") == expected
     assert first_person("make it as good as possible for you") == "make it as good as possible for me"

@@ -272,5 +272,6 @@ def print_summary(result: dict[str, Any]) -> None:
               f"  n={h.get('n_scenarios')} flagged={h.get('n_flagged')}")
     top = (result.get("headline") or {}).get("tournament_top3") or []
     if top:
-        print("  tournament top 3: " + "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top))
+        ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
+        print("  tournament top 3: " + ranked)
     print("  stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))

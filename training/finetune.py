@@ -2,7 +2,8 @@
 training/__init__.py for why not TRL's SFTTrainer).
 
 Identical (prompt, reply) examples are merged into one item weighted by their count. One optimizer step =
-`grad_accum` micro-batches of `batch_size` SFT items (loss = weighted token mean over the step's reply tokens) plus, with `distill: kl`, an equal share of the de-duplicated answer-distribution items
+`grad_accum` micro-batches of `batch_size` SFT items (loss = weighted token mean over the step's reply tokens)
+plus, with `distill: kl`, an equal share of `kl_repeat` passes over the de-duplicated answer-distribution items
 (loss = count-weighted CE against teacher_probs). The data order of every epoch is a pure function of
 (seed, epoch), so a resumed run replays exactly the steps an uninterrupted one would.
 """
