@@ -92,7 +92,7 @@ def _table(specs: Sequence[MatchSpec], run_id: str, rounds: int, seeds: np.ndarr
     n = len(specs)
     per = rounds * 2
     total = n * per
-    rep = lambda values: np.repeat(np.asarray(values, dtype=object), per)  # noqa: E731
+    rep = lambda values: np.repeat(np.asarray(values, dtype=object), per)
     seat = np.tile(np.array([0, 1]), n * rounds)
     policy_pairs = np.array([s.policies for s in specs], dtype=object)  # [m, 2]
     m_of_row = np.repeat(np.arange(n), per)

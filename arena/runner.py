@@ -62,7 +62,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     frame = store.read_frame()
     write_summaries(out, frame)
     write_json_atomic(out / "summary.json", {
-        "episodes": int(frame["episode_id"].nunique()), "rows": int(len(frame)),
+        "episodes": int(frame["episode_id"].nunique()), "rows": len(frame),
         "parse_failures": int((frame["parse_status"] == "failed").sum()),
         "fallbacks": int((frame["source"] == "fallback").sum()),
         "backend_errors": int(frame["error"].notna().sum()),
