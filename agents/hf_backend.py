@@ -1,9 +1,10 @@
 """Local transformers backend: exact option scoring and seeded generation, with optional PEFT adapter.
 
 Scoring is the hot path of every tournament, so it does as little model work as possible: identical prompts
-are scored once, rows are sorted so each batch shares a long token prefix whose KV cache is computed once
-(and kept across calls, since repeated games resend the same system + game text), suffixes are left-padded
-after that prefix with explicit position ids, and only the last few positions reach the LM head.
+are scored once, rows are sorted and cut into batches by a cost model so each batch shares a long token prefix,
+whose KV cache is built once by extending the longest cached prefix (kept across calls: repeated games resend the
+same system + game text and a growing history), suffixes are left-padded after that prefix with explicit position
+ids, and only the last few positions reach the LM head.
 torch, transformers and peft are imported inside methods, so building a backend costs nothing.
 """
 
@@ -24,7 +25,7 @@ from tomarena.errors import BackendError, ConfigError
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 DEVICES = ("cpu", "cuda", "mps", "auto")
 MIN_PREFIX = 8  # shorter shared prefixes are not worth a separate forward
-PREFIX_CACHE_SIZE = 8
+PREFIX_CACHE_TOKENS = 8192  # total tokens of KV kept in the prefix LRU (about 380 MB for SmolLM2 in fp32)
 
 
 def quiet_transformers() -> None:
@@ -233,8 +234,7 @@ class HFBackend:
                 rows[key] = max(rows.get(key, 0), len(s))
         order = sorted(rows)
         logps: dict[tuple[int, ...], np.ndarray] = {}
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+        for chunk in self._batches(order, [rows[k] for k in order]):
             for key, lp in zip(chunk, self._forward_chunk(chunk, [rows[k] for k in chunk]), strict=True):
                 logps[key] = lp
         out = np.empty((len(prompts), len(seqs)))
@@ -244,29 +244,76 @@ class HFBackend:
                 out[i, j] = sum(float(lp[lp.shape[0] - len(s) + t, tok]) for t, tok in enumerate(s))
         return out
 
+    def _batches(self, order: list[tuple[int, ...]], needs: list[int]) -> list[list[tuple[int, ...]]]:
+        """Cut sorted rows into batches of at most `batch_size`, greedily: a row joins the open batch when the
+        batch still shares at least half of the row as prefix (long prefixes are what later calls reuse) and that
+        costs fewer forwarded tokens (shared prefix once + padded suffixes) than starting a batch of its own."""
+        if not self.prefix_reuse or self._sliding():
+            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches: list[list[tuple[int, ...]]] = []
+        cur: list[tuple[int, ...]] = []
+        pre = width = 0  # shared prefix length of `cur`, longest row of `cur`
+
+        def cost(n: int, p: int, w: int) -> int:
+            p = p if p >= MIN_PREFIX else 0
+            return p + n * (w - p)
+
+        for row, need in zip(order, needs, strict=True):
+            if cur and len(cur) < self.batch_size:
+                p2 = min(pre, _common(cur[0], row), len(row) - need)
+                w2 = max(width, len(row))
+                if 2 * p2 >= len(row) and cost(len(cur) + 1, p2, w2) <= cost(len(cur), pre, width) + len(row):
+                    cur.append(row)
+                    pre, width = p2, w2
+                    continue
+            if cur:
+                batches.append(cur)
+            cur, pre, width = [row], len(row) - need, len(row)
+        if cur:
+            batches.append(cur)
+        return batches
+
     def _prefix_len(self, rows: list[tuple[int, ...]], needs: list[int]) -> int:
         if not self.prefix_reuse or self._sliding():
             return 0
         first, n = rows[0], min(len(r) - k for r, k in zip(rows, needs))
         for r in rows[1:]:
-            n = min(n, next((i for i, (a, b) in enumerate(zip(first, r)) if a != b), min(len(first), len(r))))
+            n = min(n, _common(first, r))
         return n if n >= MIN_PREFIX else 0
 
     def _prefix_kv(self, prefix: tuple[int, ...]) -> Any:
-        """KV cache of `prefix` at batch size 1, from the LRU when seen before."""
+        """KV cache of `prefix` at batch size 1: from the LRU when seen before, else built from the cached
+        prefix sharing the most tokens with it (copied, cropped to the shared part), forwarding only the rest."""
         import torch
 
         if prefix in self._prefix_cache:
             self._prefix_cache.move_to_end(prefix)
             self.stats["prefix_tokens_reused"] += len(prefix)
-        else:
-            dev = self._model.device
-            with torch.inference_mode():
-                out = self._model(input_ids=torch.tensor([prefix], device=dev), use_cache=True, logits_to_keep=1)
-            self._prefix_cache[prefix] = out.cache if hasattr(out, "cache") else out.past_key_values
-            self.stats["forward_tokens"] += len(prefix)
-            while len(self._prefix_cache) > PREFIX_CACHE_SIZE:
-                self._prefix_cache.popitem(last=False)
+            return self._prefix_cache[prefix]
+        best, shared = None, 0
+        for key in self._prefix_cache:
+            n = min(_common(key, prefix), len(prefix) - 1)
+            if n > shared:
+                best, shared = key, n
+        dev, kwargs = self._model.device, {}
+        base: tuple[int, ...] = ()
+        if best is not None and shared >= MIN_PREFIX:
+            self._prefix_cache.move_to_end(best)
+            cache = copy.deepcopy(self._prefix_cache[best])
+            if shared < len(best):
+                cache.crop(shared - len(best))  # transformers 5: a negative count removes tokens
+            kwargs["cache"], base = cache, prefix[:shared]
+            self.stats["prefix_tokens_reused"] += shared
+        new = prefix[len(base):]
+        with torch.inference_mode():
+            out = self._model(input_ids=torch.tensor([new], device=dev),
+                              attention_mask=torch.ones(1, len(prefix), dtype=torch.long, device=dev),
+                              position_ids=torch.arange(len(base), len(prefix), device=dev)[None],
+                              use_cache=True, logits_to_keep=1, **kwargs)
+        self._prefix_cache[prefix] = out.cache if hasattr(out, "cache") else out.past_key_values
+        self.stats["forward_tokens"] += len(new)
+        while sum(map(len, self._prefix_cache)) > PREFIX_CACHE_TOKENS and len(self._prefix_cache) > 1:
+            self._prefix_cache.popitem(last=False)
         return self._prefix_cache[prefix]
 
     def _forward_chunk(self, rows: list[tuple[int, ...]], needs: list[int]) -> list[np.ndarray]:
@@ -357,3 +404,7 @@ def other_mass(logp: np.ndarray) -> np.ndarray:
     """Probability that fell on none of the options, per row of a `score` result."""
     return np.clip(1.0 - np.exp(logp).sum(axis=-1), 0.0, 1.0)
 
+
+def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Length of the common prefix of two token rows."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -4,6 +4,7 @@ without prefix reuse, batched or not, multi-token labels), seeded generation, ad
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -160,3 +161,31 @@ def test_bad_models_fail_with_one_line(tmp_path) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(BackendError, match="cannot load the tokenizer"):
         HFBackend(str(tmp_path)).load()
+
+
+def test_later_rounds_extend_a_cropped_cached_prefix(tiny_model_dir, plain) -> None:
+    """A later round's prompt shares the game text (but not the end) of an earlier one: its KV is built from the
+    cached earlier prefix, cropped to the shared tokens, so only the new tokens are forwarded; scores stay exact."""
+    b = HFBackend(str(tiny_model_dir))
+    game = "Reply with C or D. " + "The payoffs are listed here. " * 6
+    first = [[SYSTEM, {"role": "user", "content": game + "This is round 1."}]]
+    later = [[SYSTEM, {"role": "user", "content": game + "Round 1: you chose C. " * k + "Now round 2."}]
+             for k in (1, 2)]
+    b.score(first, ["C", "D"])
+    shared = min(len(os.path.commonprefix([b.render(first[0]), b.render(p)])) for p in later)
+    before = b.stats["forward_tokens"]
+    logp = b.score(later, ["C", "D"])
+    np.testing.assert_allclose(logp, np.stack([reference(plain, p, ["C", "D"]) for p in later]), atol=1e-5, rtol=0)
+    assert b.stats["prefix_tokens_reused"] >= shared
+    assert b.stats["forward_tokens"] - before <= sum(len(b.render(p)) for p in later) - shared
+
+
+def test_batches_keep_unrelated_prompts_apart(tiny_model_dir) -> None:
+    """Rows sharing less than half their tokens go to separate batches (each then caches its own long prefix);
+    rows sharing a long prefix go together."""
+    b = HFBackend(str(tiny_model_dir), batch_size=8)
+    b.load()
+    a = tuple(range(10, 40))
+    rows = sorted([a + (1, 2), a + (3, 4), (5,) * 31, (6,) * 31])
+    batches = b._batches(rows, [1] * len(rows))
+    assert sorted(map(sorted, batches)) == sorted([[(5,) * 31], [(6,) * 31], sorted([a + (1, 2), a + (3, 4)])])
