@@ -45,20 +45,23 @@ def _simulate(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], rounds
             uniforms[m, seat] = player_rng(int(seed), seat).random(rounds)
     row = np.stack([get_game(s.game).row_matrix for s in specs])  # [m, 2, 2]
     col = np.stack([get_game(s.game).col_matrix for s in specs])
-    seats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # seats are numbered m * 2 + seat; each policy label plays a fixed set of them (own) against others (opp)
+    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for label in dict.fromkeys(p for s in specs for p in s.policies):
-        idx = [(m, seat) for m, s in enumerate(specs) for seat in (0, 1) if s.policies[seat] == label]
-        seats[label] = (np.array([i[0] for i in idx]), np.array([i[1] for i in idx]))
-    states = {label: policies[label].init_batch(len(ms)) for label, (ms, _) in seats.items()}
-    actions = np.empty((n, rounds, 2), dtype=np.int64)
-    pcs = np.empty((n, rounds, 2))
-    last = np.full((n, 2), -1, dtype=np.int64)
+        own = np.array([2 * m + seat for m, s in enumerate(specs) for seat in (0, 1) if s.policies[seat] == label])
+        groups[label] = (own, own ^ 1)
+    states = {label: policies[label].init_batch(len(own)) for label, (own, _) in groups.items()}
+    u = np.ascontiguousarray(uniforms.transpose(2, 0, 1).reshape(rounds, 2 * n))  # [t, seat]
+    acts = np.empty((rounds, 2 * n), dtype=np.int64)
+    pcs_t = np.empty((rounds, 2 * n))
+    last = np.full(2 * n, -1, dtype=np.int64)
     for t in range(rounds):
-        for label, (ms, ss) in seats.items():
-            p_c, states[label] = policies[label].p_cooperate_batch(states[label], t, last[ms, ss], last[ms, 1 - ss])
-            pcs[ms, t, ss] = p_c
-            actions[ms, t, ss] = np.where(uniforms[ms, ss, t] < p_c, 0, 1)
-        last = actions[:, t, :]
+        for label, (own, opp) in groups.items():
+            pcs_t[t, own], states[label] = policies[label].p_cooperate_batch(states[label], t, last[own], last[opp])
+        np.greater_equal(u[t], pcs_t[t], out=acts[t], casting="unsafe")  # C (0) when u < p(C)
+        last = acts[t]
+    actions = np.ascontiguousarray(acts.reshape(rounds, n, 2).transpose(1, 0, 2))
+    pcs = np.ascontiguousarray(pcs_t.reshape(rounds, n, 2).transpose(1, 0, 2))
     m_idx = np.arange(n)[:, None]
     pay = np.stack([row[m_idx, actions[:, :, 0], actions[:, :, 1]], col[m_idx, actions[:, :, 0], actions[:, :, 1]]],
                    axis=-1)
@@ -92,25 +95,34 @@ def _table(specs: Sequence[MatchSpec], run_id: str, rounds: int, seeds: np.ndarr
     n = len(specs)
     per = rounds * 2
     total = n * per
-    rep = lambda values: np.repeat(np.asarray(values, dtype=object), per)
-    seat = np.tile(np.array([0, 1]), n * rounds)
-    policy_pairs = np.array([s.policies for s in specs], dtype=object)  # [m, 2]
     m_of_row = np.repeat(np.arange(n), per)
-    labels = np.array(["C", "D"], dtype=object)
-    flat_actions = actions.reshape(-1)
+    seat = np.tile(np.array([0, 1]), n * rounds)
+
+    def take(values: Sequence[str], idx: np.ndarray) -> Any:
+        """A string column from a few distinct values and a row index into them (one C++ gather, no objects)."""
+        return pa.array(list(values), type=pa.string()).take(pa.array(idx))
+
+    def per_match(values: Sequence[str]) -> Any:
+        return take(values, m_of_row)
+
+    zeros = np.zeros(total, dtype=np.int64)
+    names = sorted({p for s in specs for p in s.policies})
+    code = {p: i for i, p in enumerate(names)}
+    pair_codes = np.array([[code[p] for p in s.policies] for s in specs], dtype=np.int64)  # [m, 2]
+    flat_actions = actions.reshape(-1).astype(np.int64)
     p_c = pcs.reshape(-1)
     cols: dict[str, Any] = {
-        "run_id": np.full(total, run_id, dtype=object), "kind": np.full(total, "tournament", dtype=object),
-        "episode_id": rep([s.episode_id for s in specs]), "match_key": rep([s.match_key for s in specs]),
+        "run_id": take([run_id], zeros), "kind": take(["tournament"], zeros),
+        "episode_id": per_match([s.episode_id for s in specs]), "match_key": per_match([s.match_key for s in specs]),
         "repetition": np.repeat([s.repetition for s in specs], per), "seed": np.repeat(seeds, per),
-        "game": rep([s.game for s in specs]), "framing": rep([s.framing for s in specs]),
+        "game": per_match([s.game for s in specs]), "framing": per_match([s.framing for s in specs]),
         "horizon": np.full(total, rounds), "round": np.tile(np.repeat(np.arange(rounds), 2), n),
-        "agent": np.where(seat == 0, "player_0", "player_1").astype(object),
-        "policy": policy_pairs[m_of_row, seat], "opponents": policy_pairs[m_of_row, 1 - seat],
-        "intended_action": flat_actions, "action": flat_actions, "action_label": labels[flat_actions],
+        "agent": take(["player_0", "player_1"], seat),
+        "policy": take(names, pair_codes[m_of_row, seat]), "opponents": take(names, pair_codes[m_of_row, 1 - seat]),
+        "intended_action": flat_actions, "action": flat_actions, "action_label": take(["C", "D"], flat_actions),
         "probs": pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * total + 1, 2, dtype=np.int32)),
                                           pa.array(np.stack([p_c, 1 - p_c], axis=1).reshape(-1))),
-        "p_cooperate": p_c, "source": np.full(total, "rule", dtype=object),
+        "p_cooperate": p_c, "source": take(["rule"], zeros),
         "reward": pay.reshape(-1), "cumulative_reward": np.cumsum(pay, axis=1).reshape(-1),
     }
     schema = arrow_schema()

@@ -1,0 +1,108 @@
+"""Executors: the same tournament on `executor: local` and `executor: ray`; Ray's overhead as ray_time / local_time.
+
+Tournament: the embedded SmolLM2 (exact scoring, letter protocol) against itself and three classic strategies
+(tit_for_tat, always_defect, win_stay_lose_shift), the classics against each other, prisoners_dilemma in the
+business framing. Both runs go through `arena.runner.run` with the same chunk size (two chunks), so every batch of
+LLM decisions has the same composition. Local: chunks one after another in this process. Ray: a local Ray session
+started beforehand (timed separately, not in the ratio, as a cluster one joins would be), the model in one actor
+(loaded inside the timed run, as the local run loads it inside its run), chunks as Ray tasks, at most `workers`
+at once. Guard: identical trace rows (every column but run_id, actions and probs included).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import guard, machine_info, parser, print_table, ratio_line, timed, write_result
+
+NAME = "executors"
+TARGET = 1.3
+LLM = "llm/smollm2-135m-instruct"
+CLASSICS = ["classic/tit_for_tat", "classic/always_defect", "classic/win_stay_lose_shift"]
+
+
+def config_dict(quick: bool) -> dict[str, Any]:
+    """The tournament's settings (without the executor keys)."""
+    policies = [LLM, *CLASSICS]
+    reps = 1 if quick else 2
+    matches = len(policies) * (len(policies) + 1) // 2 * reps
+    return {"policies": policies, "games": ["prisoners_dilemma"], "framings": ["business"],
+            "rounds": 3 if quick else 5, "repetitions": reps, "seed": 0, "chunk_size": math.ceil(matches / 2)}
+
+
+def run_one(settings: dict[str, Any], out: Path) -> tuple[Any, float]:
+    """One run through arena.runner.run: (trace table without run_id, seconds)."""
+    from tomarena.arena.config import validate_config
+    from tomarena.arena.runner import run
+    from tomarena.arena.store import RunStore
+
+    cfg = validate_config(settings)
+    _, secs = timed(lambda: run(cfg, out, progress=False))
+    return RunStore(out).read_table().drop_columns(["run_id"]), secs
+
+
+def compare(a: Any, b: Any) -> dict[str, Any]:
+    """Guard: the two trace tables are equal, row for row and column for column."""
+    import numpy as np
+
+    same_cols = [c for c in a.column_names if a.column(c).equals(b.column(c))]
+    pa_, pb = (np.array([p if p is not None else [np.nan, np.nan] for p in t.column("probs").to_pylist()])
+               for t in (a, b))
+    diff = float(np.nanmax(np.abs(pa_ - pb))) if pa_.shape == pb.shape and pa_.size else float("nan")
+    guard(a.num_rows == b.num_rows > 0 and a.equals(b),
+          f"identical trace rows from local and ray ({a.num_rows} rows; max |probs diff| {diff:.1e}; "
+          f"differing columns: {sorted(set(a.column_names) - set(same_cols)) or 'none'})")
+    return {"rows": a.num_rows, "max_abs_probs_diff": diff}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and write bench/results/executors.json."""
+    from tomarena.agents.resolve import resolve_policy
+    from tomarena.arena.executors import ensure_ray
+
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    settings = config_dict(args.quick)
+    resolve_policy(LLM).backend.load()  # converts the GGUF if needed and warms the page cache; not timed
+    ray, t_init = timed(lambda: ensure_ray(None))
+    workers = int(ray.available_resources().get("CPU", 1))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_one({**settings, "rounds": 1, "policies": CLASSICS}, Path(tmp) / "warm")  # imports, registries
+            local, t_local = run_one({**settings, "executor": "local"}, Path(tmp) / "local")
+            remote, t_ray = run_one({**settings, "executor": "ray"}, Path(tmp) / "ray")
+    finally:
+        ray.shutdown()
+    check = compare(local, remote)
+    llm_rows = sum(1 for p in local.column("policy").to_pylist() if p == LLM)
+    cores = os.cpu_count()
+    table = [
+        {"executor": "local (this process)", "seconds": t_local, "decisions": local.num_rows,
+         "llm_decisions": llm_rows, "ratio_vs_local": 1.0},
+        {"executor": f"ray (local session, {workers} task slots, model in 1 actor)", "seconds": t_ray,
+         "decisions": remote.num_rows, "llm_decisions": llm_rows, "ratio_vs_local": t_ray / t_local},
+        {"executor": "ray.init (once per session, not in the ratio)", "seconds": t_init, "decisions": None,
+         "llm_decisions": None, "ratio_vs_local": None},
+    ]
+    print_table(table, f"{settings['rounds']} rounds x {settings['repetitions']} reps of a "
+                       f"{len(settings['policies'])}-policy round-robin, chunk size {settings['chunk_size']} "
+                       f"({machine_info()['cpu_model']}, {cores} cores)")
+    print(f"scaling: this machine has {cores} cores, so Ray has {workers} task slots and the one model actor shares "
+          "them with the driver, the raylet and the task workers; every LLM decision goes through that single actor, "
+          "so more workers only parallelise the classic chunks and the per-round bookkeeping. On a machine with more "
+          "cores (or a cluster via ray_address), gains need several heavy-policy actors or GPU actors; with one "
+          "CPU-bound model the best Ray can do is stay close to the local time.")
+    ratio = t_ray / t_local
+    result = {"quick": args.quick, "config": settings, "cores": cores, "ray_task_slots": workers,
+              "seconds": {"local": t_local, "ray": t_ray, "ray_init": t_init}, "table": table, "guard": check,
+              "ratio": ratio, "target": TARGET, "lower_is_better": True}
+    write_result(NAME, result)
+    result["ratio_line"] = ratio_line(NAME, ratio, TARGET, lower_is_better=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
