@@ -2,7 +2,9 @@
 
 Tournament: the embedded SmolLM2 (exact scoring, letter protocol) against itself and three classic strategies
 (tit_for_tat, always_defect, win_stay_lose_shift), the classics against each other, prisoners_dilemma in the
-business framing. Both runs go through `arena.runner.run` with the same chunk size (two chunks), so every batch of
+business framing (--quick) or three framings and ten rounds (a ~30 s local run, long enough that
+Ray's fixed start-up cost, a worker process importing torch and loading the model, is amortised as in real use).
+Both runs go through `arena.runner.run` with the same chunk size (two chunks), so every batch of
 LLM decisions has the same composition. Local: chunks one after another in this process. Ray: a local Ray session
 started beforehand (timed separately, not in the ratio, as a cluster one joins would be), the model in one actor
 (loaded inside the timed run, as the local run loads it inside its run), chunks as Ray tasks, at most `workers`
@@ -30,8 +32,10 @@ def config_dict(quick: bool) -> dict[str, Any]:
     policies = [LLM, *CLASSICS]
     reps = 1 if quick else 2
     matches = len(policies) * (len(policies) + 1) // 2 * reps
-    return {"policies": policies, "games": ["prisoners_dilemma"], "framings": ["business"],
-            "rounds": 3 if quick else 5, "repetitions": reps, "seed": 0, "chunk_size": math.ceil(matches / 2)}
+    framings = ["business"] if quick else ["business", "friendsharing", "team"]
+    matches *= len(framings)
+    return {"policies": policies, "games": ["prisoners_dilemma"], "framings": framings,
+            "rounds": 3 if quick else 10, "repetitions": reps, "seed": 0, "chunk_size": math.ceil(matches / 2)}
 
 
 def run_one(settings: dict[str, Any], out: Path) -> tuple[Any, float]:
