@@ -382,3 +382,8 @@ CLASSIC = {
 for _name, _cls in CLASSIC.items():
     _cls.id = f"classic/{_name}"
     register_policy(f"classic/{_name}", _cls, (_cls.__doc__ or "").strip().split("\n")[0], "classic")
+
+#: Other names the literature uses for the same strategies.
+ALIASES = {"grudger": "grim_trigger", "pavlov": "win_stay_lose_shift"}
+for _alias, _target in ALIASES.items():
+    register_policy(f"classic/{_alias}", CLASSIC[_target], f"Alias of classic/{_target}.", "classic")

@@ -177,3 +177,11 @@ def test_equilibrium_core_is_per_game_and_seat():
     core = policy.vector_core(get_game("snowdrift"), 1)
     p_c, _ = core.p_cooperate_batch(core.init_batch(2), 0, np.array([-1, -1]), np.array([-1, -1]))
     assert p_c.tolist() == [0.0, 0.0]
+
+
+def test_literature_aliases_play_like_their_strategies() -> None:
+    """classic/grudger resolves to grim trigger and classic/pavlov to win-stay-lose-shift (the same classes)."""
+    from tomarena.agents.resolve import resolve_policy
+
+    for alias, name in (("grudger", "grim_trigger"), ("pavlov", "win_stay_lose_shift")):
+        assert type(resolve_policy(f"classic/{alias}")) is type(resolve_policy(f"classic/{name}"))

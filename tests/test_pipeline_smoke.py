@@ -41,6 +41,13 @@ def test_smoke_pipeline_runs_end_to_end_and_resumes(tiny_model_dir: Path, tmp_pa
     assert (run / "adapter" / "adapter_config.json").is_file()
     assert (run / "adapter" / "tomarena_finetune.json").is_file()
     assert (run / "report" / "report.html").is_file() and (run / "report" / "report.md").is_file()
+    pngs = {f.name: f.read_bytes()[:8] for f in (run / "report").glob("*.png")}
+    for figure in ("bars_by_framing.png", "bars_by_game.png", "improvement_heatmap.png", "fingerprints.png",
+                   "crossplay_prisoners_dilemma.png"):
+        assert pngs.get(figure) == b"\x89PNG\r\n\x1a\n", figure
+    assert sum(name.startswith("heatmap_") for name in pngs) == 3  # teacher, base and fine-tuned student
+    html = (run / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= len(pngs)  # self-contained: every figure is inlined
     traces = (run / "traces" / "teacher.jsonl").read_text().splitlines()
     assert traces and all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in traces)
 
