@@ -124,6 +124,46 @@ def test_kl_distillation_moves_p_c_toward_the_teacher(tiny_model_dir: Path, tmp_
     assert mass_after > mass_before + 0.3  # the answer token also moved onto the labels (format adherence)
 
 
+def test_kl_groups_share_a_prefix_only_where_it_saves_tokens() -> None:
+    from tomarena.training.data import KlItem
+    from tomarena.training.model import kl_groups
+
+    def item(*ids: int) -> KlItem:
+        return KlItem(tuple(ids), (0, 1), (0.5, 0.5), 1.0)
+
+    a, b, dup = item(*range(1, 11)), item(*range(1, 9), 11, 12), item(*range(1, 11))
+    assert kl_groups([a, b, item(20, 21, 22), dup]) == [(8, [0, 3, 1]), (0, [2])]
+    # a 2-token common prefix before long different suffixes: padding both costs more than it saves
+    assert kl_groups([item(1, 2, *range(30, 40)), item(1, 2, *range(40, 60))]) == [(0, [0]), (0, [1])]
+
+
+def test_shared_prefix_kl_loss_and_gradients_equal_the_padded_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tomarena.training.data import build_kl_items
+    from tomarena.training.model import kl_groups, kl_losses, load_lora_model, load_tokenizer
+
+    tok = load_tokenizer(tiny_model_dir)
+    rows = read_traces(write_traces(tmp_path / "kl.jsonl", copies=1))
+    items, _ = build_kl_items(tok, rows, 128)
+    model = load_lora_model(tiny_model_dir, make_config({**FAST, "targets": ["q_proj", "v_proj"]}))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)  # a non-zero adapter, so the gradients reach every LoRA matrix
+    (plen, members), = [g for g in kl_groups(items) if g[0] > 0][:1]
+    group = [items[i] for i in members]
+    assert len(group) >= 2 and plen >= 5
+
+    def run(shared: int) -> tuple[np.ndarray, np.ndarray]:
+        model.zero_grad()
+        ce, _ = kl_losses(model, group, tok.pad_token_id, "cpu", plen=shared)
+        ce.sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+        return ce.detach().numpy(), grads.numpy()
+
+    (ce_pad, g_pad), (ce_shared, g_shared) = run(0), run(plen)
+    np.testing.assert_allclose(ce_shared, ce_pad, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g_shared, g_pad, rtol=1e-4, atol=1e-6)
+
+
 def test_holdout_split_is_applied_and_recorded(tiny_model_dir: Path, tmp_path: Path) -> None:
     traces = write_traces(tmp_path / "t.jsonl")
     train, split = split_examples(read_traces(traces), holdout_framings=("team",), holdout_games=())
@@ -211,11 +251,37 @@ def test_bad_base_models_and_configs(tiny_model_dir: Path, tmp_path: Path) -> No
 
 def test_cpu_preset_loads_with_flag_overrides() -> None:
     cfg = load_config(Path("configs/finetune_cpu.yaml"), {"epochs": 1, "rank": None})
-    assert cfg.epochs == 1 and cfg.rank == 8 and cfg.distill == "kl" and cfg.effective_batch == 8
+    assert cfg.epochs == 1 and cfg.rank == 8 and cfg.distill == "kl" and cfg.effective_batch == 4
+    assert cfg.kl_repeat == 8 and cfg.kl_weight == 4.0 and cfg.mixed_precision == "auto"
     assert make_config().model_dump(include={"rank", "alpha", "dropout", "targets", "lr", "scheduler", "epochs"}) == {
         "rank": 8, "alpha": 16, "dropout": 0.0, "targets": ("q_proj", "v_proj"), "lr": 5e-5, "scheduler": "cosine",
         "epochs": 3}
     assert make_config().effective_batch == 64
+
+
+def test_bf16_autocast_trains_fp32_lora_weights_and_is_recorded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    traces = write_traces(tmp_path / "t.jsonl")
+    one = {**FAST, "max_steps": 1, "distill": "kl"}
+    ref = finetune(traces, str(tiny_model_dir), tmp_path / "fp32", make_config(one))
+    amp = finetune(traces, str(tiny_model_dir), tmp_path / "bf16", make_config({**one, "mixed_precision": "bf16"}))
+    assert ref["bf16_autocast"] is False and amp["bf16_autocast"] is True
+    # same first step up to bf16 rounding of the forward pass; the trained weights stay float32
+    assert amp["metrics"][0]["loss"] == pytest.approx(ref["metrics"][0]["loss"], rel=0.02)
+    assert amp["metrics"][0]["kl"] == pytest.approx(ref["metrics"][0]["kl"], rel=0.05, abs=1e-3)
+    assert {t.dtype for t in adapter_tensors(tmp_path / "bf16").values()} == {np.dtype("float32")}
+
+
+def test_mixed_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tomarena.training import model as tm
+
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(tm, "cpu_has_native_bf16", lambda native=native: native)
+        assert tm.use_bf16_autocast(make_config({"mixed_precision": "auto"}), cpu) is native
+        assert tm.use_bf16_autocast(make_config({"mixed_precision": "bf16"}), cpu) is True
+        assert tm.use_bf16_autocast(make_config({"mixed_precision": "no"}), cpu) is False
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        make_config({"mixed_precision": "fp8"})
 
 
 def test_cli_finetune_runs_and_rejects_bad_input(tiny_model_dir: Path, tmp_path: Path) -> None:

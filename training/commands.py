@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 FLAG_KEYS = ("epochs", "max_steps", "lr", "rank", "alpha", "targets", "batch_size", "grad_accum", "seed",
-             "max_length", "distill", "kl_weight", "kl_repeat", "holdout_framings", "holdout_games", "save_every")
+             "max_length", "distill", "kl_weight", "kl_repeat", "holdout_framings", "holdout_games", "save_every",
+             "mixed_precision")
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -51,6 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout-framings", help="comma-separated framing ids kept out of training")
     p.add_argument("--holdout-games", help="comma-separated game ids kept out of training")
     p.add_argument("--save-every", type=int, help="optimizer steps between checkpoints")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "auto"],
+                   help="bf16 autocast for forward/backward (auto: only where bf16 is native)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.partial/")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

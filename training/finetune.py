@@ -33,6 +33,7 @@ from tomarena.training.data import (
     split_examples,
 )
 from tomarena.training.model import (
+    kl_groups,
     kl_losses,
     load_lora_model,
     load_tokenizer,
@@ -41,6 +42,7 @@ from tomarena.training.model import (
     sft_loss_sum,
     sha256_file,
     sha256_weights,
+    use_bf16_autocast,
 )
 
 VOLATILE_KEYS = ("progress", "save_every", "threads", "device")  # may change between a run and its resume
@@ -105,19 +107,27 @@ def train_step(model: Any, data: Prepared, micro: list[list[int]], kl_ids: list[
     import torch
 
     device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16_autocast(config, device))
     n_label = sum(data.sft[i].weight * data.sft[i].n_targets for mb in micro for i in mb)
     out = _zero_acc()
     for mb in micro:
         items = [data.sft[i] for i in mb]
-        loss_sums, counts = sft_loss_sum(model, sft_batch(items, pad_id, device))
+        with autocast:
+            loss_sums, counts = sft_loss_sum(model, sft_batch(items, pad_id, device))
         w = torch.tensor([it.weight for it in items], dtype=loss_sums.dtype, device=loss_sums.device)
         ((w * loss_sums).sum() / max(n_label, 1)).backward()
         out["sft_sum"] += float((w * loss_sums.detach()).sum())
         out["sft_tokens"] += float((w * counts).sum())
         out["tokens"] += sum(len(it.input_ids) for it in items)
-    for start in range(0, len(kl_ids), config.batch_size):
-        items = [data.kl[i] for i in kl_ids[start:start + config.batch_size]]
-        ce, kl = kl_losses(model, items, pad_id, device)
+    step_items = [data.kl[i] for i in kl_ids]
+    chunks = [(plen, [step_items[i] for i in members[s:s + config.batch_size]])
+              for plen, members in kl_groups(step_items) for s in range(0, len(members), config.batch_size)]
+    singles = [it for plen, group in chunks if plen == 0 for it in group]
+    chunks = [c for c in chunks if c[0] > 0] + [(0, singles[s:s + config.batch_size])
+                                                 for s in range(0, len(singles), config.batch_size)]
+    for plen, items in chunks:
+        with autocast:
+            ce, kl = kl_losses(model, items, pad_id, device, plen=plen)
         w = torch.tensor([it.weight for it in items], dtype=ce.dtype, device=ce.device)
         (config.kl_weight * (w * ce).sum() / kl_norm).backward()
         out["kl_sum"] += float((w * kl).sum())
@@ -234,6 +244,7 @@ def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: d
         "train_tokens": state["tokens"],
         "tokens_per_s": round(state["tokens"] / state["train_seconds"], 2) if state["train_seconds"] else None,
         "resumed_from_step": state.get("resumed_from_step"),
+        "bf16_autocast": state.get("bf16_autocast"),
         "versions": _versions(),
     }
 
@@ -265,6 +276,7 @@ def finetune(traces: Path, base: str, out: Path, config: FinetuneConfig | None =
         loaded = ckpt.load_checkpoint(out, model, opt, sched, fingerprint)
         if loaded:
             state = {**loaded, "resumed_from_step": loaded["step"]}
+    state["bf16_autocast"] = use_bf16_autocast(config, next(model.parameters()).device)
     run_loop(model, data, config, out, state, opt, sched, tokenizer.pad_token_id, on_step)
     manifest = _manifest(base, base_dir, traces, len(examples), split, data, config, state, tokenizer,
                          time.perf_counter() - started)

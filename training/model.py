@@ -64,6 +64,26 @@ def pick_device(config: FinetuneConfig) -> tuple[Any, Any]:
     return torch.device("cuda" if cuda else "cpu"), dtype
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), so autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16_autocast(config: FinetuneConfig, device: Any) -> bool:
+    """Resolve `mixed_precision` for this device: 'bf16' always, 'auto' only with native bf16 support."""
+    import torch
+
+    if config.mixed_precision != "auto":
+        return config.mixed_precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
 def load_tokenizer(base_dir: Path) -> Any:
     """The base model's tokenizer, checked for a chat template and given a pad token."""
     from transformers import AutoTokenizer
@@ -171,9 +191,69 @@ def answer_logprobs(model: Any, batch: dict[str, Any]) -> Any:
     return logits.log_softmax(dim=-1)
 
 
-def kl_losses(model: Any, items: Sequence[KlItem], pad_id: int, device: Any) -> tuple[Any, Any]:
-    """Per-item cross-entropy of the student's answer distribution against the target, and KL = CE - H(target)."""
-    logp = answer_logprobs(model, kl_batch(items, pad_id, device))
+def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
+    """Partition item indices into (prefix length, members): prompts sorted, and an item joins the previous group
+    when forwarding the group's common prefix once plus every (left-padded) suffix costs fewer tokens than
+    forwarding the item on its own. Prefix length 0 means an ordinary padded batch."""
+    order = sorted(range(len(items)), key=lambda i: items[i].input_ids)
+    groups: list[tuple[int, list[int]]] = []
+
+    def cost(plen: int, members: list[int]) -> int:
+        return plen + len(members) * max(len(items[m].input_ids) - plen for m in members)
+
+    for i in order:
+        ids = items[i].input_ids
+        if groups:
+            plen, members = groups[-1]
+            first = items[members[0]].input_ids
+            shared = min(_shared(first, ids), plen, len(ids) - 1)  # a singleton's plen is its length - 1
+            merged = [*members, i]
+            if shared > 0 and cost(shared, merged) < cost(plen, members) + len(ids):
+                groups[-1] = (shared, merged)
+                continue
+        groups.append((len(ids) - 1, [i]))
+    return [(plen if len(m) > 1 else 0, m) for plen, m in groups]
+
+
+def shared_prefix_logprobs(model: Any, items: Sequence[KlItem], plen: int, pad_id: int, device: Any) -> Any:
+    """answer_logprobs for prompts sharing their first `plen` tokens: the prefix is forwarded once (with gradient)
+    and its KV cache, repeated per item, serves the left-padded suffixes. Equal to the padded batch up to rounding."""
+    import torch
+
+    prefix = torch.tensor([items[0].input_ids[:plen]], dtype=torch.long, device=device)
+    out = model(input_ids=prefix, use_cache=True, logits_to_keep=1)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    cache.batch_repeat_interleave(len(items))
+    suffixes = [it.input_ids[plen:] for it in items]
+    width = max(len(x) for x in suffixes)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), plen + width), dtype=torch.long)
+    mask[:, :plen] = 1
+    for row, suffix in enumerate(suffixes):
+        ids[row, width - len(suffix):] = torch.tensor(suffix)
+        mask[row, plen + width - len(suffix):] = 1
+    pos = plen + (mask[:, plen:].cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                   cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+    return logits.log_softmax(dim=-1)
+
+
+def kl_losses(model: Any, items: Sequence[KlItem], pad_id: int, device: Any, *, plen: int = 0) -> tuple[Any, Any]:
+    """Per-item cross-entropy of the student's answer distribution against the target, and KL = CE - H(target);
+    `plen` > 0: the items share that many leading tokens, forwarded once (see `kl_groups`)."""
+    if plen > 0:
+        logp = shared_prefix_logprobs(model, items, plen, pad_id, device)
+    else:
+        logp = answer_logprobs(model, kl_batch(items, pad_id, device))
     target = kl_target(items, logp.shape[-1]).to(logp.device)
     ce = -(target * logp).sum(dim=-1)
     entropy = -(target * target.clamp_min(1e-12).log()).sum(dim=-1)
