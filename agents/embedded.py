@@ -63,3 +63,7 @@ def embedded_model_dir() -> Path:
         return out
     os.replace(tmp, out)
     return out
+
+
+if __name__ == "__main__":  # `python -m tomarena.agents.embedded`: convert once at install time, print the path
+    print(embedded_model_dir())
