@@ -76,14 +76,13 @@ def step(model: Any, items: list[Any], pad_id: int, mode: str) -> tuple[float, n
     """One forward/backward of the summed KL cross-entropy: (seconds, per-item CE, LoRA gradient vector)."""
     import torch
 
-    from tomarena.training.model import kl_groups, kl_losses
+    from tomarena.training.model import kl_chunks, kl_losses
 
     model.zero_grad(set_to_none=True)
     if mode.startswith("padded"):
         chunks = [(0, items[s:s + BATCH]) for s in range(0, len(items), BATCH)]
     else:
-        chunks = [(plen, [items[i] for i in m[s:s + BATCH]]) for plen, m in kl_groups(items)
-                  for s in range(0, len(m), BATCH)]
+        chunks = kl_chunks(items, BATCH)
     ce_by_item: dict[int, float] = {}
     t0 = time.perf_counter()
     for plen, chunk in chunks:
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tomarena.agents.hf_backend import quiet_transformers
     from tomarena.training.config import load_config
-    from tomarena.training.model import cpu_has_native_bf16, kl_groups, load_lora_model, load_tokenizer
+    from tomarena.training.model import cpu_has_native_bf16, kl_chunks, load_lora_model, load_tokenizer
 
     quiet_transformers()
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rel_ce = float(np.abs(ce - ref_ce).max() / np.abs(ref_ce).max())
                 guard(rel_ce <= 0.05, f"bf16 CE within 5% of fp32 ({100 * rel_ce:.2f}%)")
     tokens = [sum(len(it.input_ids) for it in d) for d in draws]
-    forwarded = [sum(plen + len(m) * max(len(d[i].input_ids) - plen for i in m) for plen, m in kl_groups(d))
+    forwarded = [sum(plen + len(c) * max(len(it.input_ids) - plen for it in c) for plen, c in kl_chunks(d, BATCH))
                  for d in draws]
     table = [{"path": m, "median_step_s": statistics.median(times[m]),
               "speedup": statistics.median(times["padded fp32"]) / statistics.median(times[m])} for m in modes]

@@ -126,13 +126,16 @@ def test_kl_distillation_moves_p_c_toward_the_teacher(tiny_model_dir: Path, tmp_
 
 def test_kl_groups_share_a_prefix_only_where_it_saves_tokens() -> None:
     from tomarena.training.data import KlItem
-    from tomarena.training.model import kl_groups
+    from tomarena.training.model import kl_chunks, kl_groups
 
     def item(*ids: int) -> KlItem:
         return KlItem(tuple(ids), (0, 1), (0.5, 0.5), 1.0)
 
     a, b, dup = item(*range(1, 11)), item(*range(1, 9), 11, 12), item(*range(1, 11))
-    assert kl_groups([a, b, item(20, 21, 22), dup]) == [(8, [0, 3, 1]), (0, [2])]
+    c = item(20, 21, 22)
+    assert kl_groups([a, b, c, dup]) == [(8, [0, 3, 1]), (0, [2])]
+    # forward passes of at most 2 rows: the group is cut, its pieces keep the prefix; ungrouped items are padded
+    assert kl_chunks([a, b, c, dup], 2) == [(8, [a, dup]), (8, [b]), (0, [c])]
     # a 2-token common prefix before long different suffixes: padding both costs more than it saves
     assert kl_groups([item(1, 2, *range(30, 40)), item(1, 2, *range(40, 60))]) == [(0, [0]), (0, [1])]
 

@@ -33,7 +33,7 @@ from tomarena.training.data import (
     split_examples,
 )
 from tomarena.training.model import (
-    kl_groups,
+    kl_chunks,
     kl_losses,
     load_lora_model,
     load_tokenizer,
@@ -102,12 +102,13 @@ def _zero_acc() -> dict[str, float]:
 
 
 def train_step(model: Any, data: Prepared, micro: list[list[int]], kl_ids: list[int], config: FinetuneConfig,
-               pad_id: int, kl_norm: float) -> dict[str, float]:
-    """Forward/backward over one step's micro-batches (no optimizer update); returns the step's sums."""
+               pad_id: int, kl_norm: float, bf16: bool = False) -> dict[str, float]:
+    """Forward/backward over one step's micro-batches (no optimizer update), under bf16 autocast when `bf16`;
+    returns the step's sums."""
     import torch
 
     device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16_autocast(config, device))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     n_label = sum(data.sft[i].weight * data.sft[i].n_targets for mb in micro for i in mb)
     out = _zero_acc()
     for mb in micro:
@@ -119,13 +120,7 @@ def train_step(model: Any, data: Prepared, micro: list[list[int]], kl_ids: list[
         out["sft_sum"] += float((w * loss_sums.detach()).sum())
         out["sft_tokens"] += float((w * counts).sum())
         out["tokens"] += sum(len(it.input_ids) for it in items)
-    step_items = [data.kl[i] for i in kl_ids]
-    chunks = [(plen, [step_items[i] for i in members[s:s + config.batch_size]])
-              for plen, members in kl_groups(step_items) for s in range(0, len(members), config.batch_size)]
-    singles = [it for plen, group in chunks if plen == 0 for it in group]
-    chunks = [c for c in chunks if c[0] > 0] + [(0, singles[s:s + config.batch_size])
-                                                 for s in range(0, len(singles), config.batch_size)]
-    for plen, items in chunks:
+    for plen, items in kl_chunks([data.kl[i] for i in kl_ids], config.batch_size):
         with autocast:
             ce, kl = kl_losses(model, items, pad_id, device, plen=plen)
         w = torch.tensor([it.weight for it in items], dtype=ce.dtype, device=ce.device)
@@ -189,7 +184,7 @@ def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, stat
     while state["step"] < n_steps:
         t0 = time.perf_counter()
         epoch, micro, kl_ids = plan_step(config, len(data.sft), len(data.kl), state["step"])
-        sums = train_step(model, data, micro, kl_ids, config, pad_id, kl_norm)
+        sums = train_step(model, data, micro, kl_ids, config, pad_id, kl_norm, state["bf16_autocast"])
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
         opt.step()

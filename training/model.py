@@ -159,8 +159,9 @@ def sft_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     return loss.view(targets.shape).sum(dim=1), (targets != IGNORE_INDEX).sum(dim=1)
 
 
-def kl_batch(items: Sequence[KlItem], pad_id: int, device: Any) -> dict[str, Any]:
-    """Left-padded prompts (explicit position ids, so padding changes nothing) for the answer-position loss."""
+def kl_batch(items: Sequence[KlItem], pad_id: int, device: Any, *, start: int = 0) -> dict[str, Any]:
+    """Left-padded prompts (explicit position ids, so padding changes nothing) for the answer-position loss;
+    `start` > 0: the rows continue a cached prefix of that many tokens (positions and mask include it)."""
     import torch
 
     width = max(len(it.input_ids) for it in items)
@@ -170,7 +171,9 @@ def kl_batch(items: Sequence[KlItem], pad_id: int, device: Any) -> dict[str, Any
         n = len(it.input_ids)
         ids[row, width - n:] = torch.tensor(it.input_ids)
         mask[row, width - n:] = 1
-    pos = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    pos = start + (mask.cumsum(dim=1) - 1).clamp(min=0)
+    if start:
+        mask = torch.cat([torch.ones((len(items), start), dtype=torch.long), mask], dim=1)
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": pos.to(device)}
 
 
@@ -191,19 +194,12 @@ def answer_logprobs(model: Any, batch: dict[str, Any]) -> Any:
     return logits.log_softmax(dim=-1)
 
 
-def _shared(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
     """Partition item indices into (prefix length, members): prompts sorted, and an item joins the previous group
     when forwarding the group's common prefix once plus every (left-padded) suffix costs fewer tokens than
     forwarding the item on its own. Prefix length 0 means an ordinary padded batch."""
+    from tomarena.agents.hf_backend import _common
+
     order = sorted(range(len(items)), key=lambda i: items[i].input_ids)
     groups: list[tuple[int, list[int]]] = []
 
@@ -214,8 +210,7 @@ def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
         ids = items[i].input_ids
         if groups:
             plen, members = groups[-1]
-            first = items[members[0]].input_ids
-            shared = min(_shared(first, ids), plen, len(ids) - 1)  # a singleton's plen is its length - 1
+            shared = min(_common(items[members[0]].input_ids, ids), plen, len(ids) - 1)  # singleton: len - 1
             merged = [*members, i]
             if shared > 0 and cost(shared, merged) < cost(plen, members) + len(ids):
                 groups[-1] = (shared, merged)
@@ -224,27 +219,30 @@ def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
     return [(plen if len(m) > 1 else 0, m) for plen, m in groups]
 
 
+def kl_chunks(items: Sequence[KlItem], batch_size: int) -> list[tuple[int, list[KlItem]]]:
+    """The forward passes of one step's KL items: (shared prefix length, items) for each prefix group cut to
+    `batch_size`, then the ungrouped items in padded batches of `batch_size` (prefix length 0)."""
+    groups = kl_groups(items)
+    chunks = [(plen, [items[i] for i in m[s:s + batch_size]]) for plen, m in groups if plen
+              for s in range(0, len(m), batch_size)]
+    singles = [items[m[0]] for plen, m in groups if not plen]
+    return chunks + [(0, singles[s:s + batch_size]) for s in range(0, len(singles), batch_size)]
+
+
 def shared_prefix_logprobs(model: Any, items: Sequence[KlItem], plen: int, pad_id: int, device: Any) -> Any:
     """answer_logprobs for prompts sharing their first `plen` tokens: the prefix is forwarded once (with gradient)
     and its KV cache, repeated per item, serves the left-padded suffixes. Equal to the padded batch up to rounding."""
+    import dataclasses
+
     import torch
 
     prefix = torch.tensor([items[0].input_ids[:plen]], dtype=torch.long, device=device)
     out = model(input_ids=prefix, use_cache=True, logits_to_keep=1)
     cache = out.cache if hasattr(out, "cache") else out.past_key_values
     cache.batch_repeat_interleave(len(items))
-    suffixes = [it.input_ids[plen:] for it in items]
-    width = max(len(x) for x in suffixes)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), plen + width), dtype=torch.long)
-    mask[:, :plen] = 1
-    for row, suffix in enumerate(suffixes):
-        ids[row, width - len(suffix):] = torch.tensor(suffix)
-        mask[row, plen + width - len(suffix):] = 1
-    pos = plen + (mask[:, plen:].cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                   cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
-    return logits.log_softmax(dim=-1)
+    suffixes = [dataclasses.replace(it, input_ids=it.input_ids[plen:]) for it in items]
+    return answer_logprobs(model, {**kl_batch(suffixes, pad_id, device, start=plen), "cache": cache,
+                                   "use_cache": True})
 
 
 def kl_losses(model: Any, items: Sequence[KlItem], pad_id: int, device: Any, *, plen: int = 0) -> tuple[Any, Any]:
