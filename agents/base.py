@@ -17,7 +17,7 @@ from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError
 from tomarena.registry import Registry
 
-SOURCES = ("rule", "strategist", "llm", "fallback")
+SOURCES = ("rule", "strategist", "llm", "fallback", "replay", "replay-model")
 PARSE_STATUSES = ("ok", "scored", "failed", "fallback")
 
 

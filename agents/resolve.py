@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from tomarena.agents.base import POLICIES, Policy, PolicyInfo
 from tomarena.errors import ConfigError, RegistryError
 
-BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy")
+BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy", "study")
 ENTRY_POINT_GROUP = "tomarena.policies"
 PREFIXES = {  # prefix -> (module, factory) taking the rest of the spec as first argument
     "hf": ("tomarena.agents.llm_policy", "from_hf_spec"),

@@ -13,26 +13,29 @@ import numpy as np
 from tomarena.analysis.stats import bootstrap_ci
 from tomarena.errors import ConfigError
 
-MIN_GAP = 0.05
+MIN_GAP = 0.0  # the study's definition: no scenario is left out, however small its teacher-base gap
+SMALL_GAP = 0.05  # scenarios whose |p_teacher - p_base| is below this are flagged (their ratio is unstable)
 SETS = ("in_sample", "oos_framings", "oos_games", "donation")
-SCENARIO_COLUMNS = ["set", "framing", "game", "p_base", "p_student", "p_teacher", "gap", "flagged", "improvement",
-                    "gap_closure", "jsd_base", "jsd_student"]
+SCENARIO_COLUMNS = ["set", "framing", "game", "p_base", "p_student", "p_teacher", "gap", "small_gap", "excluded",
+                    "improvement", "gap_closure", "jsd_base", "jsd_student"]
+
+
+def _kept(gap: float, min_gap: float) -> bool:
+    """A ratio over `gap` is defined (gap != 0) and not left out by the caller's `min_gap`."""
+    return gap != 0 and abs(gap) + 1e-12 >= min_gap
 
 
 def improvement(p_base: float, p_student: float, p_teacher: float, min_gap: float = MIN_GAP) -> float:
-    """The study's 100*(p_ft - p_base)/(p_teacher - p_base); NaN when |p_teacher - p_base| < min_gap."""
+    """The study's 100*(p_ft - p_base)/(p_teacher - p_base); NaN when the gap is 0 or |gap| < min_gap (which
+    leaves the scenario out; the study's definition is min_gap = 0)."""
     gap = p_teacher - p_base
-    if not abs(gap) + 1e-12 >= max(min_gap, 1e-9):
-        return math.nan
-    return 100.0 * (p_student - p_base) / gap
+    return 100.0 * (p_student - p_base) / gap if _kept(gap, min_gap) else math.nan
 
 
 def gap_closure(p_base: float, p_student: float, p_teacher: float, min_gap: float = MIN_GAP) -> float:
     """(|p_b - p_t| - |p_f - p_t|) / |p_b - p_t|: 1 = reached the teacher, 0 = no closer, < 0 = farther."""
     gap = abs(p_base - p_teacher)
-    if not gap + 1e-12 >= max(min_gap, 1e-9):
-        return math.nan
-    return (gap - abs(p_student - p_teacher)) / gap
+    return (gap - abs(p_student - p_teacher)) / gap if _kept(gap, min_gap) else math.nan
 
 
 def js_divergence(p: float, q: float) -> float:
@@ -77,9 +80,10 @@ def _values(props: Any, model: str, value: str) -> Any:
 
 
 def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: str = "p_cooperate",
-                   min_gap: float = MIN_GAP, binary: bool = True) -> Any:
+                   min_gap: float = MIN_GAP, binary: bool = True, small_gap: float = SMALL_GAP) -> Any:
     """One row per scenario (framing x game) the three models share, with the per-scenario metrics.
-    `value` is the compared quantity (p_cooperate, or mean_contribution with binary=False: no JSD)."""
+    `value` is the compared quantity (p_cooperate, or mean_contribution with binary=False: no JSD); `small_gap`
+    flags (never drops) scenarios with a tiny teacher-base gap; `min_gap` > 0 excludes them."""
     import pandas as pd
 
     pb, pf, pt = (_values(props, m, value) for m in (base, student, teacher))
@@ -89,7 +93,8 @@ def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: 
         b, f, t = r.p_base, r.p_student, r.p_teacher
         imp = improvement(b, f, t, min_gap)
         rows.append({"set": scenario_set(r.framing, r.game), "framing": r.framing, "game": r.game, "p_base": b,
-                     "p_student": f, "p_teacher": t, "gap": t - b, "flagged": bool(math.isnan(imp)),
+                     "p_student": f, "p_teacher": t, "gap": t - b, "small_gap": bool(abs(t - b) < small_gap),
+                     "excluded": bool(math.isnan(imp)),
                      "improvement": imp, "gap_closure": gap_closure(b, f, t, min_gap),
                      "jsd_base": js_divergence(b, t) if binary else math.nan,
                      "jsd_student": js_divergence(f, t) if binary else math.nan})
@@ -103,9 +108,10 @@ def _pearson(x: np.ndarray) -> float:
 
 
 def summarize(table: Any, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Aggregate a scenario table: mean/median improvement (flagged scenarios excluded, counted) with bootstrap
-    95% CIs over scenarios, mean gap closure, mean JSDs, Pearson r (student and base vs teacher), mean p's."""
-    ok = table[~table["flagged"]]
+    """Aggregate a scenario table: mean/median improvement (excluded scenarios left out and counted; none by
+    default) with bootstrap 95% CIs over scenarios, mean gap closure, mean JSDs, Pearson r (student and base vs
+    teacher), mean p's, and how many scenarios have a small teacher-base gap."""
+    ok = table[~table["excluded"]]
     imp = ok["improvement"].to_numpy(dtype=float)
     mean_ci = bootstrap_ci(imp, np.mean, n_boot=n_boot, seed=seed)
     med_ci = bootstrap_ci(imp, np.median, n_boot=n_boot, seed=seed)
@@ -113,7 +119,8 @@ def summarize(table: Any, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any
     bt = table[["p_base", "p_teacher"]].to_numpy(dtype=float)
     r_ci = bootstrap_ci(ft, _pearson, n_boot=n_boot, seed=seed) if len(ft) > 2 else (math.nan, math.nan)
     return {
-        "n_scenarios": len(table), "n_flagged": int(table["flagged"].sum()),
+        "n_scenarios": len(table), "n_excluded": int(table["excluded"].sum()),
+        "n_small_gap": int(table["small_gap"].sum()),
         "mean_improvement": float(imp.mean()) if imp.size else math.nan, "ci_low": mean_ci[0], "ci_high": mean_ci[1],
         "median": float(np.median(imp)) if imp.size else math.nan, "median_ci_low": med_ci[0],
         "median_ci_high": med_ci[1],
@@ -160,7 +167,8 @@ def alignment_tables(frame: Any, roles: Mapping[str, str], *, min_gap: float = M
         parts.append(scenario_table(props, *args, min_gap=min_gap))
     don = donation_table(frame)
     if len(don):
-        t = scenario_table(don, *args, value="mean_contribution", min_gap=donation_min_gap(min_gap), binary=False)
+        t = scenario_table(don, *args, value="mean_contribution", min_gap=donation_min_gap(min_gap), binary=False,
+                           small_gap=donation_min_gap(SMALL_GAP))
         t["set"] = "donation"
         parts.append(t)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCENARIO_COLUMNS)
@@ -174,12 +182,12 @@ def _check_roles(roles: Mapping[str, str]) -> None:
 
 
 HEADLINE_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "gap_closure", "pearson_r", "n_scenarios",
-                 "n_flagged")
+                 "n_excluded", "n_small_gap", "mean_base", "mean_student", "mean_teacher")
 
 
 def headline(runs: Any, roles: Mapping[str, str] | None = None, *, min_gap: float = MIN_GAP,
              seed: int = 0) -> dict[str, dict]:
-    """{set: {mean_improvement, ci_low, ci_high, median, gap_closure, pearson_r, n_scenarios, n_flagged}} from run
+    """{set: {HEADLINE_KEYS}} from run
     directories (paths; roles default to their manifests') or an already loaded trace DataFrame."""
     from tomarena.analysis.load import load_runs, roles_from_manifests
 

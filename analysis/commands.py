@@ -14,9 +14,12 @@ improvement, gap closure, JSD, Pearson r, bootstrap CIs) per scenario set, z-tes
 lambda, memory-one fingerprints, standings with CIs, cross-play matrices and Moran/replicator outcomes.
 The headline alignment figures are printed. Roles default to the manifests' "roles"."""
 
-ALIGN_HELP = """Alignment metrics from a propensity CSV produced anywhere: columns model,framing,game and either
-n_cooperate,n_total or p_cooperate. Prints the per-scenario table and, per scenario set, the mean and median
-improvement with bootstrap CIs, gap closure, Jensen-Shannon divergence and Pearson r."""
+ALIGN_HELP = """Alignment metrics from a propensity CSV produced anywhere (columns model,framing,game and either
+n_cooperate,n_total or p_cooperate), or from the study's shipped counts with `--propensities study` (models
+llama2-70b, llama2-7b, llama2-7b-lora, llama2-70b-letter; the donation game included). Prints the per-scenario
+table and, per scenario set, the study's mean improvement 100*(p_ft - p_base)/(p_teacher - p_base) over every
+scenario (none dropped, as the study), its median, bootstrap CIs, gap closure, Jensen-Shannon divergence and
+Pearson r; scenarios with |p_teacher - p_base| < 0.05 are flagged (small_gap) but kept."""
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -24,7 +27,9 @@ def _report(args: argparse.Namespace) -> int:
 
     rep = build_report(args.runs, args.out, roles={"teacher": args.teacher, "base": args.base,
                                                    "student": args.student}, min_gap=args.min_gap, seed=args.seed)
-    print(format_headline(rep.headline))
+    from tomarena.analysis import study_ref
+
+    print(format_headline(rep.headline, study_ref.headline(seed=args.seed)))
     print(f"wrote {rep.html} and {rep.markdown} (+{len(rep.files)} tables and figures)")
     return 0
 
@@ -41,8 +46,15 @@ def _alignment(args: argparse.Namespace) -> int:
     from tomarena.analysis.render import md_table
     from tomarena.analysis.report import format_headline
 
-    props = read_propensity_file(args.propensities)
-    table = alignment.scenario_table(props, args.base, args.student, args.teacher, min_gap=args.min_gap)
+    roles = (args.base, args.student, args.teacher)
+    if args.propensities == "study":
+        from tomarena.analysis import study_ref
+
+        table = study_ref.scenario_table(args.raw_counts, dict(zip(("base", "student", "teacher"), roles)),
+                                         min_gap=args.min_gap)
+    else:
+        table = alignment.scenario_table(read_propensity_file(args.propensities, raw=args.raw_counts), *roles,
+                                         min_gap=args.min_gap)
     sums = alignment.summarize_sets(table, seed=args.seed)
     if args.json:
         data = {"scenarios": [{k: _clean(v) for k, v in r.items()} for r in table.to_dict("records")],
@@ -59,8 +71,9 @@ def _roles(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--teacher", required=required, metavar="LABEL", help="policy label of the teacher")
     p.add_argument("--base", required=required, metavar="LABEL", help="policy label of the base student")
     p.add_argument("--student", required=required, metavar="LABEL", help="policy label of the fine-tuned student")
-    p.add_argument("--min-gap", type=float, default=0.05,
-                   help="flag scenarios whose |p_teacher - p_base| is below this (default 0.05)")
+    p.add_argument("--min-gap", type=float, default=0.0,
+                   help="leave out scenarios whose |p_teacher - p_base| is below this (default 0: none, the study's "
+                   "definition; scenarios under 0.05 are flagged small_gap either way)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
 
 
@@ -78,7 +91,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     asub = a.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=type(a))
     al = asub.add_parser("alignment", help="alignment metrics from a propensity CSV", description=ALIGN_HELP)
     al.add_argument("--propensities", required=True, metavar="FILE", help="CSV: model,framing,game,"
-                    "n_cooperate,n_total (or p_cooperate)")
+                    "n_cooperate,n_total (or p_cooperate); 'study' = the study's shipped counts")
+    al.add_argument("--raw-counts", action="store_true", help="divide n_cooperate by 300 (the study's notebooks) "
+                    "instead of n_total (proportions, the default); changes cells with fewer valid answers")
     _roles(al, required=True)
     al.add_argument("--json", action="store_true", help="print JSON (scenarios and summary) instead of text")
     al.set_defaults(func=_alignment)

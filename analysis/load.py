@@ -92,9 +92,13 @@ def roles_from_manifests(paths: Sequence[str | os.PathLike[str]], **given: str |
     return roles
 
 
-def read_propensity_file(path: str | os.PathLike[str]) -> Any:
+STUDY_SAMPLES = 300  # the study's notebooks divided every count by its 300 samples
+
+
+def read_propensity_file(path: str | os.PathLike[str], raw: bool = False) -> Any:
     """A propensity CSV made elsewhere: columns model, framing, game and either n_cooperate, n_total or
-    p_cooperate; returns the propensity-table shape (model, framing, game, n_cooperate, n_valid, p_cooperate)."""
+    p_cooperate; returns the propensity-table shape (model, framing, game, n_cooperate, n_valid, p_cooperate).
+    `raw`: p = n_cooperate / 300, as the study's notebooks computed it, instead of n_cooperate / n_total."""
     import pandas as pd
 
     from tomarena.errors import ConfigError
@@ -115,10 +119,10 @@ def read_propensity_file(path: str | os.PathLike[str]) -> Any:
                           "either n_cooperate,n_total or p_cooperate")
     if df.empty:
         raise ConfigError(f"propensity file {p} has no rows")
-    return _propensity_values(df, p, counts)
+    return _propensity_values(df, p, counts, raw)
 
 
-def _propensity_values(df: Any, p: Path, counts: bool) -> Any:
+def _propensity_values(df: Any, p: Path, counts: bool, raw: bool = False) -> Any:
     import pandas as pd
 
     from tomarena.errors import ConfigError
@@ -128,7 +132,7 @@ def _propensity_values(df: Any, p: Path, counts: bool) -> Any:
         if counts:
             k, n = pd.to_numeric(df["n_cooperate"]), pd.to_numeric(df["n_total"])
             bad = (n <= 0) | (k < 0) | (k > n) | k.isna() | n.isna()
-            out = out.assign(n_cooperate=k, n_valid=n, p_cooperate=k / n)
+            out = out.assign(n_cooperate=k, n_valid=n, p_cooperate=k / (STUDY_SAMPLES if raw else n))
         else:
             pc = pd.to_numeric(df["p_cooperate"])
             bad = ~pc.between(0.0, 1.0)

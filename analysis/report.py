@@ -16,6 +16,8 @@ from tomarena.analysis.render import Section, to_html, to_markdown
 from tomarena.errors import ConfigError
 
 MAX_HEATMAPS = 12
+ASSUME_N = 300  # exact probabilities: the test shown is the one the study's 300 samples per model would give
+STUDY_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "pearson_r", "n_scenarios")
 
 
 @dataclass
@@ -80,29 +82,49 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
         return [Section("Alignment with the teacher", note)], {}
     scen = w.csv("alignment_scenarios", alignment.alignment_tables(frame, roles, min_gap=min_gap))
     sums = alignment.summarize_sets(scen, seed=seed)
-    import pandas as pd
-
-    summary = w.csv("alignment_summary", pd.DataFrame([{"set": k, **v} for k, v in sums.items()]))
-    tests = [w.csv(f"ztest_{a}_vs_{b}", comparisons.model_tests(props, roles[a], roles[b]))
+    summary = w.csv("alignment_summary", with_study(sums, seed))
+    tests = [w.csv(f"ztest_{a}_vs_{b}", comparisons.model_tests(props, roles[a], roles[b], assume_n=ASSUME_N))
              for a, b in (("student", "base"), ("student", "teacher"))]
-    don = w.csv("donation_tests", comparisons.donation_tests(frame, roles["student"], roles["base"]))
+    don = w.csv("donation_tests", comparisons.donation_tests(frame, roles["student"], roles["base"],
+                                                             assume_n=ASSUME_N))
     binary = scen[scen["set"] != "donation"]
     has_improvement = binary["improvement"].notna().any()
     figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if has_improvement else []
-    text = (f"Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario; scenarios with |gap| < {min_gap} "
-            "are flagged (NaN) and left out of the mean and median. Gap closure is bounded above by 1; JSD in bits; "
-            "bootstrap CIs resample scenarios (seed %d)." % seed)
-    tables = [("Summary per scenario set", summary), ("Per scenario", scen),
-              ("z-tests: student - base", tests[0]), ("z-tests: student - teacher", tests[1])]
-    tables += [("Donations: Welch t-test student - base", don)] if len(don) else []
+    excluded = (f"scenarios with |gap| < {min_gap} are left out of the mean and median (excluded)" if min_gap
+                else "every scenario counts, as in the study")
+    text = ("Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario, averaged over the scenarios of a "
+            f"set; {excluded}; small_gap marks |gap| < {alignment.SMALL_GAP}, where the ratio is unstable. Each "
+            "set's row stands beside the study's own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, "
+            "from the shipped counts, by this same code). Gap closure is bounded above by 1; JSD in bits; "
+            f"bootstrap CIs resample scenarios (seed {seed}). Tests: sampled answers get the study's two-proportion "
+            f"z-test (unpooled) and Student's t on donations; exactly scored probabilities have no sampling error, "
+            f"so their difference is exact and the test shown is the one {ASSUME_N} samples per model would give "
+            "at those probabilities (labelled in the 'test' column).")
+    tables = [("Summary per scenario set (study_* columns: the study's own figures)", summary), ("Per scenario", scen),
+              ("student - base", tests[0]), ("student - teacher", tests[1])]
+    tables += [("Donations: student - base", don)] if len(don) else []
     heads = {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in sums.items() if s != "all"}
     return [Section("Alignment with the teacher", text, tables, figs)], heads
+
+
+def with_study(sums: Mapping[str, Mapping[str, Any]], seed: int = 0) -> Any:
+    """The per-set summary as a table, each row with the study's own mean, median, r and CI beside it."""
+    import pandas as pd
+
+    from tomarena.analysis import study_ref
+
+    ref = study_ref.summary(seed=seed)
+    rows = []
+    for s, v in sums.items():
+        r = ref.get(s, {})
+        rows.append({"set": s, **v, **{f"study_{k}": r.get(k, math.nan) for k in STUDY_KEYS}})
+    return pd.DataFrame(rows)
 
 
 def _equilibrium_section(w: _Writer, frame: Any, props: Any) -> list[Section]:
     nash = w.csv("nash_distance", equilibria.nash_table(props))
     qre = w.csv("qre_lambda", equilibria.qre_table(props))
-    doubled = w.csv("doubled_tests", comparisons.doubled_tests(props))
+    doubled = w.csv("doubled_tests", comparisons.doubled_tests(props, assume_n=ASSUME_N))
     text = ("Distance of p(C) to the nearest Nash equilibrium (any role), to the nearest symmetric one (Snowdrift: "
             "the mixed one) and to the payoff- and risk-dominant equilibria (Stag Hunt's selection). lambda: fitted "
             "symmetric logit-QRE rationality (0 = random; at_bound marks a search bound).")
@@ -178,8 +200,10 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     return Report(outdir, page, md, w.files, dict(used), heads)
 
 
-def format_headline(heads: Mapping[str, Mapping[str, Any]]) -> str:
-    """One line per scenario set: mean improvement [CI], median, gap closure, Pearson r, counts."""
+def format_headline(heads: Mapping[str, Mapping[str, Any]],
+                    study: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """One line per scenario set: mean improvement [CI], median, gap closure, Pearson r, counts; with `study` (e.g.
+    study_ref.headline()), the study's own figures for that set on the next line."""
     if not heads:
         return "alignment: no headline (teacher, base and student roles are needed)"
 
@@ -189,4 +213,13 @@ def format_headline(heads: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(
         f"{s:13s} improvement {f(h['mean_improvement'], '.2f')}% [{f(h['ci_low'], '.2f')}, {f(h['ci_high'], '.2f')}]"
         f"  median {f(h['median'], '.2f')}%  gap closure {f(h['gap_closure'], '.3f')}  r {f(h['pearson_r'], '.3f')}"
-        f"  scenarios {h['n_scenarios']} (flagged {h['n_flagged']})" for s, h in heads.items())
+        f"  scenarios {h['n_scenarios']} (small gap {h['n_small_gap']}, excluded {h['n_excluded']})"
+        + _study_suffix(s, study, f) for s, h in heads.items())
+
+
+def _study_suffix(name: str, study: Mapping[str, Mapping[str, Any]] | None, f: Any) -> str:
+    r = (study or {}).get(name)
+    if not r:
+        return ""
+    return (f"\n{'':13s} the study: {f(r['mean_improvement'], '.2f')}%  median {f(r['median'], '.2f')}%  "
+            f"r {f(r['pearson_r'], '.3f')}")

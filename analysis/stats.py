@@ -96,6 +96,36 @@ def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
                       float(res.statistic), float(res.pvalue), "Welch t")
 
 
+def student_t_from_stats(mean_a: float, sd_a: float, n_a: float, mean_b: float, sd_b: float, n_b: float,
+                         label: str = "Student t (equal variances)") -> TestResult:
+    """Student's two-sample t-test (equal variances, as the study compared donations) from means, sample SDs and
+    sizes; two-sided p and the 95% CI of mean_a - mean_b."""
+    from scipy import stats
+
+    if n_a < 2 or n_b < 2:
+        raise ConfigError(f"Student t-test needs >= 2 values per sample, got {n_a} and {n_b}")
+    df = n_a + n_b - 2
+    pooled = ((n_a - 1) * sd_a**2 + (n_b - 1) * sd_b**2) / df
+    se = math.sqrt(pooled * (1 / n_a + 1 / n_b))
+    diff = mean_a - mean_b
+    if se == 0:
+        stat, p = (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
+    else:
+        stat = diff / se
+        p = float(2 * stats.t.sf(abs(stat), df))
+    half = float(stats.t.ppf(0.975, df)) * se
+    return TestResult(mean_a, mean_b, diff, diff - half, diff + half, stat, p, label)
+
+
+def student_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Student's two-sample t-test (equal variances) of mean(a) - mean(b) on raw values."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.size < 2 or xb.size < 2:
+        raise ConfigError(f"Student t-test needs >= 2 values per sample, got {xa.size} and {xb.size}")
+    return student_t_from_stats(float(xa.mean()), float(xa.std(ddof=1)), xa.size, float(xb.mean()),
+                                float(xb.std(ddof=1)), xb.size)
+
+
 def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, *,
                  n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of `statistic` resampling `values` (scenarios; rows of a 2-D array) with a seeded

@@ -30,11 +30,11 @@ def test_improvement_hand_values() -> None:
     assert improvement(0.8, 0.5, 0.5) == pytest.approx(100.0)
 
 
-def test_tiny_or_zero_gap_is_flagged_not_divided() -> None:
-    assert math.isnan(improvement(0.5, 0.9, 0.5))
-    assert math.isnan(improvement(0.5, 0.9, 0.52))  # |gap| 0.02 < 0.05
-    assert improvement(0.8, 0.9, 0.85) == pytest.approx(200.0)  # gap exactly 0.05 despite float error
-    assert math.isnan(improvement(0.5, 0.9, 0.5, min_gap=0.0))  # never divides by zero
+def test_small_gaps_count_by_default_as_in_the_study() -> None:
+    assert improvement(0.5, 0.9, 0.52) == pytest.approx(2000.0)  # |gap| 0.02: kept, the study's definition
+    assert math.isnan(improvement(0.5, 0.9, 0.5))  # a zero gap is undefined, never divided
+    assert math.isnan(improvement(0.5, 0.9, 0.52, min_gap=0.05))  # an explicit min_gap leaves it out
+    assert improvement(0.8, 0.9, 0.85, min_gap=0.05) == pytest.approx(200.0)  # gap exactly 0.05 despite float error
 
 
 def test_gap_closure_hand_values() -> None:
@@ -73,10 +73,11 @@ def test_scenario_table_and_summary() -> None:
     assert list(table["set"]) == ["in_sample", "in_sample", "oos_framings", "in_sample"]  # sorted by framing
     ins = table[table["set"] == "in_sample"]
     s = summarize(ins, n_boot=200)
-    assert s["n_scenarios"] == 3 and s["n_flagged"] == 1
+    assert s["n_scenarios"] == 3 and s["n_excluded"] == 1 and s["n_small_gap"] == 1  # the zero gap: undefined
     assert s["mean_improvement"] == pytest.approx((100 / 3 + 200) / 2)
     assert s["median"] == pytest.approx((100 / 3 + 200) / 2)
     assert s["gap_closure"] == pytest.approx((1 / 3 + 0) / 2)
+    assert list(table["small_gap"]) == [True, False, False, False]  # business (sorted first): gap 0
     assert s["ci_low"] <= s["mean_improvement"] <= s["ci_high"]
     assert s["pearson_r"] == pytest.approx(pd.Series([0.3, 0.7, 0.9]).corr(pd.Series([0.6, 0.5, 0.8])))
     assert s["mean_teacher"] == pytest.approx((0.5 + 0.8 + 0.6) / 3)
@@ -97,7 +98,7 @@ def test_headline_from_run_directory(tmp_path: Path) -> None:
     h = headline([run], {"teacher": "teacher", "base": "base", "student": "ft"})
     assert set(h) == {"in_sample"}
     assert h["in_sample"]["mean_improvement"] == pytest.approx(100 / 3)
-    assert h["in_sample"]["n_scenarios"] == 2 and h["in_sample"]["n_flagged"] == 0
+    assert h["in_sample"]["n_scenarios"] == 2 and h["in_sample"]["n_excluded"] == 0
     assert h["in_sample"]["gap_closure"] == pytest.approx(1 / 3)
     assert headline(run)["in_sample"]["mean_improvement"] == pytest.approx(100 / 3)  # roles from the manifest
     with pytest.raises(ConfigError, match="missing: student"):

@@ -28,7 +28,7 @@ COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
     ("action_label", "string", False, "label of the executed action (C, D, or the contribution)"),
     ("probs", "list<double>", True, "probability of each action when the policy knows it"),
     ("p_cooperate", "double", True, "probability of action 0 (C) when known"),
-    ("source", "string", False, "rule | strategist | llm | fallback"),
+    ("source", "string", False, "rule | strategist | llm | fallback | replay (recorded study data) | replay-model"),
     ("protocol", "string", True, "prompt protocol (letter | motivation | repeated...) for LLM-style policies"),
     ("prompt", "string", True, "the chat messages shown to the policy, as JSON"),
     ("completion", "string", True, "the text the policy wrote (answer and motivation)"),

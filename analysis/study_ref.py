@@ -1,0 +1,60 @@
+"""The study's own alignment figures, computed from the shipped counts (tomarena.study) by the same code as a run's:
+LLaMa-2-7b (base) -> its LoRA fine-tune (student), against LLaMa-2-70b (teacher). Every alignment table tomarena
+prints stands beside these."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from tomarena import study
+from tomarena.analysis import alignment
+
+ROLES = {"base": "llama2-7b", "student": "llama2-7b-lora", "teacher": "llama2-70b"}
+LABEL = "study: LLaMa-2-7b -> LoRA vs 70b"
+
+
+def propensities(raw: bool = False) -> Any:
+    """The study's one-shot P(C) per model x framing x game as a propensity table (n_valid = answers counted;
+    `raw` divides by 300 as the study's notebooks did)."""
+    import pandas as pd
+
+    df = pd.DataFrame(study.propensity_rows(raw))
+    return df.assign(n_valid=df["n_total"])
+
+
+def donations() -> Any:
+    """The study's mean donation per model, as a donation table (framing 'none', game 'donation')."""
+    import pandas as pd
+
+    return pd.DataFrame(study.donation_rows())
+
+
+def scenario_table(raw: bool = False, roles: dict[str, str] | None = None,
+                   min_gap: float = alignment.MIN_GAP) -> Any:
+    """Per-scenario alignment of the study's models (every set; the donation game when all three models played
+    it); no scenario is excluded unless `min_gap` > 0."""
+    import pandas as pd
+
+    r = roles or ROLES
+    args = (r["base"], r["student"], r["teacher"])
+    for model in args:
+        study.check_model(model)
+    parts = [alignment.scenario_table(propensities(raw), *args, min_gap=min_gap)]
+    if all(m in study.donation_counts() for m in args):
+        endowment = 10  # the study's party fund: $0-10
+        parts.append(alignment.scenario_table(donations(), *args, value="mean_contribution", binary=False,
+                                              min_gap=min_gap * endowment,
+                                              small_gap=alignment.SMALL_GAP * endowment).assign(set="donation"))
+    return pd.concat(parts, ignore_index=True)
+
+
+@cache
+def summary(raw: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """{set: summarize(...)} of the study's own figures (cached: the data never change)."""
+    return alignment.summarize_sets(scenario_table(raw), seed=seed)
+
+
+def headline(raw: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """The study's figures in the headline shape ({set: {HEADLINE_KEYS}})."""
+    return {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in summary(raw, seed).items() if s != "all"}
