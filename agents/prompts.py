@@ -1,7 +1,10 @@
 """Prompt templates (our own wording) for the study's protocols, as data with ids.
 
-`letter`: answer with one letter only. `motivation`: the letter, then the reasons. Both add the history
-of earlier rounds when the game is repeated. Actions are never called "cooperate" or "defect".
+`letter`: answer with one letter only. `motivation`: the letter, then the reasons. Every prompt states the
+study's facts: who the co-player is and (where the framing declares it) the relationship, that choices are
+simultaneous, unseen and made without talking, the goal in points, and that play is one-shot (horizon 1),
+a fixed number of rounds, or may repeat; repeated games add the history of earlier rounds.
+Actions are never called "cooperate" or "defect".
 A rendered prompt is a list of chat messages: [{"role": "system", ...}, {"role": "user", ...}].
 """
 
@@ -65,15 +68,15 @@ def describe_2x2(game: Game, obs: Observation) -> str:
     own = game.row_matrix if obs.player == 0 else game.col_matrix.T
     other = game.col_matrix if obs.player == 0 else game.row_matrix.T
     lines = [
-        f"You and {fr.co_player} each choose, at the same time and without talking to each other, between "
-        f"two options: C ({fr.option_c}) and D ({fr.option_d}). Your goal is to {fr.goal}.",
+        f"You and {fr.co_player} (the co-player) each choose at the same time, without talking and without seeing "
+        f"each other's choice, between C ({fr.option_c}) and D ({fr.option_d}). Your goal is to {fr.goal}.",
     ]
     labels = game.action_labels
     for i in range(game.n_actions):
         for j in range(game.n_actions):
             lines.append(
                 f"If you choose {labels[i]} and the co-player chooses {labels[j]}, you earn {_fmt(own[i, j])} points "
-                f"and the co-player earns {_fmt(other[i, j])} points."
+                f"and the co-player earns {_fmt(other[i, j])}."
             )
     lines.append("Think about what the co-player is likely to choose before you decide.")
     return "\n".join(lines)
@@ -83,20 +86,24 @@ def describe_donation(game: DonationGame, obs: Observation) -> str:
     """The rules of the public-goods donation game in prose."""
     fr = obs.framing
     return (
-        f"You are one of {game.n_players} people; the others are each like {fr.co_player}. Everyone receives "
-        f"{game.endowment} dollars and decides, at the same time and without talking, how many whole dollars "
+        f"You are one of {game.n_players} people; the others (the co-players) are each like {fr.co_player}. "
+        f"Everyone receives {game.endowment} dollars and decides, at the same time, without seeing what the "
+        f"others give and without talking, how many whole dollars "
         f"(0 to {game.endowment}) to give to a shared fund. The fund is multiplied by {_fmt(game.multiplier)} "
         f"and split equally among all {game.n_players}, whatever each gave. You keep what you do not give. "
         f"Your goal is to {fr.goal}."
     )
 
 
+ONE_SHOT = "This encounter happens only once; no further rounds follow."
+
+
 def describe_history(obs: Observation) -> str:
-    """Earlier rounds and the points so far, or '' in the first round."""
+    """How often play repeats (once only at horizon 1), then any earlier rounds and the points so far."""
     head = (
-        f"This meeting repeats for {obs.horizon} rounds in all." if obs.horizon and obs.horizon > 1
+        ONE_SHOT if obs.horizon == 1
+        else f"This meeting repeats for {obs.horizon} rounds in all." if obs.horizon is not None
         else "This meeting may repeat; after each round there may or may not be another one."
-        if obs.horizon is None else ""
     )
     if not obs.actions:
         return head
@@ -118,9 +125,9 @@ def build_messages(obs: Observation, protocol: str = "letter") -> list[dict[str,
         body, instr = describe_donation(game, obs), t.instruction_donation.format(endowment=game.endowment)
     else:
         body, instr = describe_2x2(game, obs), t.instruction_2x2
-    history = describe_history(obs)
-    user = "\n\n".join(x for x in (body, history, instr) if x)
-    return [{"role": "system", "content": t.system.format(role=obs.framing.role)}, {"role": "user", "content": user}]
+    user = "\n\n".join((body, describe_history(obs), instr))
+    role = " ".join(x for x in (obs.framing.role, obs.framing.relationship) if x)
+    return [{"role": "system", "content": t.system.format(role=role)}, {"role": "user", "content": user}]
 
 
 def messages_json(messages: list[dict[str, str]]) -> str:

@@ -41,6 +41,7 @@ class _FramingFile(BaseModel):
     sample: Literal["in", "out", "none"]
     role: str = Field(min_length=1)
     co_player: str = Field(min_length=1)
+    relationship: str = Field(default="", description="one sentence on how the players stand to each other")
     options: _Options
     goal: str = Field(min_length=1)
     attributes: _Attributes
@@ -48,7 +49,7 @@ class _FramingFile(BaseModel):
 
 @dataclass(frozen=True)
 class Framing:
-    """A social context: who the player is, what C and D mean there, the goal, and relationship attributes."""
+    """A social context: who the player is, the relationship, what C and D mean, the goal, and attributes."""
 
     id: str
     title: str
@@ -63,6 +64,7 @@ class Framing:
     shared_fate: float
     public_scrutiny: float
     competition: float
+    relationship: str = ""  # one sentence, e.g. "Relations between the two nations are neutral."; "" = not stated
 
     @property
     def attributes(self) -> dict[str, float]:
@@ -115,6 +117,7 @@ def load_framing(path: str | os.PathLike[str]) -> Framing:
     return Framing(
         id=f.id, title=f.title, sample=f.sample, role=" ".join(f.role.split()), co_player=f.co_player,
         option_c=f.options.C, option_d=f.options.D, goal=" ".join(f.goal.split()), **f.attributes.model_dump(),
+        relationship=" ".join(f.relationship.split()),
     )
 
 

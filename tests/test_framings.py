@@ -72,6 +72,25 @@ def test_builtin_framings() -> None:
     assert get_framing(ir) is ir
 
 
+def test_relationship_sentence() -> None:
+    neutral = {"ir": "Relations between the two nations are neutral.",
+               "business": "Relations between the two companies are neutral.",
+               "sports": "Your relationship with the other athlete is neutral.",
+               "ventcap": "Your relationship with the other investor is neutral."}
+    assert {fid: get_framing(fid).relationship for fid in FRAMINGS.ids() if get_framing(fid).relationship} == neutral
+    assert "from now on" not in get_framing("friendsharing").role
+    assert get_framing("roomsharing").goal == ("make the living situation you share work as well as it can, "
+                                               "measured in points")
+
+
+def test_relationship_is_optional_and_folded(tmp_path: Path) -> None:
+    assert load_framing(_write(tmp_path / "a.yaml", GOOD)).relationship == ""
+    f = load_framing(_write(tmp_path / "b.yaml", _with(relationship="You and the neighbour\n  get on  well.")))
+    assert f.relationship == "You and the neighbour get on well."
+    with pytest.raises(ConfigError, match=r"relationship: Input should be a valid string \(got \['x'\]\)"):
+        load_framing(_write(tmp_path / "c.yaml", _with(relationship=["x"])))
+
+
 def test_load_good_file(tmp_path: Path) -> None:
     f = load_framing(_write(tmp_path / "orchard.yaml", GOOD))
     assert isinstance(f, Framing)
