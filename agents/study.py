@@ -115,6 +115,8 @@ class StudyReplay(Policy):
         self.memory, self.prior_weight = float(memory), float(prior_weight)
         self.motivation = self.model.protocol == "motivation" if motivation is None else bool(motivation)
         self.id = f"study/{model}"
+        if model not in study.donation_counts():  # declared: the study never ran it in the donation game
+            self.game_kinds = ("matrix",)
 
     @property
     def protocol(self) -> str:

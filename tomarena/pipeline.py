@@ -64,7 +64,7 @@ class PipelineConfig(_Strict):
 
     out: str = "runs/pipeline"
     seed: int = 0
-    teacher: str = "strategist/reference"
+    teacher: str = "study/llama2-70b"
     student: str = "llm/smollm2-135m-instruct"
     student_adapter_option: str = Field(default="adapter", description="spec option that attaches an adapter")
     executor: str = Field(default="local", pattern="^(local|ray)$")
@@ -251,7 +251,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     report = build_report([*base_runs, *teacher_runs, *student_runs, tour], root / "report", roles=roles,
                           seed=cfg.seed)
     top3 = pd.read_csv(tour / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]].to_dict("records")
-    headline = {"alignment": report.headline, "tournament_top3": top3}
+    from tomarena.analysis import study_ref
+
+    headline = {"alignment": report.headline, "study": study_ref.headline(seed=cfg.seed), "tournament_top3": top3}
     timings["report"] = time.perf_counter() - t0
     timings["total_this_session"] = time.perf_counter() - t_all
     result = {"report": str(report.html), "headline": headline, "roles": roles,
@@ -261,15 +263,24 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    """Print where the report is and the headline figures of a pipeline run."""
+    """Print where the report is and the headline figures of a pipeline run, each scenario set beside the study's
+    own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, from the shipped counts)."""
     print(f"\nreport: {result['report']}")
+    study = (result.get("headline") or {}).get("study") or {}
+    nan = float("nan")
     for name, h in (result.get("headline") or {}).get("alignment", {}).items():
         if not isinstance(h, dict) or h.get("mean_improvement") is None:
             continue
         print(f"  {name:<13} improvement {h['mean_improvement']:7.1f}% "
-              f"[95% CI {h.get('ci_low', float('nan')):.1f}, {h.get('ci_high', float('nan')):.1f}]  "
-              f"median {h.get('median', float('nan')):.1f}%  r(student, teacher) {h.get('pearson_r', float('nan')):.2f}"
-              f"  n={h.get('n_scenarios')} flagged={h.get('n_flagged')}")
+              f"[95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
+              f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}"
+              f"  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
+        ref = study.get(name)
+        if ref:
+            print(f"  {'':<13} the study   {ref['mean_improvement']:7.1f}% "
+                  f"[95% CI {ref.get('ci_low', nan):.1f}, {ref.get('ci_high', nan):.1f}]  "
+                  f"median {ref.get('median', nan):.1f}%  r(student, teacher) {ref.get('pearson_r', nan):.2f}"
+                  f"  (LLaMa-2-7b -> LoRA vs 70b)")
     top = (result.get("headline") or {}).get("tournament_top3") or []
     if top:
         ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
