@@ -1,5 +1,9 @@
 """Propensity tables: p(C) per model x framing x game (x round), exact when the run scored probabilities, else
-counted with Wilson intervals; invalid answers are counted, never dropped silently. Donations: mean contribution."""
+counted with Wilson intervals; invalid answers are counted, never dropped silently. Donations: mean contribution.
+
+Exact scoring defines p(C) as P(first answer token = C | first token in {C, D}) under the letter prompt (no
+sampling, no top-p, no parser); `other_mass` is the mean probability the model put on neither letter, its format
+adherence (0 = it always answers with a letter; NaN for sampled answers and rule-based policies)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from tomarena.analysis.stats import t_interval, wilson_interval
 #: parse statuses whose rows are not a valid answer of the model (the arena's fallback acted instead)
 INVALID_STATUSES = ("failed", "fallback")
 PROPENSITY_COLUMNS = ["model", "framing", "game", "n_rows", "n_valid", "n_invalid", "n_cooperate", "p_cooperate",
-                      "ci_low", "ci_high", "method"]
+                      "ci_low", "ci_high", "method", "other_mass"]
 DONATION_COLUMNS = ["model", "framing", "game", "n_rows", "n_valid", "n_invalid", "mean_contribution", "ci_low",
                     "ci_high", "method"]
 
@@ -49,8 +53,10 @@ def _cell(group: Any) -> dict[str, Any]:
         p = k / n_valid if n_valid else math.nan
         lo, hi = wilson_interval(k, n_valid)
         method = "counts"
+    other = group["other_mass"].dropna() if "other_mass" in group else []
     return {"n_rows": len(group), "n_valid": n_valid, "n_invalid": int(invalid.sum()), "n_cooperate": k,
-            "p_cooperate": p, "ci_low": lo, "ci_high": hi, "method": method}
+            "p_cooperate": p, "ci_low": lo, "ci_high": hi, "method": method,
+            "other_mass": float(other.mean()) if len(other) else math.nan}
 
 
 def propensity_table(frame: Any, by_round: bool = False) -> Any:

@@ -66,7 +66,9 @@ def _propensity_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, 
         figs += [w.png(f"bars_by_{by}", plots.role_bars, props, roles, by) for by in ("framing", "game")]
     text = ("p(C) per model x framing x game (one-shot sweep rows when the runs have any; repeated play is "
             "analysed below). method 'exact' = mean of the scored probability of C; 'counts' = "
-            "C answers / valid answers with a Wilson 95% CI. Invalid (failed / fallback) answers are counted in "
+            "C answers / valid answers with a Wilson 95% CI. Exact p(C) = P(first token C | first token C or D) "
+            "under the letter prompt; other_mass = the mean probability on neither letter (format adherence). "
+            "Invalid (failed / fallback) answers are counted in "
             f"n_invalid: {int(props['n_invalid'].sum()) if len(props) else 0} in all.")
     tables = [("Propensities", props)] + ([("Donation game: mean contribution", don)] if len(don) else [])
     return [Section("Propensity to cooperate", text, tables, figs)]

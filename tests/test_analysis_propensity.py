@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -125,3 +126,11 @@ def test_read_propensity_file_variants_and_errors(tmp_path: Path) -> None:
         read_propensity_file(f)
     with pytest.raises(ConfigError, match="does not exist"):
         read_propensity_file(tmp_path / "none.csv")
+
+
+def test_propensity_reports_format_adherence_as_other_mass() -> None:
+    rows = sweep_rows("m", "ir", "stag_hunt", 2, 1, p=0.6)
+    rows[0]["other_mass"], rows[1]["other_mass"] = 0.1, 0.3
+    t = propensity_table(pd.DataFrame(rows)).iloc[0]
+    assert t["other_mass"] == pytest.approx(0.2) and t["method"] == "exact"
+    assert math.isnan(propensity_table(pd.DataFrame(sweep_rows("s", "ir", "stag_hunt", 3, 1))).iloc[0]["other_mass"])
