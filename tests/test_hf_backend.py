@@ -1,5 +1,6 @@
 """HFBackend on a tiny random Llama built in the test: scoring equals a plain transformers forward (with and
-without prefix reuse, batched or not, multi-token labels), seeded generation, adapters, errors, pickling."""
+without prefix reuse, batched or not, multi-token labels), seeded generation with top_p / top_k / repetition
+penalty, adapters, errors, pickling."""
 
 from __future__ import annotations
 
@@ -105,6 +106,57 @@ def test_generation_is_seeded_per_prompt(tiny_model_dir) -> None:
     assert greedy == b.generate(ps[:1], 6, 0.0, [2])
     with pytest.raises(ConfigError, match="one seed per prompt"):
         b.generate(ps, 4, 1.0, [1])
+
+
+def test_generation_passes_the_sampling_settings(tiny_model_dir, monkeypatch) -> None:
+    """top_p, top_k and repetition_penalty reach transformers' generate() exactly as given (a recording wrapper
+    around the real generate); greedy decoding gets the repetition penalty but no sampling settings."""
+    b = HFBackend(str(tiny_model_dir))
+    b.load()
+    seen: list[dict] = []
+    real = b._model.generate
+
+    def recording(**kwargs):
+        seen.append({k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask")})
+        return real(**kwargs)
+
+    monkeypatch.setattr(b._model, "generate", recording)
+    pad = b.tokenizer.pad_token_id
+    b.generate(prompts()[:1], 5, 0.8, [3], top_p=0.9, top_k=50, repetition_penalty=1.1)
+    b.generate(prompts()[:1], 5, 0.0, [3], top_p=0.9, top_k=50, repetition_penalty=1.1)
+    b.generate(prompts()[:1], 5, 1.0, [3])
+    assert seen == [
+        {"do_sample": True, "max_new_tokens": 5, "repetition_penalty": 1.1, "temperature": 0.8, "top_p": 0.9,
+         "top_k": 50, "pad_token_id": pad},
+        {"do_sample": False, "max_new_tokens": 5, "repetition_penalty": 1.1, "pad_token_id": pad},
+        {"do_sample": True, "max_new_tokens": 5, "repetition_penalty": 1.0, "temperature": 1.0, "top_p": 1.0,
+         "top_k": 0, "pad_token_id": pad},
+    ]
+    for bad, message in (({"top_p": 0.0}, "top_p must be a number in \\(0, 1\\], got 0.0"),
+                         ({"top_k": -2}, "top_k must be a whole number >= 0 \\(0 = off\\), got -2"),
+                         ({"repetition_penalty": -1.0}, "repetition_penalty must be a finite number > 0")):
+        with pytest.raises(ConfigError, match=f"^{message}"):
+            b.generate(prompts()[:1], 5, 1.0, [3], **bad)
+
+
+def test_sampling_settings_change_what_is_generated(tiny_model_dir) -> None:
+    """The settings act on the real model: a nucleus or top-k of one token turns sampling into greedy decoding, and
+    the repetition penalty gives exactly transformers' own penalised greedy text (which differs from unpenalised)."""
+    import torch
+
+    b = HFBackend(str(tiny_model_dir))
+    ps = prompts()[:2]
+    greedy = b.generate(ps, 12, 0.0, [1, 2])
+    assert b.generate(ps, 12, 1.0, [5, 6], top_p=1e-6) == greedy
+    assert b.generate(ps, 12, 1.0, [5, 6], top_k=1) == greedy
+    assert b.generate(ps, 12, 1.0, [5, 6]) != greedy  # plain sampling of a random model wanders off
+    penalised = b.generate(ps, 12, 0.0, [1, 2], repetition_penalty=1.5)
+    for (text, n_in, _), p in zip(penalised, ps, strict=True):
+        ids = torch.tensor([b.render(p)])
+        ref = b._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                max_new_tokens=12, repetition_penalty=1.5, pad_token_id=b.tokenizer.pad_token_id)
+        assert (text, n_in) == (b.tokenizer.decode(ref[0, ids.shape[1]:], skip_special_tokens=True), ids.shape[1])
+    assert penalised != greedy
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The OpenAI-compatible backend against a real local HTTP server: success, logprobs, 5xx, 429, timeouts,
-truncated and garbage bodies, key handling, and the policies built on it."""
+truncated and garbage bodies, key handling, the sampling fields sent, and the policies built on it."""
 
 from __future__ import annotations
 
@@ -210,6 +210,39 @@ def test_policy_records_backend_failure_with_fixed_fallback(srv) -> None:
     d, _ = policy.act(_pd_obs(), None, np.random.default_rng(0))
     assert (d.action, d.source, d.parse_status) == (1, "fallback", "failed")
     assert d.error.startswith("backend failed:") and "failed 2 times" in d.error
+
+
+def test_generate_sends_the_sampling_settings(srv) -> None:
+    """top_p is always in the body (standard OpenAI); top_k and repetition_penalty, vLLM's extra fields, only when
+    they are set (0 and 1 mean off), as top-level fields of the body."""
+    srv.script += [("ok", completion()), ("ok", completion())]
+    b = backend(srv)
+    b.generate([MSGS], 600, 0.8, [7], top_p=0.9, top_k=50, repetition_penalty=1.1)
+    b.generate([MSGS], 8, 1.0, [7])
+    assert [x["body"] for x in srv.seen] == [
+        {"model": "test-model", "messages": MSGS, "max_tokens": 600, "temperature": 0.8, "top_p": 0.9, "top_k": 50,
+         "repetition_penalty": 1.1, "seed": 7},
+        {"model": "test-model", "messages": MSGS, "max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "seed": 7},
+    ]
+    with pytest.raises(ConfigError, match="^top_p must be a number in \\(0, 1\\], got 2$"):
+        b.generate([MSGS], 8, 1.0, [7], top_p=2)
+    assert len(srv.seen) == 2
+
+
+def test_study_decoding_spec_over_http(srv) -> None:
+    """decoding=study through the spec: the request carries the study's sampling, and a refusal is C by the study's
+    rule, recorded as a default decision."""
+    srv.script += [("ok", completion("I would rather not choose.")), ("ok", completion("I choose D."))]
+    spec = f"openai:{srv.url}?model=test-model&mode=generate&protocol=letter&decoding=study&api_key_env=NO_SUCH_KEY"
+    policy = resolve_policy(spec)
+    out = [d for d, _ in policy.act_batch([_pd_obs()] * 2, [None] * 2, [np.random.default_rng(i) for i in (0, 1)])]
+    assert [(d.action, d.source, d.parse_status) for d in out] == [(0, "fallback", "default"), (1, "llm", "ok")]
+    sent = [{k: x["body"][k] for k in ("max_tokens", "temperature", "top_p", "top_k", "repetition_penalty")}
+            for x in srv.seen]
+    assert sent == [{"max_tokens": 600, "temperature": 0.8, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1}] * 2
+    info = policy.describe()
+    assert (info["decoding"], info["top_p"], info["top_k"], info["repetition_penalty"], info["parser"],
+            info["backend"]) == ("study", 0.9, 50, 1.1, "study", "openai")
 
 
 def test_bad_openai_specs_fail_with_one_line() -> None:

@@ -1,5 +1,6 @@
 """LLMPolicy: scoring -> probabilities, generation -> parsing -> declared fallbacks, the policy contract
-(seeded reproducibility, act_batch == act, pickling), the donation game, specs and the registry entry."""
+(seeded reproducibility, act_batch == act, pickling), the donation game, specs and the registry entry, decoding
+presets (decoding=study) with explicit overrides, and the study parser's default-to-C decisions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from tomarena.agents.base import POLICIES
-from tomarena.agents.llm_policy import LLMPolicy, from_hf_spec, scores_to_probs
+from tomarena.agents.llm_policy import DECODING_PRESETS, LLMPolicy, decoding_settings, from_hf_spec, scores_to_probs
 from tomarena.agents.resolve import resolve_policy
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game
@@ -32,6 +33,7 @@ class FakeBackend:
 
     def __init__(self, texts: list[str] | None = None, probs: dict[str, float] | None = None) -> None:
         self.texts, self.probs, self.calls = list(texts or []), probs or {"C": 0.6, "D": 0.2}, []
+        self.sampling: list[dict] = []
 
     def score_detailed(self, prompts, options, answer_prefix=""):
         self.calls.append(("score", len(prompts), answer_prefix))
@@ -39,8 +41,9 @@ class FakeBackend:
             row = np.log([self.probs.get(o, 0.0) for o in options])
         return np.tile(row, (len(prompts), 1)), [100] * len(prompts)
 
-    def generate(self, prompts, max_new_tokens, temperature, seeds):
+    def generate(self, prompts, max_new_tokens, temperature, seeds, **sampling):
         self.calls.append(("generate", len(prompts), tuple(seeds)))
+        self.sampling.append({"max_new_tokens": max_new_tokens, "temperature": temperature, **sampling})
         return [(self.texts.pop(0), 100, 7) for _ in prompts]
 
     def describe(self):
@@ -179,3 +182,96 @@ def test_specs_and_registry(tiny_model_dir) -> None:
             resolve_policy(spec)
     info = POLICIES.get("llm/smollm2-135m-instruct")
     assert info.kind == "llm"
+
+
+# -- decoding presets and the study parser --------------------------------------------------------------------------
+STUDY = {"temperature": 0.8, "max_new_tokens": 600, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
+         "parser": "study"}
+
+
+def test_decoding_presets_and_explicit_overrides() -> None:
+    assert DECODING_PRESETS["study"] == STUDY
+    assert DECODING_PRESETS["default"] == {"temperature": 1.0, "max_new_tokens": 64, "top_p": 1.0, "top_k": 0,
+                                           "repetition_penalty": 1.0, "parser": "robust"}
+    assert decoding_settings("study", top_p=0.95, parser=None, temperature=0.0) == {**STUDY, "top_p": 0.95,
+                                                                                  "temperature": 0.0}
+    with pytest.raises(ConfigError, match="^unknown decoding 'greedy'; allowed: default, study$"):
+        decoding_settings("greedy")
+    with pytest.raises(ConfigError, match="^unknown decoding setting 'min_p'; allowed: temperature, max_new_tokens, "
+                                          "top_p, top_k, repetition_penalty, parser$"):
+        decoding_settings("study", min_p=0.1)
+
+
+def test_study_decoding_reaches_the_backend_and_the_manifest() -> None:
+    fake = FakeBackend(["I choose D."])
+    policy = LLMPolicy(fake, mode="generate", temperature=0.8, max_new_tokens=600, top_p=0.9, top_k=50,
+                       repetition_penalty=1.1, parser="study", decoding="study")
+    policy.act(pd_obs(), None, np.random.default_rng(0))
+    assert fake.sampling == [{"max_new_tokens": 600, "temperature": 0.8, "top_p": 0.9, "top_k": 50,
+                              "repetition_penalty": 1.1}]
+    info = policy.describe()
+    assert {k: info[k] for k in (*STUDY, "decoding", "decoding_overrides", "backend")} == {
+        **STUDY, "decoding": "study", "decoding_overrides": [], "backend": "fake"}
+    neutral = FakeBackend(["I choose D."])
+    LLMPolicy(neutral, mode="generate").act(pd_obs(), None, np.random.default_rng(0))
+    assert neutral.sampling == [{"max_new_tokens": 64, "temperature": 1.0}]  # neutral settings are not passed
+
+
+def test_study_parser_counts_default_answers_and_never_rescores() -> None:
+    texts = ["I choose D. They will undercut.", "I choose C.", "I refuse to take part.", "DC", ""]
+    fake = FakeBackend(texts)
+    policy = LLMPolicy(fake, mode="generate", protocol="motivation", fallback="score", parser="study")
+    out = [d for d, _ in policy.act_batch([pd_obs()] * 5, [None] * 5, [np.random.default_rng(i) for i in range(5)])]
+    assert [(d.action, d.source, d.parse_status, d.completion) for d in out] == [
+        (1, "llm", "ok", texts[0]), (0, "llm", "ok", texts[1]), (0, "fallback", "default", texts[2]),
+        (0, "fallback", "default", texts[3]), (0, "fallback", "default", "")]
+    assert all(d.error is None and d.probs is None for d in out)
+    assert [c[0] for c in fake.calls] == ["generate"]  # nothing failed, so nothing was scored instead
+
+
+def test_study_parser_on_donations_fails_without_a_number() -> None:
+    obs = Observation(DONATION, get_framing("team"), 0, 0, 1)
+    policy = LLMPolicy(FakeBackend(["Maybe 3, maybe 6.", "I keep it all."]), mode="generate", parser="study",
+                       fallback="0")
+    first, second = (d for d, _ in policy.act_batch([obs, obs], [None, None],
+                                                     [np.random.default_rng(0), np.random.default_rng(1)]))
+    assert (first.action, first.source, first.parse_status) == (3, "llm", "ok")
+    assert (second.action, second.source, second.parse_status, second.error) == (
+        0, "fallback", "failed", "no amount found; fallback 0")
+
+
+def test_decoding_specs_resolve_without_loading(tiny_model_dir) -> None:
+    p = resolve_policy(f"hf:{tiny_model_dir}?mode=generate&protocol=letter&decoding=study")
+    assert {k: getattr(p, k) for k in STUDY} == STUDY and p.decoding == "study" and not p.backend.loaded
+    p = resolve_policy(f"hf:{tiny_model_dir}?mode=generate&decoding=study&top_p=0.95&max_new_tokens=32&parser=robust")
+    assert (p.top_p, p.max_new_tokens, p.parser, p.temperature, p.top_k) == (0.95, 32, "robust", 0.8, 50)
+    assert p.describe()["decoding_overrides"] == ["max_new_tokens", "top_p", "parser"]
+    p = resolve_policy(f"hf:{tiny_model_dir}?mode=generate&top_p=0.5&repetition_penalty=1.3&top_k=7")
+    assert (p.decoding, p.temperature, p.top_p, p.top_k, p.repetition_penalty, p.parser) == (
+        "default", 1.0, 0.5, 7, 1.3, "robust")
+    p = resolve_policy("llm/smollm2-135m-instruct?mode=generate&decoding=study&top_k=0")
+    assert (p.id, p.top_k, p.top_p, p.parser, p.decoding_overrides()) == (
+        "llm/smollm2-135m-instruct?mode=generate&decoding=study&top_k=0", 0, 0.9, "study", ["top_k"])
+    cases = {
+        "decoding=greedy": "unknown decoding 'greedy'; allowed: default, study",
+        "parser=loose": "unknown parser 'loose'; allowed: robust, study",
+        "top_p=0": "top_p must be a number in \\(0, 1\\], got 0.0",
+        "top_p=1.5": "top_p must be a number in \\(0, 1\\], got 1.5",
+        "top_p=x": "option top_p='x' is not a valid float",
+        "top_k=-1": "top_k must be a whole number >= 0 \\(0 = off\\), got -1",
+        "repetition_penalty=0": "repetition_penalty must be a finite number > 0 \\(1 = off\\), got 0.0",
+    }
+    for option, message in cases.items():
+        with pytest.raises(ConfigError, match=f"^{message}$"):
+            resolve_policy(f"hf:{tiny_model_dir}?mode=generate&{option}")
+
+
+def test_score_mode_refuses_text_sampling_settings(tiny_model_dir) -> None:
+    with pytest.raises(ConfigError, match="^top_p=0.9, top_k=50, repetition_penalty=1.1 shape sampled text, so they "
+                                          "need mode=generate; mode=score computes exact label probabilities and "
+                                          "allows only top_p=1, top_k=0, repetition_penalty=1$"):
+        resolve_policy(f"hf:{tiny_model_dir}?decoding=study")
+    with pytest.raises(ConfigError, match="^repetition_penalty=1.1 shape sampled text"):
+        LLMPolicy(FakeBackend(), mode="score", repetition_penalty=1.1)
+    p = resolve_policy(f"hf:{tiny_model_dir}?decoding=study&top_p=1&top_k=0&repetition_penalty=1")
+    assert (p.mode, p.temperature, p.parser) == ("score", 0.8, "study")
