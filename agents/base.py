@@ -18,7 +18,7 @@ from tomarena.errors import ConfigError
 from tomarena.registry import Registry
 
 SOURCES = ("rule", "strategist", "llm", "fallback", "replay", "replay-model")
-PARSE_STATUSES = ("ok", "scored", "failed", "fallback")
+PARSE_STATUSES = ("ok", "scored", "default", "failed", "fallback")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         "episodes": int(frame["episode_id"].nunique()), "rows": len(frame),
         "parse_failures": int((frame["parse_status"] == "failed").sum()),
         "fallbacks": int((frame["source"] == "fallback").sum()),
+        "parse_defaults": int((frame["parse_status"] == "default").sum()),  # study parser: no standalone D -> C
         "backend_errors": int(frame["error"].notna().sum()),
         "backend_stats": _backend_stats(policies), "seconds_this_session": round(time.perf_counter() - started, 3),
     })
