@@ -167,6 +167,167 @@ def test_shared_prefix_kl_loss_and_gradients_equal_the_padded_batch(tiny_model_d
     np.testing.assert_allclose(g_shared, g_pad, rtol=1e-4, atol=1e-6)
 
 
+def lora_model_with_random_adapter(model_dir: Path, values: dict) -> object:
+    """A LoRA model whose B matrices are non-zero, so gradients reach every LoRA matrix."""
+    from tomarena.training.model import load_lora_model
+
+    model = load_lora_model(model_dir, make_config({**FAST, **values}))
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
+def test_cached_trunk_gives_the_full_forward_loss_and_gradients(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tomarena.training.data import build_kl_items
+    from tomarena.training.model import (
+        kl_groups,
+        kl_losses,
+        load_tokenizer,
+        sft_batch,
+        sft_loss_sum,
+        trunk_start,
+    )
+    from tomarena.training.trunk import build_trunk, decoder_of
+
+    tok = load_tokenizer(tiny_model_dir)
+    rows = read_traces(write_traces(tmp_path / "t.jsonl", copies=1))
+    kl_items, _ = build_kl_items(tok, rows, 128)
+    sft = dedup_sft([encode_sft(tok, e.messages, 128) for e in rows])
+    values = {"lora_layers": 1, "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "lm_head"]}
+    model = lora_model_with_random_adapter(tiny_model_dir, values)
+    start = trunk_start(model, make_config({**FAST, **values}))
+    trunk = build_trunk(model, [it.input_ids for it in [*sft, *kl_items]], start)
+    assert start == 1 and len(trunk.states) == len(sft) + len(kl_items) == 8
+    assert [tuple(trunk.of(it.input_ids).shape) for it in sft] == [(len(it.input_ids), 32) for it in sft]
+    (plen, members), = [g for g in kl_groups(kl_items) if g[0] > 0][:1]
+    group = [kl_items[i] for i in members]
+
+    def run(loss_fn, trunk_or_none) -> tuple[np.ndarray, np.ndarray]:
+        model.zero_grad()
+        loss = loss_fn(trunk_or_none)
+        loss.sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+        return loss.detach().numpy(), grads.numpy()
+
+    pad = tok.pad_token_id
+    cases = {
+        "sft (right-padded replies)": lambda tr: sft_loss_sum(model, sft_batch(sft, pad, "cpu", tr), tr)[0],
+        "kl (left-padded prompts)": lambda tr: kl_losses(model, kl_items, pad, "cpu", trunk=tr)[0],
+        "kl (shared prefix)": lambda tr: kl_losses(model, group, pad, "cpu", plen=plen, trunk=tr)[0],
+    }
+    for name, fn in cases.items():
+        (loss_full, g_full), (loss_fast, g_fast) = run(fn, None), run(fn, trunk)
+        assert np.abs(g_full).max() > 1e-3, name  # the gradients are real
+        np.testing.assert_allclose(loss_fast, loss_full, rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(g_fast, g_full, rtol=1e-5, atol=1e-5, err_msg=name)
+    dec = decoder_of(model)  # the layer window is undone after every forward
+    assert len(dec.layers) == 2 and not isinstance(dec.norm, torch.nn.Identity)
+    assert [layer.self_attn.layer_idx for layer in dec.layers] == [0, 1]
+
+
+def test_lora_layers_puts_lora_only_on_the_top_layers(tiny_model_dir: Path, tmp_path: Path) -> None:
+    def lora_modules(values: dict) -> set[str]:
+        model = lora_model_with_random_adapter(tiny_model_dir, values)
+        return {n.split("model.layers.", 1)[-1] if "model.layers." in n else n.rsplit(".", 1)[-1]
+                for n, m in model.named_modules() if hasattr(m, "lora_A")}
+
+    assert lora_modules({"lora_layers": 1}) == {"1.self_attn.q_proj", "1.self_attn.v_proj"}
+    assert lora_modules({"lora_layers": 2}) == {f"{i}.self_attn.{p}" for i in (0, 1) for p in ("q_proj", "v_proj")}
+    assert lora_modules({"lora_layers": 1, "targets": "all-linear"}) == {
+        f"1.{m}" for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}
+    assert lora_modules({"lora_layers": 1, "targets": "q_proj,lm_head"}) == {"1.self_attn.q_proj", "lm_head"}
+    assert lora_modules({}) == {f"{i}.self_attn.{p}" for i in (0, 1) for p in ("q_proj", "v_proj")}
+
+
+def test_cached_trunk_run_equals_the_full_forward_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    traces = write_traces(tmp_path / "t.jsonl")
+    one = {**FAST, "distill": "kl", "lora_layers": 1, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    fast = finetune(traces, str(tiny_model_dir), tmp_path / "fast", make_config(one))
+    full = finetune(traces, str(tiny_model_dir), tmp_path / "full", make_config({**one, "cache_trunk": False}))
+    assert fast["trunk"]["cached_layers"] == 1 and fast["trunk"]["sequences"] == 8  # 4 replies + 4 letter prompts
+    assert full["trunk"] is None
+    assert fast["metrics"][0]["loss"] == pytest.approx(full["metrics"][0]["loss"], rel=1e-5)
+    assert fast["metrics"][0]["kl"] == pytest.approx(full["metrics"][0]["kl"], rel=1e-5)
+    a, b = adapter_tensors(tmp_path / "fast"), adapter_tensors(tmp_path / "full")
+    assert a.keys() == b.keys() and all(".layers.1." in k for k in a)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6)
+
+
+def test_kl_only_plan_covers_the_letter_prompts_kl_repeat_times_per_epoch() -> None:
+    from tomarena.training.finetune import plan_step, steps_per_epoch
+
+    cfg = make_config({**FAST, "distill": "kl_only", "kl_repeat": 2, "batch_size": 2, "grad_accum": 2})
+    assert steps_per_epoch(cfg, 0, 5) == 3  # ceil(2 passes x 5 items / 4 per step)
+    plans = [plan_step(cfg, 0, 5, s) for s in range(6)]
+    assert [p[0] for p in plans] == [0, 0, 0, 1, 1, 1] and all(p[1] == [] for p in plans)
+    assert [len(p[2]) for p in plans[:3]] == [4, 4, 2]
+    for epoch in (0, 1):
+        drawn = [i for p in plans if p[0] == epoch for i in p[2]]
+        assert sorted(drawn) == sorted([0, 1, 2, 3, 4] * 2)
+    assert plans[3][2] != plans[0][2] and plan_step(cfg, 0, 5, 4) == plans[4]  # reshuffled, and a pure function
+
+
+def test_kl_only_trains_without_text_and_resumes_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    traces = write_traces(tmp_path / "t.jsonl", copies=3)
+    cfg = make_config({**FAST, "max_steps": 5, "distill": "kl_only", "save_every": 2, "lora_layers": 1})
+    whole = finetune(traces, str(tiny_model_dir), tmp_path / "whole", cfg)
+    assert whole["sft_items"] == 0 and whole["kl_items"] == 4 and whole["n_train"] == 12
+    assert whole["trunk"]["sequences"] == 4  # only the letter prompts are forwarded
+    assert [m["steps"] for m in whole["metrics"]] == [2, 2, 1]  # 4 prompts in steps of 2
+    assert all(m["loss"] is None and m["kl"] > 0 for m in whole["metrics"])
+
+    def crash(step: int, info: dict) -> None:
+        assert info["loss"] is None
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(traces, str(tiny_model_dir), tmp_path / "cut", cfg, on_step=crash)
+    manifest = finetune(traces, str(tiny_model_dir), tmp_path / "cut", cfg, resume=True)
+    assert manifest["resumed_from_step"] == 2 and manifest["steps"] == 5
+    a, b = adapter_tensors(tmp_path / "whole"), adapter_tensors(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(".layers.1." in k for k in a)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_lora_layers_and_trunk_config_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tomarena.training.trunk import check_cacheable
+
+    traces = write_traces(tmp_path / "t.jsonl")
+    with pytest.raises(ConfigError) as err:
+        finetune(traces, str(tiny_model_dir), tmp_path / "a", make_config({**FAST, "lora_layers": 3}))
+    assert str(err.value) == "lora_layers=3 is out of range for this model: allowed 1..2 (it has 2 decoder layers)"
+    assert not (tmp_path / "a.partial").exists()  # checked before any output is made
+    with pytest.raises(ConfigError, match=r"bad fine-tuning value lora_layers=0 .*greater than or equal to 1"):
+        make_config({"lora_layers": 0})
+    with pytest.raises(ConfigError, match=r"LoRA targets \['embed_tokens'\] lie outside the top 1 decoder layers"):
+        finetune(traces, str(tiny_model_dir), tmp_path / "b",
+                 make_config({**FAST, "lora_layers": 1, "targets": "q_proj,embed_tokens"}))
+    with pytest.raises(ConfigError, match="'layers.0.self_attn.q_proj' lies below the top 1 decoder layers"):
+        finetune(traces, str(tiny_model_dir), tmp_path / "b2",
+                 make_config({**FAST, "lora_layers": 1, "targets": "v_proj,model.layers.0.self_attn.q_proj"}))
+    with pytest.raises(ConfigError, match="supports model types llama, mistral, qwen2, qwen3, not 'gemma'"):
+        check_cacheable(SimpleNamespace(model_type="gemma"), 2)
+    mixed = SimpleNamespace(model_type="qwen2", layer_types=["full_attention"] * 2 + ["sliding_attention"] * 2)
+    with pytest.raises(ConfigError, match="attention types"):
+        check_cacheable(mixed, 2)
+    check_cacheable(mixed, 4)  # the whole stack: the window is the model
+    check_cacheable(SimpleNamespace(model_type="llama"), 1)
+    no_trunk = {"distill": "kl_only", "lora_layers": 1, "cache_trunk": False}
+    rows = [json.loads(line) for line in traces.read_text().splitlines()]
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps({**r, "teacher_probs": None}) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ConfigError, match="kl_only needs examples with teacher_probs"):
+        finetune(plain, str(tiny_model_dir), tmp_path / "c", make_config({**FAST, **no_trunk}))
+
+
 def test_holdout_split_is_applied_and_recorded(tiny_model_dir: Path, tmp_path: Path) -> None:
     traces = write_traces(tmp_path / "t.jsonl")
     train, split = split_examples(read_traces(traces), holdout_framings=("team",), holdout_games=())

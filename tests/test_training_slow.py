@@ -1,6 +1,7 @@
-"""Slow test on the embedded SmolLM2-135M: a short CPU fine-tune with `distill: kl` on hand-written,
+"""Slow tests on the embedded SmolLM2-135M: a short CPU fine-tune with `distill: kl` on hand-written,
 strategist-like traces moves the exact next-token P(C) toward the teacher's (low in the Prisoner's
-Dilemma, high in Prisoner's Delight)."""
+Dilemma, high in Prisoner's Delight); and with LoRA on the top 6 layers the cached trunk gives the full
+forward's losses and gradients."""
 
 from __future__ import annotations
 
@@ -97,3 +98,56 @@ def test_cpu_finetune_moves_p_cooperate_toward_teacher(tmp_path: Path) -> None:
     assert len(gaps) == 4  # the base model says C ~93% of the time; the teacher's 10% in the PD is far off
     improvement = {k: 100 * (after[k] - before[k]) / gap for k, gap in gaps.items()}
     assert all(v > 30 for v in improvement.values()), improvement
+
+
+@pytest.mark.slow
+def test_cached_trunk_equals_the_full_forward_on_smollm2() -> None:
+    import numpy as np
+    import torch
+
+    from tomarena.agents.embedded import embedded_model_dir
+    from tomarena.training.config import make_config
+    from tomarena.training.data import KlItem, encode_sft, label_token_ids
+    from tomarena.training.model import (
+        kl_groups,
+        kl_losses,
+        load_lora_model,
+        load_tokenizer,
+        sft_batch,
+        sft_loss_sum,
+        trunk_start,
+    )
+    from tomarena.training.trunk import build_trunk
+
+    base_dir = embedded_model_dir()
+    tok = load_tokenizer(base_dir)
+    cfg = make_config({"lora_layers": 6, "targets": "q_proj,k_proj,v_proj,o_proj", "device": "cpu",
+                       "dtype": "float32"})
+    model = load_lora_model(base_dir, cfg)
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.01)
+    labels = label_token_ids(tok, ("C", "D"))
+    prompts = [letter_prompt(g, f) for g in GAMES for f in ("business", "team")]
+    kl = [KlItem(tuple(tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)
+                       ["input_ids"]), labels, (0.3, 0.7), 1.0) for m in prompts]
+    sft = [encode_sft(tok, (*m, {"role": "assistant", "content": REASONS["D"]}), 320) for m in prompts[:2]]
+    trunk = build_trunk(model, [it.input_ids for it in [*kl, *sft]], trunk_start(model, cfg))
+    assert trunk.start == 24 and len(trunk.states) == 6
+    (plen, members), = [g for g in kl_groups(kl) if g[0] > 0][:1]
+    cases = {"kl shared prefix": lambda tr: kl_losses(model, [kl[i] for i in members], tok.pad_token_id, "cpu",
+                                                      plen=plen, trunk=tr)[0],
+             "kl padded": lambda tr: kl_losses(model, kl, tok.pad_token_id, "cpu", trunk=tr)[0],
+             "sft": lambda tr: sft_loss_sum(model, sft_batch(sft, tok.pad_token_id, "cpu", tr), tr)[0]}
+    for name, fn in cases.items():
+        out = []
+        for tr in (None, trunk):
+            model.zero_grad()
+            loss = fn(tr)
+            loss.sum().backward()
+            out.append((loss.detach().numpy(), torch.cat([p.grad.flatten() for p in model.parameters()
+                                                          if p.requires_grad])))
+        (full, g_full), (fast, g_fast) = out
+        np.testing.assert_allclose(fast, full, rtol=1e-5, err_msg=name)  # fp32 rounding of 30 layers: ~3e-6
+        assert float((g_fast - g_full).norm() / g_full.norm()) < 1e-4, name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 FLAG_KEYS = ("epochs", "max_steps", "lr", "rank", "alpha", "targets", "batch_size", "grad_accum", "seed",
              "max_length", "distill", "kl_weight", "kl_repeat", "holdout_framings", "holdout_games", "save_every",
-             "mixed_precision")
+             "mixed_precision", "lora_layers")
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -18,6 +18,8 @@ def _finetune(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in FLAG_KEYS}
     if args.no_progress:
         overrides["progress"] = False
+    if args.no_cache_trunk:
+        overrides["cache_trunk"] = False
     config = load_config(args.config, overrides)
     manifest = finetune(args.traces, args.base, args.out, config, resume=args.resume, overwrite=args.overwrite)
     last = manifest["metrics"][-1] if manifest["metrics"] else {}
@@ -42,11 +44,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank", type=int, help="LoRA rank r")
     p.add_argument("--alpha", type=float, help="LoRA alpha")
     p.add_argument("--targets", help="comma-separated module names, or all-linear")
+    p.add_argument("--lora-layers", type=int, help="LoRA only on the top N decoder layers (default: all)")
+    p.add_argument("--no-cache-trunk", action="store_true",
+                   help="with --lora-layers: forward the whole model every step instead of caching the frozen layers")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-length", type=int)
-    p.add_argument("--distill", choices=["none", "kl"], help="kl: fit the answer token to teacher_probs too")
+    p.add_argument("--distill", choices=["none", "kl", "kl_only"],
+                   help="kl: fit the answer token to teacher_probs too; kl_only: fit only that (no text loss)")
     p.add_argument("--kl-weight", type=float)
     p.add_argument("--kl-repeat", type=int, help="passes over the distribution items per epoch of text")
     p.add_argument("--holdout-framings", help="comma-separated framing ids kept out of training")

@@ -27,14 +27,22 @@ class FinetuneConfig(BaseModel):
     alpha: float = Field(16, gt=0, description="LoRA alpha (scale = alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     targets: tuple[str, ...] = Field(("q_proj", "v_proj"), min_length=1, description="modules that get LoRA")
+    lora_layers: int | None = Field(
+        None, ge=1, description="LoRA only on the top N decoder layers (the targets inside them); None: every layer")
+    cache_trunk: bool = Field(
+        True, description="with lora_layers: run the frozen layers below the first LoRA layer once per distinct "
+        "sequence (no gradient), keep their output states for the run, and forward only the top layers each step "
+        "(same loss and gradients; llama, mistral, qwen2, qwen3)")
     batch_size: int = Field(8, ge=1, description="examples per forward pass")
     grad_accum: int = Field(8, ge=1, description="forward passes per optimizer step")
     max_length: int = Field(1024, ge=16, description="tokens per example; longer replies are cut at the end")
     seed: int = 0
-    distill: Literal["none", "kl"] = Field("none", description="kl: also fit the answer token to teacher_probs")
+    distill: Literal["none", "kl", "kl_only"] = Field(
+        "none", description="kl: also fit the answer token to teacher_probs; kl_only: fit only that (no text loss), "
+        "an epoch being kl_repeat passes over the answer-distribution items in steps of batch_size x grad_accum")
     kl_weight: float = Field(1.0, ge=0, description="weight of the answer-distribution loss")
     kl_repeat: int = Field(1, ge=1, le=64, description="passes over the (cheap, de-duplicated) answer-distribution "
-                           "items per pass over the text examples")
+                           "items per epoch (per pass over the text examples with distill: kl)")
     holdout_framings: tuple[str, ...] = ()
     holdout_games: tuple[str, ...] = ()
     save_every: int = Field(50, ge=1, description="optimizer steps between resumable checkpoints")
@@ -52,6 +60,11 @@ class FinetuneConfig(BaseModel):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    @property
+    def uses_kl(self) -> bool:
+        """Whether the answer-distribution loss is trained (distill kl or kl_only)."""
+        return self.distill != "none"
 
     @property
     def effective_batch(self) -> int:
