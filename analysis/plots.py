@@ -79,13 +79,13 @@ def role_bars(props: Any, roles: Mapping[str, str], by: str, path: Path) -> Path
 
 
 def improvement_heatmap(scenarios: Any, path: Path) -> Path:
-    """Per-scenario improvement (%) framing x game; flagged scenarios (tiny teacher-base gap) stay blank."""
+    """Per-scenario improvement (%) framing x game; scenarios without one (zero or excluded gap) stay blank."""
     plt = _plt()
     t = scenarios[scenarios["set"] != "donation"].pivot_table(index="framing", columns="game", values="improvement",
                                                               dropna=False)
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(1, t.shape[1]), 1.2 + 0.45 * max(1, t.shape[0])))
     fig.colorbar(_heat(ax, t, "coolwarm_r", -100.0, 200.0, ".0f"), ax=ax, label="improvement %")
-    ax.set_title("Alignment improvement (blank = flagged gap)", fontsize=9)
+    ax.set_title("Alignment improvement (colours clipped to -100..200; blank = zero/excluded gap)", fontsize=9)
     return _save(fig, path)
 
 

@@ -115,7 +115,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=lambda a: _run(a, "tournament"))
     s = sub.add_parser("sweep", help="one-shot scenario grid per policy (the study's propensity measurement)",
                        description="Ask each policy alone every game x framing scenario once (exact scoring) or "
-                       "--samples times (sampled answers), as the study did.")
+                       "--samples times (sampled answers), as the study did. Exact scoring: P(C) = P(first answer "
+                       "token = C | first token in {C, D}) under the letter prompt, from one forward pass (no "
+                       "temperature, top-p or parser; the mass on neither letter is recorded as other_mass). The "
+                       "study's own estimator: --samples 300 with a policy spec ending "
+                       "'mode=generate&protocol=letter&decoding=study' (temperature 0.8, top-p 0.9, repetition "
+                       "penalty 1.1, D iff a standalone D appears).")
     _run_flags(s, "sweep")
     s.set_defaults(func=lambda a: _run(a, "sweep"))
     p = sub.add_parser("play", help="one match with a readable transcript",
