@@ -415,8 +415,8 @@ def test_bad_base_models_and_configs(tiny_model_dir: Path, tmp_path: Path) -> No
 
 def test_cpu_preset_loads_with_flag_overrides() -> None:
     cfg = load_config(Path("configs/finetune_cpu.yaml"), {"epochs": 1, "rank": None})
-    assert cfg.epochs == 1 and cfg.rank == 8 and cfg.distill == "kl" and cfg.effective_batch == 4
-    assert cfg.kl_repeat == 6 and cfg.kl_weight == 4.0 and cfg.mixed_precision == "auto"
+    assert cfg.epochs == 1 and cfg.rank == 8 and cfg.distill == "kl_only" and cfg.effective_batch == 20
+    assert cfg.lora_layers == 6 and cfg.cache_trunk and cfg.mixed_precision == "auto"
     assert make_config().model_dump(include={"rank", "alpha", "dropout", "targets", "lr", "scheduler", "epochs"}) == {
         "rank": 8, "alpha": 16, "dropout": 0.0, "targets": ("q_proj", "v_proj"), "lr": 5e-5, "scheduler": "cosine",
         "epochs": 3}
