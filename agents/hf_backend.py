@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.agents.embedded import EMBEDDED_ID, cache_root, embedded_model_dir, gguf_path
+from tomarena.agents.prefix import common_prefix
 from tomarena.errors import BackendError, ConfigError
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -260,7 +261,7 @@ class HFBackend:
 
         for row, need in zip(order, needs, strict=True):
             if cur and len(cur) < self.batch_size:
-                p2 = min(pre, _common(cur[0], row), len(row) - need)
+                p2 = min(pre, common_prefix(cur[0], row), len(row) - need)
                 w2 = max(width, len(row))
                 if 2 * p2 >= len(row) and cost(len(cur) + 1, p2, w2) <= cost(len(cur), pre, width) + len(row):
                     cur.append(row)
@@ -278,7 +279,7 @@ class HFBackend:
             return 0
         first, n = rows[0], min(len(r) - k for r, k in zip(rows, needs))
         for r in rows[1:]:
-            n = min(n, _common(first, r))
+            n = min(n, common_prefix(first, r))
         return n if n >= MIN_PREFIX else 0
 
     def _prefix_kv(self, prefix: tuple[int, ...]) -> Any:
@@ -292,7 +293,7 @@ class HFBackend:
             return self._prefix_cache[prefix]
         best, shared = None, 0
         for key in self._prefix_cache:
-            n = min(_common(key, prefix), len(prefix) - 1)
+            n = min(common_prefix(key, prefix), len(prefix) - 1)
             if n > shared:
                 best, shared = key, n
         dev, kwargs = self._model.device, {}
@@ -416,7 +417,3 @@ def other_mass(logp: np.ndarray) -> np.ndarray:
     """Probability that fell on none of the options, per row of a `score` result."""
     return np.clip(1.0 - np.exp(logp).sum(axis=-1), 0.0, 1.0)
 
-
-def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    """Length of the common prefix of two token rows."""
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -39,13 +39,12 @@ def _load_policies() -> None:
             raise RegistryError(f"policy plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
         if callable(target) and not isinstance(target, type):
             target()  # a plugin's register() function
-        if ep.name not in POLICIES._entries and isinstance(target, type) and issubclass(target, Policy):
+        if not POLICIES.registered(ep.name) and isinstance(target, type) and issubclass(target, Policy):
             POLICIES.register(ep.name, PolicyInfo(ep.name, target, (target.__doc__ or "").strip().split("\n")[0],
                                                   "plugin"))
 
 
-POLICIES._loader = _load_policies
-POLICIES._loaded = False
+POLICIES.set_loader(_load_policies)
 
 
 def _convert(value: str, annotation: Any, name: str) -> Any:

@@ -137,7 +137,7 @@ def _register_path(path: Path, replace: bool) -> list[str]:
         if fr.id in seen:
             raise RegistryError(f"framing id {fr.id!r} is declared twice: in {seen[fr.id]} and {file}")
         seen[fr.id] = file
-        if fr.id in FRAMINGS._entries and not replace:
+        if FRAMINGS.registered(fr.id) and not replace:
             raise RegistryError(f"framing id {fr.id!r} is already registered (framing file {file})")
     for _, fr in loaded:
         FRAMINGS.register(fr.id, fr, replace=replace)
@@ -159,13 +159,11 @@ def _load_builtin() -> None:
             except ConfigError as exc:
                 raise ConfigError(f"{exc} (from TOMARENA_FRAMINGS)") from None
     except Exception:
-        FRAMINGS._entries.clear()  # fail the same way on every use, never half-loaded
-        FRAMINGS._loaded = False
+        FRAMINGS.reset()  # fail the same way on every use, never half-loaded
         raise
 
 
-FRAMINGS._loader = _load_builtin  # framings load on first use
-FRAMINGS._loaded = False
+FRAMINGS.set_loader(_load_builtin)  # framings load on first use
 
 
 def get_framing(framing: str | Framing) -> Framing:

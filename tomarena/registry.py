@@ -57,6 +57,19 @@ class Registry(Generic[T]):
         self._ensure_loaded()
         return entry_id in self._entries
 
+    def set_loader(self, loader: Callable[[], None]) -> None:
+        """Fill the registry lazily: `loader` runs once, on the first look-up (built-ins, plugins, data files)."""
+        self._loader, self._loaded = loader, False
+
+    def reset(self) -> None:
+        """Forget every entry; the loader (if any) runs again on the next look-up."""
+        self._entries.clear()
+        self._loaded = self._loader is None
+
+    def registered(self, entry_id: str) -> bool:
+        """Whether `entry_id` is registered already, without triggering the loader (for use inside loaders)."""
+        return entry_id in self._entries
+
     def ids(self) -> list[str]:
         """All registered ids, sorted."""
         self._ensure_loaded()

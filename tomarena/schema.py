@@ -32,7 +32,7 @@ COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
     ("protocol", "string", True, "prompt protocol (letter | motivation | repeated...) for LLM-style policies"),
     ("prompt", "string", True, "the chat messages shown to the policy, as JSON"),
     ("completion", "string", True, "the text the policy wrote (answer and motivation)"),
-    ("parse_status", "string", True, "ok | scored | default (study parser: no letter, counted as C) | failed | fallback"),
+    ("parse_status", "string", True, "ok | scored | default (study parser: no D, counted C) | failed | fallback"),
     ("prompt_tokens", "int64", True, "prompt length in tokens"),
     ("completion_tokens", "int64", True, "completion length in tokens"),
     ("other_mass", "double", True, "probability mass on neither label (scoring mode)"),

@@ -291,7 +291,7 @@ def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
     """Partition item indices into (prefix length, members): prompts sorted, and an item joins the previous group
     when forwarding the group's common prefix once plus every (left-padded) suffix costs fewer tokens than
     forwarding the item on its own. Prefix length 0 means an ordinary padded batch."""
-    from tomarena.agents.hf_backend import _common
+    from tomarena.agents.prefix import common_prefix
 
     order = sorted(range(len(items)), key=lambda i: items[i].input_ids)
     groups: list[tuple[int, list[int]]] = []
@@ -303,7 +303,7 @@ def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
         ids = items[i].input_ids
         if groups:
             plen, members = groups[-1]
-            shared = min(_common(items[members[0]].input_ids, ids), plen, len(ids) - 1)  # singleton: len - 1
+            shared = min(common_prefix(items[members[0]].input_ids, ids), plen, len(ids) - 1)  # singleton: len - 1
             merged = [*members, i]
             if shared > 0 and cost(shared, merged) < cost(plen, members) + len(ids):
                 groups[-1] = (shared, merged)
