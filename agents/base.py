@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from tomarena.envs.social_dilemma import Observation
-from tomarena.errors import ConfigError
 from tomarena.registry import Registry
 
 SOURCES = ("rule", "strategist", "llm", "fallback", "replay", "replay-model")
@@ -110,12 +109,3 @@ def register_policy(
     """Register a policy factory under `policy_id` (e.g. `classic/tit_for_tat`); duplicates raise."""
     info = PolicyInfo(policy_id, factory, summary, kind or policy_id.split("/")[0], params)
     return POLICIES.register(policy_id, info)
-
-
-def check_probs(probs: Sequence[float], n_actions: int) -> tuple[float, ...]:
-    """Validate and normalise a probability vector over `n_actions` actions."""
-    p = np.asarray(probs, dtype=float)
-    if p.shape != (n_actions,) or not np.all(np.isfinite(p)) or np.any(p < -1e-9) or p.sum() <= 0:
-        raise ConfigError(f"probabilities must be {n_actions} non-negative finite numbers, got {list(probs)}")
-    p = np.clip(p, 0, None)
-    return tuple(float(x) for x in p / p.sum())
