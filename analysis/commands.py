@@ -12,7 +12,12 @@ REPORT_HELP = """Analyse one or more run directories (written by `tomarena run`/
 model x framing x game (exact or Wilson CIs), alignment of the fine-tuned student with the teacher (the study's
 improvement, gap closure, JSD, Pearson r, bootstrap CIs) per scenario set, z-tests, Nash distances, logit-QRE
 lambda, memory-one fingerprints, standings with CIs, cross-play matrices and Moran/replicator outcomes.
-The headline alignment figures are printed. Roles default to the manifests' "roles"."""
+The report opens with the alignment summary per scenario set beside the study's own figures and one figure of
+base and student p(C) against the teacher's per scenario; the long tables follow, folded. The headline alignment
+figures are printed. Roles default to the manifests' "roles"; a label given here must name a policy of the runs.
+Re-running into the same DIR first removes the files the previous report wrote there (listed in
+DIR/.tomarena-report-files), never other files. Runs of 200,000 trace rows or more print a line per step on
+stderr."""
 
 ALIGN_HELP = """Alignment metrics from a propensity CSV produced anywhere (columns model,framing,game and either
 n_cooperate,n_total or p_cooperate), or from the study's shipped counts with `--propensities study` (models

@@ -14,12 +14,14 @@ MAX_ROWS = 60
 
 @dataclass
 class Section:
-    """One part of the report: a title, a paragraph, optional tables (caption -> DataFrame) and figures."""
+    """One part of the report: a title, a paragraph, optional tables (caption -> DataFrame) and figures.
+    `collapsed`: the tables are folded (HTML <details>) below the figures, for long reference tables."""
 
     title: str
     text: str = ""
     tables: list[tuple[str, Any]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    collapsed: bool = False
 
 
 def fmt(v: Any) -> str:
@@ -46,16 +48,32 @@ def md_table(table: Any) -> str:
     return "\n".join([head, sep, *body, *more])
 
 
+def _rows(table: Any) -> str:
+    return f"{len(table)} row{'s' if len(table) != 1 else ''}"
+
+
+def _md_tables(s: Section) -> list[str]:
+    out = []
+    for caption, table in s.tables:
+        body = md_table(table) if len(table) else "_(empty)_"
+        if s.collapsed:  # GitHub and most Markdown viewers fold <details>; the table inside stays Markdown
+            out += [f"<details><summary>{html.escape(caption, quote=False)} ({_rows(table)})</summary>", "", body, "",
+                    "</details>", ""]
+        else:
+            out += [f"**{caption}**", "", body, ""]
+    return out
+
+
 def to_markdown(title: str, sections: list[Section]) -> str:
-    """The whole report as Markdown; figures are linked by file name (they sit beside report.md)."""
+    """The whole report as Markdown; figures are linked by file name (they sit beside report.md); the tables of a
+    collapsed section come after its figures, folded in <details>."""
     out = [f"# {title}", ""]
     for s in sections:
         out += [f"## {s.title}", ""]
         if s.text:
             out += [s.text, ""]
-        for caption, table in s.tables:
-            out += [f"**{caption}**", "", md_table(table) if len(table) else "_(empty)_", ""]
-        out += [f"![{p.stem}]({p.name})" for p in s.figures] + ([""] if s.figures else [])
+        figs = [f"![{p.stem}]({p.name})" for p in s.figures] + ([""] if s.figures else [])
+        out += figs + _md_tables(s) if s.collapsed else _md_tables(s) + figs
     return "\n".join(out)
 
 
@@ -65,7 +83,7 @@ def _html_table(table: Any) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in r) + "</tr>"
                    for r in t.itertuples(index=False))
     more = f"<p class='note'>{len(table) - MAX_ROWS} more rows in the CSV.</p>" if len(table) > MAX_ROWS else ""
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>{more}"
+    return f"<div class='scroll'><table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table></div>{more}"
 
 
 def _img(path: Path) -> str:
@@ -74,8 +92,11 @@ def _img(path: Path) -> str:
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.2em}th,td{border:1px solid #ccc;padding:2px 6px;
-text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1.2em}
+table{border-collapse:collapse;font-size:12px}th,td{border:1px solid #ccc;padding:2px 6px;
+text-align:right;white-space:nowrap}th{background:#f2f2f2}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}figure{margin:.5em 0}
+details{margin:.3em 0}summary{cursor:pointer;font-weight:600;font-size:14px;padding:.2em 0}
 .note{color:#666;font-size:12px}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
 
 
@@ -87,9 +108,18 @@ def to_html(title: str, sections: list[Section]) -> str:
         parts.append(f"<h2>{html.escape(s.title)}</h2>")
         if s.text:
             parts.append(f"<p>{html.escape(s.text)}</p>")
-        for caption, table in s.tables:
-            parts.append(f"<h3>{html.escape(caption)}</h3>")
-            parts.append(_html_table(table) if len(table) else "<p class='note'>(empty)</p>")
-        parts += [_img(p) for p in s.figures]
+        figs = [_img(p) for p in s.figures]
+        parts += figs + _html_tables(s) if s.collapsed else _html_tables(s) + figs
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_tables(s: Section) -> list[str]:
+    out = []
+    for caption, table in s.tables:
+        body = _html_table(table) if len(table) else "<p class='note'>(empty)</p>"
+        if s.collapsed:
+            out.append(f"<details><summary>{html.escape(caption)} ({_rows(table)})</summary>{body}</details>")
+        else:
+            out += [f"<h3>{html.escape(caption)}</h3>", body]
+    return out

@@ -1,23 +1,32 @@
 """`tomarena report`: every analysis of one or more runs as CSV tables, PNG figures, report.md and a
-self-contained report.html, plus the headline alignment figures."""
+self-contained report.html, plus the headline alignment figures. The report opens with the summary (alignment per
+scenario set beside the study's own, and the transfer figure); the long tables follow, folded. Re-running into the
+same directory first removes the files the previous report wrote (listed in DIR/.tomarena-report-files), never
+anything else."""
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import os
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, tournament
-from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests
+from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests, shard_paths
 from tomarena.analysis.render import Section, to_html, to_markdown
 from tomarena.errors import ConfigError
 
 MAX_HEATMAPS = 12
 ASSUME_N = 300  # exact probabilities: the test shown is the one the study's 300 samples per model would give
 STUDY_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "pearson_r", "n_scenarios")
+FILES_LIST = ".tomarena-report-files"  # the names the last report wrote into DIR: what the next one may remove
+PROGRESS_ROWS = 200_000  # from this many trace rows on, each step prints a line on stderr
 
 
 @dataclass
@@ -33,24 +42,30 @@ class Report:
 
 
 class _Writer:
-    """Collects CSVs and PNGs in the output directory."""
+    """Collects CSVs and PNGs in the output directory, recording every name in DIR/FILES_LIST as it goes (so a
+    report that fails half-way still leaves a list the next run can clean)."""
 
     def __init__(self, out: Path) -> None:
         self.out, self.files = out, []
+
+    def record(self, path: Path) -> Path:
+        """Add `path` to the written files and to DIR/FILES_LIST."""
+        self.files.append(path)
+        names = sorted({p.name for p in self.files} | {"report.md", "report.html"})
+        (self.out / FILES_LIST).write_text(json.dumps(names, indent=0) + "\n", encoding="utf-8")
+        return path
 
     def csv(self, name: str, table: Any) -> Any:
         """Write `table` as DIR/name.csv and return it unchanged."""
         path = self.out / f"{name}.csv"
         keep_index = bool(table.index.name or any(table.index.names))
         table.to_csv(path, index=keep_index, float_format="%.10g")
-        self.files.append(path)
+        self.record(path)
         return table
 
     def png(self, name: str, fn: Any, *args: Any) -> Path:
         """Draw DIR/name.png with the plotting function `fn`."""
-        path = fn(*args, self.out / f"{name}.png")
-        self.files.append(path)
-        return path
+        return self.record(fn(*args, self.out / f"{name}.png"))
 
 
 def _safe(name: str) -> str:
@@ -71,17 +86,20 @@ def _propensity_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, 
             "Invalid (failed / fallback) answers are counted in "
             f"n_invalid: {int(props['n_invalid'].sum()) if len(props) else 0} in all.")
     tables = [("Propensities", props)] + ([("Donation game: mean contribution", don)] if len(don) else [])
-    return [Section("Propensity to cooperate", text, tables, figs)]
+    return [Section("Propensity to cooperate", text, tables, figs, collapsed=True)]
 
 
 def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, str], min_gap: float,
-                       seed: int) -> tuple[list[Section], dict[str, dict[str, Any]]]:
+                       seed: int) -> tuple[Section, list[Section], dict[str, dict[str, Any]]]:
+    """(the summary section that opens the report, the folded detail sections, the headline per set)."""
     present = set(propensity.scenario_rows(frame)["policy"].unique())
     missing = [r for r in ("teacher", "base", "student") if roles.get(r) not in present]
     if missing:
-        note = (f"Skipped: roles {', '.join(missing)} are not set or have no one-shot rows "
-                "(pass --teacher/--base/--student or set 'roles' in the manifest).")
-        return [Section("Alignment with the teacher", note)], {}
+        labels = ", ".join(sorted(map(str, present))) or "none"
+        note = (f"Skipped alignment: roles {', '.join(missing)} are not set or have no one-shot rows "
+                "(pass --teacher/--base/--student or set 'roles' in the manifest; labels with one-shot rows: "
+                f"{labels}).")
+        return Section("Summary", note), [], {}
     scen = w.csv("alignment_scenarios", alignment.alignment_tables(frame, roles, min_gap=min_gap))
     sums = alignment.summarize_sets(scen, seed=seed)
     summary = w.csv("alignment_summary", with_study(sums, seed))
@@ -92,21 +110,51 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
     binary = scen[scen["set"] != "donation"]
     has_improvement = binary["improvement"].notna().any()
     figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if has_improvement else []
+    transfer = [w.png("transfer", plots.transfer_plot, scen, roles)] if len(scen) else []
     excluded = (f"scenarios with |gap| < {min_gap} are left out of the mean and median (excluded)" if min_gap
                 else "every scenario counts, as in the study")
     text = ("Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario, averaged over the scenarios of a "
-            f"set; {excluded}; small_gap marks |gap| < {alignment.SMALL_GAP}, where the ratio is unstable. Each "
-            "set's row stands beside the study's own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, "
-            "from the shipped counts, by this same code). Gap closure is bounded above by 1; JSD in bits; "
+            f"set; {excluded}; small_gap marks |gap| < {alignment.SMALL_GAP}, where the ratio is unstable. Gap "
+            "closure is bounded above by 1; JSD in bits; "
             f"bootstrap CIs resample scenarios (seed {seed}). Tests: sampled answers get the study's two-proportion "
             f"z-test (unpooled) and Student's t on donations; exactly scored probabilities have no sampling error, "
             f"so their difference is exact and the test shown is the one {ASSUME_N} samples per model would give "
             "at those probabilities (labelled in the 'test' column).")
-    tables = [("Summary per scenario set (study_* columns: the study's own figures)", summary), ("Per scenario", scen),
-              ("student - base", tests[0]), ("student - teacher", tests[1])]
+    tables = [("Summary per scenario set, every column (study_* columns: the study's own figures)", summary),
+              ("Per scenario", scen), ("student - base", tests[0]), ("student - teacher", tests[1])]
     tables += [("Donations: student - base", don)] if len(don) else []
     heads = {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in sums.items() if s != "all"}
-    return [Section("Alignment with the teacher", text, tables, figs)], heads
+    lead = (f"Alignment of the student ({roles['student']}) with the teacher ({roles['teacher']}), starting from the "
+            f"base ({roles['base']}), per scenario set, each beside the study's own figures (LLaMa-2-7b -> its LoRA "
+            "student vs the 70b teacher, from the shipped counts, by this same code). Improvement = "
+            "100*(p_student - p_base)/(p_teacher - p_base), averaged over a set's scenarios; 100% = the teacher "
+            "reached. In the figure each arrow runs from the base to the student for one scenario; on the dashed "
+            "diagonal a model answers as the teacher does. Details and every table follow below.")
+    head = Section("Summary", lead, [("Alignment per scenario set, beside the study's own", headline_table(summary))],
+                   transfer)
+    return head, [Section("Alignment with the teacher", text, tables, figs, collapsed=True)], heads
+
+
+def headline_table(summary: Any) -> Any:
+    """The compact summary of `with_study`'s table: per set, improvement [CI], median and r beside the study's."""
+    import pandas as pd
+
+    def num(v: Any, spec: str) -> str:
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+    def ci(m: Any, lo: Any, hi: Any) -> str:
+        return f"{num(m, '.1f')} [{num(lo, '.1f')}, {num(hi, '.1f')}]" if num(m, ".1f") else ""
+
+    rows = [{"set": r["set"], "scenarios": int(r["n_scenarios"]),
+             "improvement % [95% CI]": ci(r["mean_improvement"], r["ci_low"], r["ci_high"]),
+             "study: improvement %": ci(r["study_mean_improvement"], r["study_ci_low"], r["study_ci_high"]),
+             "median %": num(r["median"], ".1f"), "study: median %": num(r["study_median"], ".1f"),
+             "r (student, teacher)": num(r["pearson_r"], ".2f"), "study: r": num(r["study_pearson_r"], ".2f"),
+             "gap closure": num(r["gap_closure"], ".2f"),
+             "mean base / student / teacher": " / ".join(num(r[k], ".2f") for k in ("mean_base", "mean_student",
+                                                                                      "mean_teacher"))}
+            for r in summary.to_dict("records")]
+    return pd.DataFrame(rows)
 
 
 def with_study(sums: Mapping[str, Mapping[str, Any]], seed: int = 0) -> Any:
@@ -132,7 +180,7 @@ def _equilibrium_section(w: _Writer, frame: Any, props: Any) -> list[Section]:
             "symmetric logit-QRE rationality (0 = random; at_bound marks a search bound).")
     tables = [("Nash distance", nash), ("Logit-QRE lambda", qre)]
     tables += [("Payoff scaling: p(C) doubled - original (z-test)", doubled)] if len(doubled) else []
-    return [Section("Equilibria", text, tables)]
+    return [Section("Equilibria", text, tables, collapsed=True)]
 
 
 def _repeated_section(w: _Writer, frame: Any) -> list[Section]:
@@ -145,7 +193,7 @@ def _repeated_section(w: _Writer, frame: Any) -> list[Section]:
     figs = ([w.png("fingerprints", plots.fingerprint_plot, fp)] if len(fp) else []) + \
         ([w.png("cooperation_by_round", plots.rounds_plot, rounds)] if len(rounds) else [])
     text = "P(C) after each previous joint outcome (own action first), and p(C) by round, framings pooled."
-    return [Section("Repeated play", text, [("Memory-one fingerprints", fp)], figs)]
+    return [Section("Repeated play", text, [("Memory-one fingerprints", fp)], figs, collapsed=True)]
 
 
 def _tournament_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
@@ -181,25 +229,99 @@ def _overview(paths: Sequence[Any], frame: Any, roles: Mapping[str, str]) -> Sec
 
 def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
                  roles: Mapping[str, str | None] | None = None, min_gap: float = alignment.MIN_GAP,
-                 seed: int = 0) -> Report:
-    """Analyse the runs and write DIR/report.html, DIR/report.md, the CSV tables and the PNG figures."""
+                 seed: int = 0, progress: bool | None = None) -> Report:
+    """Analyse the runs and write DIR/report.html, DIR/report.md, the CSV tables and the PNG figures, after removing
+    what a previous report wrote there. Explicit role labels must name policies of the runs (ConfigError otherwise).
+    `progress`: a line per step on stderr (None: only for runs of PROGRESS_ROWS trace rows or more)."""
     paths = [str(p) for p in runs]
+    say = _Progress(progress if progress is not None else _count_rows(paths) >= PROGRESS_ROWS)
+    say(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}")
     frame = load_runs(paths)
+    check_role_labels(roles or {}, frame["policy"].unique())
     used = roles_from_manifests(paths, **dict(roles or {}))
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
+    clean_previous(outdir)
     w = _Writer(outdir)
+    say(f"propensities ({len(frame):,} rows)")
     props = propensity.propensity_table(propensity.scenario_rows(frame))
-    align, heads = _alignment_section(w, frame, props, used, min_gap, seed)
-    sections = [_overview(paths, frame, used), *_propensity_section(w, frame, props, used), *align,
-                *_equilibrium_section(w, frame, props), *_repeated_section(w, frame),
-                *_tournament_section(w, frame, seed)]
+    prop = _propensity_section(w, frame, props, used)
+    say("alignment")
+    head, align, heads = _alignment_section(w, frame, props, used, min_gap, seed)
+    say("equilibria")
+    equi = _equilibrium_section(w, frame, props)
+    say("repeated play")
+    repeated = _repeated_section(w, frame)
+    say("tournament")
+    tour = _tournament_section(w, frame, seed)
+    sections = [head, _overview(paths, frame, used), *align, *prop, *equi, *repeated, *tour]
     names = list(dict.fromkeys("/".join(Path(p).resolve().parts[-2:]) for p in paths))
     title = "tomarena report: " + (", ".join(names) if len(names) <= 4 else f"{len(names)} runs")
+    say("writing report.md and report.html")
     md, page = outdir / "report.md", outdir / "report.html"
     md.write_text(to_markdown(title, sections), encoding="utf-8")
     page.write_text(to_html(title, sections), encoding="utf-8")
+    say("done")
     return Report(outdir, page, md, w.files, dict(used), heads)
+
+
+class _Progress:
+    """Prints "report: STEP (elapsed s)" lines on stderr when enabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.t0 = enabled, time.monotonic()
+
+    def __call__(self, step: str) -> None:
+        if self.enabled:
+            print(f"report: {step} ({time.monotonic() - self.t0:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _count_rows(paths: Sequence[str]) -> int:
+    """Trace rows of the runs from the Parquet footers (no data read); 0 where a shard cannot be read."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for p in paths:
+        for shard in shard_paths(p):
+            try:
+                total += pq.ParquetFile(shard).metadata.num_rows
+            except Exception:  # a broken shard is load_runs' to report, with its own message
+                return total
+    return total
+
+
+def check_role_labels(roles: Mapping[str, str | None], policies: Any) -> None:
+    """Every given --teacher/--base/--student label names a policy of the runs; else one-line ConfigError listing
+    the allowed labels (and the closest one)."""
+    allowed = sorted(map(str, policies))
+    bad = [(k, v) for k, v in roles.items() if k in ("teacher", "base", "student") and v and v not in allowed]
+    if not bad:
+        return
+    hints = []
+    for k, v in bad:
+        close = difflib.get_close_matches(str(v), allowed, n=1)
+        hints.append(f"--{k} {v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    shown = ", ".join(allowed[:40]) + (f", ... ({len(allowed) - 40} more)" if len(allowed) > 40 else "")
+    raise ConfigError(f"{'; '.join(hints)}: not a policy label in these runs; allowed labels: {shown}")
+
+
+def clean_previous(outdir: Path) -> list[str]:
+    """Remove the files a previous report wrote into `outdir` (as listed in FILES_LIST), nothing else; returns
+    their names. A missing or unreadable list removes nothing."""
+    listing = outdir / FILES_LIST
+    try:
+        names = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    removed = []
+    for name in names if isinstance(names, list) else []:
+        path = outdir / str(name)
+        ours = Path(str(name)).name == name and path.suffix in (".csv", ".png", ".md", ".html")
+        if ours and path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(str(name))
+    listing.unlink(missing_ok=True)
+    return removed
 
 
 def format_headline(heads: Mapping[str, Mapping[str, Any]],

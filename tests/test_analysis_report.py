@@ -71,7 +71,7 @@ def test_report_without_roles_skips_alignment(tmp_path: Path, capsys: pytest.Cap
     assert main(["report", str(tour), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "no headline" in out and "report.html" in out
-    assert "Skipped: roles teacher, base, student" in (tmp_path / "o" / "report.md").read_text()
+    assert "Skipped alignment: roles teacher, base, student" in (tmp_path / "o" / "report.md").read_text()
 
 
 def test_cli_report_bad_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
