@@ -1,4 +1,4 @@
-"""Export a policy's decisions from a run as TRL-ready conversational JSONL (and the same rows as Parquet).
+"""Export a policy's decisions from a run as TRL-ready conversational JSONL and the same rows as Parquet.
 
 Each line: `messages` (system, user, assistant = the policy's answer and motivation), `letter_messages` (the same
 scenario under the letter-only protocol, rebuilt from the episode's history), `teacher_probs` (the policy's exact
@@ -7,6 +7,10 @@ parse_status). By default the rows kept are the answers the policy itself gave (
 read answers ("ok"), scored ones ("scored") and answers resolved by the parser's declared default ("default": under
 the study parser a reply without a standalone D is C, and the study trained on those replies too); answers that
 failed to parse ("failed", "fallback") are left out unless asked for (`parse_ok_only=False`).
+
+The Parquet twin holds the same records with the same types: `messages` and `letter_messages` are lists of
+{role, content} structs, so `datasets.load_dataset("parquet", ...)` gives the conversations the JSONL gives and
+both train in TRL's `SFTTrainer` unchanged.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ def export_traces(run: str | Path, policy: str, out: str | Path, *, parse_ok_onl
                   games: Sequence[str] | None = None, framings: Sequence[str] | None = None,
                   rounds: Sequence[int] | None = None, max_per_scenario: int | None = None) -> int:
     """Write `out` (.jsonl) and the same examples as `out` with suffix .parquet; returns the number of examples."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     store = RunStore(run)
     store.read_manifest()
@@ -98,17 +103,29 @@ def export_traces(run: str | Path, policy: str, out: str | Path, *, parse_ok_onl
     if out.suffix != ".jsonl":
         raise ConfigError(f"--out must end in .jsonl, got {out.name!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for ex in examples:
-            fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
-    flat = pd.DataFrame([{**ex, "messages": json.dumps(ex["messages"], ensure_ascii=False),
-                          "letter_messages": json.dumps(ex["letter_messages"], ensure_ascii=False)} for ex in examples])
-    ptmp = out.with_name(f".{out.stem}.parquet.tmp")
-    flat.to_parquet(ptmp, index=False)
-    os.replace(ptmp, out.with_suffix(".parquet"))
+    tmp, ptmp = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.stem}.parquet.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for ex in examples:
+                fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+        pq.write_table(pa.Table.from_pylist(examples, schema=parquet_schema()), ptmp)
+        os.replace(ptmp, out.with_suffix(".parquet"))
+    finally:  # a failed write leaves no temp file behind
+        tmp.unlink(missing_ok=True)
+        ptmp.unlink(missing_ok=True)
     return len(examples)
+
+
+def parquet_schema() -> Any:
+    """The Parquet twin's columns: chat messages as lists of {role, content} structs (what `datasets` and TRL's
+    SFTTrainer read as conversations, like the JSONL), probabilities as lists of floats, provenance as scalars."""
+    import pyarrow as pa
+
+    chat = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.schema([("messages", chat), ("letter_messages", chat), ("teacher_probs", pa.list_(pa.float64())),
+                      ("action_labels", pa.list_(pa.string())),
+                      *((k, pa.int64() if k == "round" else pa.string()) for k in PROVENANCE)])
 
 
 def _labels(game: str) -> tuple[str, ...]:

@@ -1,4 +1,28 @@
 """tomarena: repeated social dilemmas as PettingZoo environments, LLM and classic agents,
-Ray-parallel tournaments, LoRA distillation from gameplay, and behavioural analysis."""
+Ray-parallel tournaments, LoRA distillation from gameplay, and behavioural analysis.
+
+Python API (see tomarena.api): `tomarena.tournament(...)`, `tomarena.sweep(...)` -> Result (run directory and
+pandas tables), `tomarena.report(...)` -> Report. They load on first use, so `import tomarena` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Result", "__version__", "report", "sweep", "tournament"]
+
+_API = ("Result", "report", "sweep", "tournament")
+
+
+def __getattr__(name: str) -> Any:
+    """Load the API (tomarena.api) on first access of one of its names."""
+    if name in _API:
+        from tomarena import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tomarena' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

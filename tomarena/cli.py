@@ -1,7 +1,10 @@
 """The `tomarena` command line. Each layer adds its own sub-commands through `add_commands(subparsers)` in its
 `commands` module; heavy libraries load only inside the command that needs them, so `--help` is instant.
 
-Every user error (a TomarenaError) prints one line on stderr and exits with status 2, no traceback.
+Every user error (a TomarenaError) prints one line on stderr and exits with status 2, no traceback. Commands
+that write run inside `tomarena.outputs.guard_outputs`: an output path that cannot be created or written is such
+an error, and a run that fails after validation removes what it created unless it can be resumed (the message
+says which).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from tomarena import __version__
 from tomarena.errors import TomarenaError
@@ -38,12 +42,39 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    from tomarena.outputs import guard_outputs
     from tomarena.pipeline import load_pipeline_config, print_summary, run_pipeline
 
     cfg = load_pipeline_config(args.config, {"out": args.out, "executor": args.executor,
                                              "ray_address": args.ray_address})
-    print_summary(run_pipeline(cfg))
+    root = Path(cfg.out)
+    with guard_outputs([root], lambda: any(p.is_file() for p in root.rglob("*")),
+                       "re-run the same command to resume"):
+        result = run_pipeline(cfg)
+    print_summary(result)
     return 0
+
+
+def _shards(run_dir: Path) -> bool:
+    return any((run_dir / "traces").glob("part-*.parquet"))
+
+
+def _outputs(args: argparse.Namespace) -> tuple[list[Path], Callable[[], bool], str] | None:
+    """What a command writes, whether a failed run of it left resumable work, and how to resume it; None for the
+    commands that write nothing (the pipeline guards its own, known only once its config is read)."""
+    out = getattr(args, "out", None)
+    if out is None or args.command in ("pipeline", "list", "play", "analyze"):
+        return None
+    out = Path(out)
+    if args.command in ("tournament", "sweep"):
+        return [out], lambda: _shards(out), "re-run with --resume to continue"
+    if args.command == "finetune":
+        partial = out.with_name(out.name + ".partial")  # training.checkpoint.partial_dir
+        return [out, partial], lambda: (partial / "checkpoint" / "state.json").is_file(), \
+            "re-run with --resume to continue"
+    if args.command == "traces":
+        return [out, out.with_suffix(".parquet")], lambda: False, ""
+    return [out], lambda: False, ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command; one that writes runs guarded (unwritable outputs are one line, a failure removes
+    what it created unless that can be resumed)."""
+    outputs = _outputs(args)
+    if outputs is None:
+        return int(args.func(args) or 0)
+    from tomarena.outputs import guard_outputs
+
+    with guard_outputs(*outputs):
+        return int(args.func(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tomarena` console script; returns the exit status."""
     parser = build_parser()
@@ -82,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        return _run_command(args)
     except TomarenaError as exc:
         print(f"tomarena: error: {exc}", file=sys.stderr)
         return 2

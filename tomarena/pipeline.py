@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,8 +60,13 @@ class TournamentStage(_Strict):
 
 
 class PipelineConfig(_Strict):
-    """A whole pipeline; see configs/demo.yaml, configs/paper.yaml and configs/smoke.yaml."""
+    """A whole pipeline; see configs/demo.yaml, configs/paper.yaml and configs/smoke.yaml. A config file names at
+    least REQUIRED_KEYS (one of each `a|b` group); `defaults: true` fills whatever it leaves out instead."""
 
+    #: top-level keys a pipeline file must set, so an empty or truncated file never runs the default study
+    REQUIRED_KEYS: ClassVar[tuple[str, ...]] = ("out", "teacher", "student", "teacher_stage", "measure",
+                                                "finetune|finetune_config", "tournament")
+    defaults: bool = Field(default=False, description="take the default of every key the file leaves out")
     out: str = "runs/pipeline"
     seed: int = 0
     teacher: str = "study/llama2-70b"
@@ -77,23 +82,36 @@ class PipelineConfig(_Strict):
 
 
 def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Read and validate a pipeline YAML; problems become one-line ConfigErrors."""
+    """Read and validate a pipeline YAML; problems become one-line ConfigErrors. Keys of the file are checked first
+    (unknown keys, bad values, unknown scenario sets), then that it sets every one of REQUIRED_KEYS (after the
+    overrides, so `--out` counts) unless it says `defaults: true`."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"pipeline config {p} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"pipeline config {p} is a directory, not a YAML file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"pipeline config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"pipeline config {p} must be a mapping, got {type(data).__name__}")
+    empty = not data
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        return PipelineConfig.model_validate(data)
+        cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         e = exc.errors()[0]
         where = ".".join(str(x) for x in e["loc"])
         raise ConfigError(f"pipeline config {p}: {where}: {e['msg']}") from None
+    scenario_sets(cfg.measure.sets, cfg.measure.donation_framings)
+    missing = [k for k in PipelineConfig.REQUIRED_KEYS if not any(alt in data for alt in k.split("|"))]
+    if missing and not cfg.defaults:
+        names = ", ".join(k.replace("|", " (or ") + (")" if "|" in k else "") for k in missing)
+        raise ConfigError(f"pipeline config {p} {'is empty' if empty else 'is partial'}: missing {names}; set "
+                          "them (see configs/demo.yaml) or add `defaults: true` to take the defaults for them")
+    return cfg
 
 
 def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tuple[list[str], list[str]]]:

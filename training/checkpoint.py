@@ -31,7 +31,10 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     partial = partial_dir(out)
     if partial.exists() and not resume:
         raise ConfigError(f"{partial} holds an interrupted run; pass --resume to continue it or delete it")
-    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output {out}: {exc.strerror or exc} ({exc.filename})") from exc
 
 
 def _replace_dir(tmp: Path, dest: Path) -> None:
