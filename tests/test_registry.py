@@ -64,3 +64,16 @@ def test_loader_runs_once_on_first_use() -> None:
     assert calls == []
     assert reg.get("x") == 1 and reg.ids() == ["x"] and len(reg) == 1 and "x" in reg
     assert calls == [1]
+
+
+def test_public_loader_reset_unregister_and_peek() -> None:
+    from tomarena.registry import Registry
+
+    calls = []
+    reg: Registry[int] = Registry("thing")
+    reg.set_loader(lambda: (calls.append(1), reg.register("a", 1)))
+    assert reg.peek("a") is None and not reg.registered("a") and calls == []  # neither runs the loader
+    assert reg.get("a") == 1 and calls == [1]
+    assert reg.unregister("a") == 1 and reg.unregister("a") is None and reg.ids() == []
+    reg.reset()
+    assert reg.ids() == ["a"] and calls == [1, 1]  # the loader runs again after reset

@@ -211,16 +211,16 @@ def _registered(objects: Mapping[str, Policy]) -> Iterator[None]:
         for label, pol in objects.items():
             name, options = split_spec(label)
             if name not in saved:
-                saved[name] = POLICIES._entries.get(name)  # the registry has no public unregister
+                saved[name] = POLICIES.peek(name)
             POLICIES.register(name, PolicyInfo(name, _constant(pol, options), type(pol).__doc__ or "", "api"),
                               replace=True)
         yield
     finally:
         for name, old in saved.items():
             if old is None:
-                POLICIES._entries.pop(name, None)
+                POLICIES.unregister(name)
             else:
-                POLICIES._entries[name] = old
+                POLICIES.register(name, old, replace=True)
 
 
 def _constant(pol: Policy, options: Mapping[str, str]) -> Any:

@@ -66,6 +66,14 @@ class Registry(Generic[T]):
         self._entries.clear()
         self._loaded = self._loader is None
 
+    def unregister(self, entry_id: str) -> T | None:
+        """Remove `entry_id` and return its entry (None when it was not registered); the loader is not run."""
+        return self._entries.pop(entry_id, None)
+
+    def peek(self, entry_id: str) -> T | None:
+        """The entry of `entry_id`, or None, without running the loader or raising."""
+        return self._entries.get(entry_id)
+
     def registered(self, entry_id: str) -> bool:
         """Whether `entry_id` is registered already, without triggering the loader (for use inside loaders)."""
         return entry_id in self._entries
