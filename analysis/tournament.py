@@ -1,5 +1,9 @@
-"""Tournament analysis: standings with bootstrap CIs over matches, the cross-play payoff matrix, and the
-evolutionary outcome on it (pairwise Moran fixation probabilities and replicator dynamics; numpy only)."""
+"""Tournament analysis: the run's summary tables (standings, cross-play, per composition, per seat), standings with
+bootstrap CIs over matches, the cross-play payoff matrix, and the evolutionary outcome on it (pairwise Moran
+fixation probabilities and replicator dynamics; numpy only).
+
+Cooperation is defined per game: in C/D games the share of rounds played C; in the donation game the share of the
+endowment given (contribution / endowment); NaN for other games."""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ import numpy as np
 
 from tomarena.errors import ConfigError
 
+STANDINGS_COLUMNS = ["policy", "games_played", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
+CROSSPLAY_COLUMNS = ["policy", "opponent", "game", "framing", "matches", "mean_payoff_per_round", "cooperation_rate"]
+COMPOSITION_COLUMNS = ["game", "framing", "composition", "policy", "seats", "matches", "rounds_played",
+                       "mean_payoff_per_round", "cooperation_rate"]
+SEAT_COLUMNS = ["game", "agent", "policy", "matches", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
 STANDINGS_CI_COLUMNS = ["policy", "matches", "rounds_played", "mean_payoff_per_round", "ci_low", "ci_high",
                         "cooperation_rate"]
 
@@ -18,9 +27,88 @@ def _tournament_rows(frame: Any) -> Any:
     return frame[(frame["kind"] == "tournament") & frame["reward"].notna()] if len(frame) else frame
 
 
+def cooperation(frame: Any) -> Any:
+    """Per row, how cooperative the executed action was: 1/0 for C/D, contribution / endowment in the donation
+    game, NaN in other games."""
+    import pandas as pd
+
+    from tomarena.envs.games import DonationGame, get_game
+
+    out = pd.Series(np.nan, index=frame.index, dtype=float)
+    for game, g in frame.groupby("game"):
+        spec = get_game(str(game))
+        if isinstance(spec, DonationGame):
+            out[g.index] = g["action"].astype(float) / spec.endowment
+        elif set(g["action_label"]) <= {"C", "D"}:
+            out[g.index] = (g["action_label"] == "C").astype(float)
+    return out
+
+
+def group_label(policies: list[str]) -> str:
+    """A group of players as counts of sorted labels, e.g. `3x classic/a + 1x classic/b`."""
+    counts: dict[str, int] = {}
+    for p in sorted(policies):
+        counts[p] = counts.get(p, 0) + 1
+    return " + ".join(f"{k}x {p}" for p, k in counts.items())
+
+
+def _prepared(frame: Any) -> Any:
+    df = _tournament_rows(frame).copy()
+    df["cooperated"] = cooperation(df) if len(df) else []
+    others = df["opponents"].str.split(",")
+    df["opponent"] = [o[0] if len(o) == 1 else group_label(o) for o in others]
+    df["composition"] = [group_label([p, *o]) for p, o in zip(df["policy"], others, strict=True)]
+    df["seats"] = [1 + o.count(p) for p, o in zip(df["policy"], others, strict=True)]
+    return df
+
+
+def _aggregate(df: Any, keys: list[str], columns: list[str], matches: str) -> Any:
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    g = df.groupby(keys, sort=True)
+    out = pd.DataFrame({matches: g["episode_id"].nunique(), "rounds_played": g.size(),
+                        "mean_payoff_per_round": g["reward"].mean(), "cooperation_rate": g["cooperated"].mean()})
+    return out.reset_index()
+
+
+def standings(frame: Any) -> Any:
+    """Per policy, pooled over games, framings, compositions and seats: episodes, seat-rounds, mean payoff per
+    round and cooperation rate; best first."""
+    out = _aggregate(_prepared(frame), ["policy"], STANDINGS_COLUMNS, "games_played")
+    return out.sort_values(["mean_payoff_per_round", "policy"], ascending=[False, True],
+                           ignore_index=True)[STANDINGS_COLUMNS]
+
+
+def crossplay(frame: Any) -> Any:
+    """Per (policy, opponent, game, framing): matches, mean payoff per round, cooperation rate; in n-player
+    games the opponent is the group of the other seats (`group_label`)."""
+    out = _aggregate(_prepared(frame), ["policy", "opponent", "game", "framing"], CROSSPLAY_COLUMNS, "matches")
+    return out.sort_values(["game", "framing", "policy", "opponent"], ignore_index=True)[CROSSPLAY_COLUMNS]
+
+
+def composition_table(frame: Any) -> Any:
+    """Per (game, framing, composition of the seats, policy): its number of seats there, matches, seat-rounds,
+    mean payoff per round and cooperation rate."""
+    df = _prepared(frame)
+    out = _aggregate(df, ["game", "framing", "composition", "policy"], COMPOSITION_COLUMNS, "matches")
+    if len(out):
+        seats = df.groupby(["game", "framing", "composition", "policy"], sort=True)["seats"].first()
+        out["seats"] = seats.to_numpy()
+    return out[COMPOSITION_COLUMNS]
+
+
+def seat_table(frame: Any) -> Any:
+    """Per (game, seat, policy): matches, rounds, mean payoff per round and cooperation rate, to check that no
+    seat is favoured."""
+    out = _aggregate(_prepared(frame), ["game", "agent", "policy"], SEAT_COLUMNS, "matches")
+    return out[SEAT_COLUMNS]
+
+
 def standings_ci(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
     """Per policy: matches, rounds, mean payoff per round with a 95% bootstrap CI resampling matches (seats),
-    and cooperation rate on C/D games; sorted best first."""
+    and cooperation rate (see `cooperation`); sorted best first."""
     import pandas as pd
 
     df = _tournament_rows(frame)
@@ -34,8 +122,7 @@ def standings_ci(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
         idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
         boot = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
         lo, hi = np.quantile(boot, [0.025, 0.975])
-        cd = g[g["action_label"].isin(["C", "D"])]
-        coop = float((cd["action_label"] == "C").mean()) if len(cd) else math.nan
+        coop = float(cooperation(g).mean())
         rows.append({"policy": policy, "matches": int(g["episode_id"].nunique()), "rounds_played": len(g),
                      "mean_payoff_per_round": float(sums.sum() / sizes.sum()), "ci_low": float(lo),
                      "ci_high": float(hi), "cooperation_rate": coop})

@@ -4,40 +4,61 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from tomarena.errors import ConfigError
 
+SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study games / the 5 in-sample framings), "
+             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all")
+
+
+#: RunConfig's defaults as --help shows them (kept here so --help does not import pydantic; a test compares them)
+HELP_DEFAULTS = {"games": "prisoners_dilemma", "framings": "none", "seed": "0", "executor": "local",
+                 "chunk_size": "64", "rounds": "10", "max_rounds": "1000", "repetitions": "1", "noise": "0.0"}
+
+
+def _default(key: str) -> str:
+    """The RunConfig default of `key`, as --help shows it."""
+    return HELP_DEFAULTS[key]
+
 
 def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
+    d = _default
     p.add_argument("--config", type=Path, help="YAML file with any of the settings below (flags override it)")
     p.add_argument("--policies", action="append",
                    help="comma list of policy ids or inline specs (classic/tit_for_tat, strategist/reference, "
                    "llm/smollm2-135m-instruct, hf:PATH?adapter=DIR, openai:URL?model=NAME, axelrod:Grudger); "
-                   "repeatable")
+                   "repeatable; required here or in --config")
     p.add_argument("--game", "--games", dest="games", action="append",
-                   help="game ids (see `tomarena list games`); comma list or repeatable")
+                   help=f"game ids (see `tomarena list games`) or scenario sets; comma list or repeatable; {SETS_HELP} "
+                   f"(default: {d('games')})")
     p.add_argument("--framing", "--framings", dest="framings", action="append",
-                   help="framing ids (see `tomarena list framings`); comma list or repeatable")
-    p.add_argument("--seed", type=int, help="run seed; every match's seed derives from it (default 0)")
-    p.add_argument("--executor", choices=["local", "ray"], help="where matches run (default local)")
+                   help="framing ids (see `tomarena list framings`) or scenario sets (as for --game); comma list or "
+                   f"repeatable (default: {d('framings')})")
+    p.add_argument("--seed", type=int, help=f"run seed; every match's seed derives from it (default: {d('seed')})")
+    p.add_argument("--executor", choices=["local", "ray"], help=f"where matches run (default: {d('executor')})")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local session")
     p.add_argument("--workers", type=int, help="Ray: chunks in flight at once (default: the cluster's CPUs)")
-    p.add_argument("--chunk-size", type=int, help="matches per batch and per stored shard (default 64)")
+    p.add_argument("--chunk-size", type=int,
+                   help=f"matches per batch and per stored shard (default: {d('chunk_size')})")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     if kind == "tournament":
-        p.add_argument("--rounds", type=int, help="rounds per match (fixed horizon, default 10)")
+        p.add_argument("--rounds", type=int, help=f"rounds per match (fixed horizon; default: {d('rounds')})")
         p.add_argument("--continuation", type=float,
-                       help="probability of another round after each one, in [0,1): uncertain horizon")
-        p.add_argument("--max-rounds", type=int, help="cap on rounds with --continuation (default 1000)")
-        p.add_argument("--repetitions", type=int, help="repetitions of every match (default 1)")
-        p.add_argument("--noise", type=float, help="probability that an action is flipped (trembling hand)")
+                       help="probability of another round after each one, in [0,1): uncertain horizon "
+                       "(default: none, fixed horizon)")
+        p.add_argument("--max-rounds", type=int,
+                       help=f"cap on rounds with --continuation (default: {d('max_rounds')})")
+        p.add_argument("--repetitions", type=int, help=f"repetitions of every match (default: {d('repetitions')})")
+        p.add_argument("--noise", type=float,
+                       help=f"probability that an action is flipped (trembling hand; default: {d('noise')})")
         p.add_argument("--self-play", action=argparse.BooleanOptionalAction, default=None,
-                       help="include each policy against itself (default yes)")
+                       help="include groups of one policy only (each policy against itself; default: yes)")
     else:
         p.add_argument("--samples", type=int,
-                       help="sampled answers per scenario (omit for exact scoring: one decision per scenario)")
+                       help="sampled answers per scenario (default: none = exact scoring, one decision per scenario)")
 
 
 def _overrides(args: argparse.Namespace, kind: str) -> dict:
@@ -58,11 +79,33 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
     out = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(describe_run(out))
-    if kind == "tournament":
-        import pandas as pd
+    import pandas as pd
 
+    if kind == "tournament":
         print(pd.read_csv(out / "standings.csv").to_string(index=False))
+        print(f"per composition and per seat: {out / 'compositions.csv'}, {out / 'seats.csv'}")
+        return 0
+    tables = {n: pd.read_csv(out / f"{n}.csv") for n in ("propensities", "donations") if (out / f"{n}.csv").is_file()}
+    for name, table in tables.items():
+        if len(table) or len(tables) == 1:
+            print(f"{name} ({out / f'{name}.csv'}):")
+            print(short_table(table))
     return 0
+
+
+#: columns of a propensity / donation table printed at the end of a sweep
+SHORT_COLUMNS = ["model", "game", "framing", "p_cooperate", "mean_contribution", "ci_low", "ci_high", "other_mass",
+                 "n_invalid"]
+
+
+def short_table(table: Any, max_rows: int = 40) -> str:
+    """A sweep's table as text: the key columns to 3 decimals, at most `max_rows` rows (then a count of the rest)."""
+    if table.empty:
+        return "  (no scenarios)"
+    cols = [c for c in SHORT_COLUMNS if c in table.columns]
+    text = table[cols].head(max_rows).to_string(index=False, float_format=lambda x: f"{x:.3f}")
+    more = len(table) - max_rows
+    return text + (f"\n  ... {more} more rows in the CSV" if more > 0 else "")
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -109,8 +152,13 @@ def _export(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the arena's sub-commands to the `tomarena` parser."""
     t = sub.add_parser("tournament", help="round-robin of policies in repeated games, stored as traces",
-                       description="Play every pair of policies (with or without self-play) in every game x framing, "
-                       "repeated, into a run directory: traces/*.parquet, manifest.json, standings.csv, crossplay.csv.")
+                       description="Play every group of policies (with or without self-play) in every game x framing, "
+                       "repeated, into a run directory: traces/*.parquet, manifest.json, standings.csv, crossplay.csv, "
+                       "compositions.csv, seats.csv. A group is every multiset of the game's seats drawn from "
+                       "--policies (pairs in two-player games); in n-player and asymmetric games each group also "
+                       "plays every cyclic rotation of its seats, so every policy sits in every seat equally often. "
+                       "Standings do not depend on the order of --policies. Cooperation: share of C in C/D games, "
+                       "share of the endowment given in the donation game.")
     _run_flags(t, "tournament")
     t.set_defaults(func=lambda a: _run(a, "tournament"))
     s = sub.add_parser("sweep", help="one-shot scenario grid per policy (the study's propensity measurement)",
@@ -120,7 +168,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "temperature, top-p or parser; the mass on neither letter is recorded as other_mass). The "
                        "study's own estimator: --samples 300 with a policy spec ending "
                        "'mode=generate&protocol=letter&decoding=study' (temperature 0.8, top-p 0.9, repetition "
-                       "penalty 1.1, D iff a standalone D appears).")
+                       "penalty 1.1, D iff a standalone D appears). Writes propensities.csv (P(C), CI, other_mass per "
+                       "model x framing x game; donations.csv for donation scenarios) and prints it.")
     _run_flags(s, "sweep")
     s.set_defaults(func=lambda a: _run(a, "sweep"))
     p = sub.add_parser("play", help="one match with a readable transcript",

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tomarena.arena.config import RunConfig, build_specs
+from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
-from tomarena.arena.store import RunStore, write_json_atomic
-from tomarena.arena.summary import write_summaries
+from tomarena.arena.store import RunStore, write_csv_atomic, write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
 EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size"}
@@ -42,7 +41,8 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     store = RunStore(out)
     config = cfg.model_dump(mode="json", exclude=EXECUTION_KEYS)
     store.open({"run_id": out.name, "kind": cfg.kind, "seed": cfg.seed, "config": config, "policies": labels,
-                "roles": cfg.roles, "models": {k: p.describe() for k, p in policies.items()}}, resume=resume)
+                "roles": cfg.roles, "models": {k: p.describe() for k, p in policies.items()},
+                "schedule": SCHEDULE if cfg.kind == "tournament" else None}, resume=resume)
     specs = build_specs(cfg, {g: get_game(g).n_players for g in cfg.games})
     done = store.completed_episodes()
     todo = [s for s in specs if s.episode_id not in done]
@@ -60,7 +60,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         bar.close()
         executor.close()
     frame = store.read_frame()
-    write_summaries(out, frame)
+    write_summaries(out, frame, cfg.kind)
     write_json_atomic(out / "summary.json", {
         "episodes": int(frame["episode_id"].nunique()), "rows": len(frame),
         "parse_failures": int((frame["parse_status"] == "failed").sum()),
@@ -70,6 +70,26 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         "backend_stats": _backend_stats(policies), "seconds_this_session": round(time.perf_counter() - started, 3),
     })
     return out
+
+
+def summary_tables(frame: Any, kind: str) -> dict[str, Any]:
+    """The run's summary tables by file stem: a tournament's standings, cross-play, per-composition and per-seat
+    results; a sweep's propensities (p(C) per model x framing x game) and, for donation scenarios, donations."""
+    if kind == "sweep":
+        from tomarena.analysis.propensity import donation_table, propensity_table
+
+        tables = {"propensities": propensity_table(frame)}
+        donations = donation_table(frame)
+        return {**tables, "donations": donations} if len(donations) else tables
+    from tomarena.analysis import tournament as t
+
+    return {"standings": t.standings(frame), "crossplay": t.crossplay(frame),
+            "compositions": t.composition_table(frame), "seats": t.seat_table(frame)}
+
+
+def write_summaries(root: Path, frame: Any, kind: str = "tournament") -> dict[str, Path]:
+    """Write the run's summary tables as CSV files (atomically) and return their paths."""
+    return {name: write_csv_atomic(root / f"{name}.csv", table) for name, table in summary_tables(frame, kind).items()}
 
 
 def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:

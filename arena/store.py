@@ -1,6 +1,8 @@
 """The trace store: a run directory with Parquet shards written atomically, a manifest, and summary tables.
 
-Layout:  RUN/manifest.json   RUN/traces/part-*.parquet   RUN/standings.csv   RUN/crossplay.csv   RUN/summary.json
+Layout:  RUN/manifest.json   RUN/traces/part-*.parquet   RUN/summary.json   and the summary tables:
+tournaments RUN/standings.csv, crossplay.csv, compositions.csv, seats.csv; sweeps RUN/propensities.csv (and
+donations.csv when the sweep has donation scenarios).
 A shard holds only complete episodes and appears under its final name only once fully written (temp file +
 rename), so a killed run never leaves a shard that reads as complete; `--resume` skips every episode found in a
 shard and never duplicates one.
@@ -52,6 +54,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_csv_atomic(path: Path, table: Any) -> Path:
+    """Write a pandas DataFrame as CSV via a temp file and rename (floats to 10 significant digits)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.10g")
+    os.replace(tmp, path)
+    return path
+
+
 class RunStore:
     """A run directory: create it (or reopen it to resume), append shards, list completed episodes."""
 
@@ -74,6 +84,9 @@ class RunStore:
             if old.get("config") != manifest.get("config"):
                 raise ConfigError(f"run directory {self.root} holds a run with a different config; "
                                   "resume with the same config or choose another --out")
+            if old.get("schedule") != manifest.get("schedule"):
+                raise ConfigError(f"run directory {self.root} was scheduled as {old.get('schedule')!r}, this "
+                                  f"tomarena schedules {manifest.get('schedule')!r}; choose another --out")
             return
         if self.root.exists() and any(self.root.iterdir()):
             raise ConfigError(f"--out {self.root} exists and is not a tomarena run directory; choose another --out")
