@@ -6,19 +6,34 @@ date from the Observation, and `strategy()` is handed a stand-in that carries on
 history (and the counts Axelrod strategies read from it). Strategies that inspect or manipulate their
 opponent (classifier `inspects_source`, `manipulates_source`, `manipulates_state`) are refused.
 
-The state is the Axelrod player itself; `act` works on a deep copy, so inputs are never mutated.
+Names are checked against a table of the library's strategies (agents/axelrod_strategies.py for the
+version it was made from, else a per-version cache built once), so a typo fails in milliseconds with
+close matches and `tomarena list policies --axelrod` needs no import. The library itself (≈20 s to
+import as shipped: every player instantiation re-reads its source with `inspect.getsource`) loads only
+when an Axelrod policy is built, with that lookup memoised (≈4 s, most of it torch/scipy/dask).
+
+Speed: the state holds the live Axelrod player and is advanced in place when it is used once, as a match
+does (O(1) per move); handing `act` a state that was already used replays the match from the
+Observation instead, so results never depend on reuse. Deterministic strategies that read neither the
+game nor the match length (143 of 244) also carry the vectorised core of agents/classic.py
+(`init_batch` / `p_cooperate_batch`), so tournaments mixing them with classic strategies stay on the
+fast path of arena/fast.py; their batch states are single-use (reusing one raises).
+
 Each decision draws exactly one `rng.random()`; in a match's first round that draw seeds a stochastic
 player (unless the `seed` option fixes it), which makes stochastic strategies reproducible from the
-rng they are given. Probabilities are one-hot for deterministic strategies and None for stochastic
-ones. The Axelrod library (slow to import) loads only when such a policy is built.
+rng they are given. Probabilities are one-hot for deterministic strategies and None for stochastic ones.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
+import functools
+import importlib.util
+import inspect
+import json
 import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -31,6 +46,23 @@ from tomarena.errors import ConfigError, GameError
 CHEATING = ("inspects_source", "manipulates_source", "manipulates_state")
 #: Axelrod strategies registered as `axelrod/<snake_name>` (those without a native classic twin).
 REGISTERED = ("Gradual", "Prober", "Adaptive", "Forgiver", "Hard Go By Majority", "Hard Tit For 2 Tats")
+INSTALL_HINT = "pip install axelrod"
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """One Axelrod strategy as the name table records it (no import needed)."""
+
+    name: str  # display name, e.g. "Tit For Tat"
+    class_name: str  # e.g. "TitForTat"
+    stochastic: bool
+    makes_use_of: tuple[str, ...]  # match attributes it reads: "game", "length"
+    refused: str  # why tomarena refuses it ("" when playable)
+
+    @property
+    def vectorised(self) -> bool:
+        """True when it can take the vectorised path: deterministic and independent of the game and length."""
+        return not self.stochastic and not self.makes_use_of and not self.refused
 
 
 def _key(name: str) -> str:
@@ -42,26 +74,121 @@ def snake_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def axelrod_version() -> str:
+    """The installed Axelrod library's version (read from its metadata, without importing it)."""
+    try:
+        return version("axelrod")
+    except PackageNotFoundError:
+        raise ConfigError(f"axelrod: policies need the Axelrod library; install it with: {INSTALL_HINT}") from None
+
+
+def _memo(fn: Any) -> Any:
+    """`fn(obj)` cached on `obj` (a bound method on its function), exceptions included; unhashables pass through."""
+    memo: dict[Any, tuple[bool, Any]] = {}
+
+    def call(obj: Any) -> Any:
+        key = getattr(obj, "__func__", obj)
+        try:
+            hit = memo.get(key)
+        except TypeError:
+            return fn(obj)
+        if hit is None:
+            try:
+                hit = (True, fn(obj))
+            except (OSError, TypeError) as exc:
+                hit = (False, exc)
+            memo[key] = hit
+        if hit[0]:
+            return hit[1]
+        raise hit[1]
+
+    return call
+
+
+def import_axelrod() -> Any:
+    """Import the Axelrod library with its per-instance source parsing memoised (≈5x faster import)."""
+    import sys
+
+    if "axelrod" in sys.modules:
+        return sys.modules["axelrod"]
+    axelrod_version()
+    original = inspect.getsource
+    inspect.getsource = _memo(original)  # axelrod's makes_use_of re-parses each method's source per player instance
+    try:
+        import axelrod
+        import axelrod.makes_use_of as muo
+    finally:
+        inspect.getsource = original
+    muo.method_makes_use_of = _memo(muo.method_makes_use_of)  # the same, for players built later
+    return axelrod
+
+
+def build_table() -> tuple[StrategyInfo, ...]:
+    """The name table from the library itself (imports it; ≈6 s)."""
+    axelrod = import_axelrod()
+    rows = []
+    for cls in axelrod.all_strategies:
+        player = cls()
+        bad = [k for k in CHEATING if axelrod.Classifiers[k](player)]
+        refused = f"needs to see its opponent ({', '.join(bad)})" if bad else ""
+        rows.append(StrategyInfo(cls.name, cls.__name__, bool(axelrod.Classifiers["stochastic"](player)),
+                                 tuple(sorted(axelrod.Classifiers["makes_use_of"](player))), refused))
+    return tuple(rows)
+
+
+@functools.cache
+def strategy_table() -> tuple[StrategyInfo, ...]:
+    """Every strategy of the installed library: the shipped table when versions match, else a cache, else built."""
+    from tomarena.agents import axelrod_strategies as shipped
+    from tomarena.agents.embedded import cache_root
+
+    ver = axelrod_version()
+    if ver == shipped.VERSION:
+        return tuple(StrategyInfo(n, c, s, tuple(m), r) for n, c, s, m, r in shipped.STRATEGIES)
+    path = cache_root() / f"axelrod-{ver}-strategies.json"
+    try:
+        return tuple(StrategyInfo(n, c, s, tuple(m), r) for n, c, s, m, r in json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    table = build_table()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([[i.name, i.class_name, i.stochastic, list(i.makes_use_of), i.refused]
+                                   for i in table]))
+        tmp.replace(path)
+    except OSError:
+        pass  # an unwritable cache only costs the next run the same import
+    return table
+
+
+@functools.cache
+def _index() -> dict[str, StrategyInfo]:
+    index: dict[str, StrategyInfo] = {}
+    for info in strategy_table():
+        index.setdefault(_key(info.name), info)
+        index.setdefault(_key(info.class_name), info)
+    return index
+
+
+def lookup(name: str) -> StrategyInfo:
+    """The table entry named `name` (display name, class name or snake name; any case); unknown names list close
+    matches and refused strategies say why. Never imports the library."""
+    info = _index().get(_key(name))
+    if info is None:
+        names = sorted(i.name for i in strategy_table())
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `tomarena list policies --axelrod`"
+        raise ConfigError(f"unknown Axelrod strategy {name!r}; {hint}")
+    if info.refused:
+        raise ConfigError(f"Axelrod strategy {info.name!r} {info.refused}; tomarena policies never do")
+    return info
+
+
 def find_strategy(name: str) -> type:
     """The Axelrod strategy class named `name` (its display name, class name or snake name; any case)."""
-    import axelrod
-
-    table: dict[str, type] = {}
-    for cls in axelrod.all_strategies:
-        table.setdefault(_key(cls.name), cls)
-        table.setdefault(_key(cls.__name__), cls)
-    cls = table.get(_key(name))
-    if cls is None:
-        names = sorted({c.name for c in axelrod.all_strategies})
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names[:12])} ..."
-        raise ConfigError(f"unknown Axelrod strategy {name!r}; {hint}")
-    player = cls()
-    bad = [k for k in CHEATING if axelrod.Classifiers[k](player)]
-    if bad:
-        raise ConfigError(f"Axelrod strategy {cls.name!r} needs to see its opponent ({', '.join(bad)}); "
-                          "tomarena policies never do")
-    return cls
+    info = lookup(name)
+    return getattr(import_axelrod(), info.class_name)
 
 
 class _CoPlayer:
@@ -83,12 +210,14 @@ class _CoPlayer:
         return self.history.defections
 
 
-@dataclass(frozen=True)
 class AxelrodState:
-    """The Axelrod player after its last move, and the co-player's history as it saw it."""
+    """The live Axelrod player after its last move, the co-player's history as it saw it, and the player's seed.
+    `used` turns True when `act` advances it; a used state is replayed, never advanced again."""
 
-    player: Any
-    co_history: Any
+    __slots__ = ("co_history", "player", "seed", "used")
+
+    def __init__(self, player: Any, co_history: Any, seed: int | None) -> None:
+        self.player, self.co_history, self.seed, self.used = player, co_history, seed, False
 
 
 class AxelrodPolicy(Policy):
@@ -99,53 +228,102 @@ class AxelrodPolicy(Policy):
     def __init__(self, name: str, seed: int | None = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
             raise ConfigError(f"option seed must be an integer in [0, 2**32), got {seed!r}")
-        self.cls = find_strategy(name)
-        self.name = self.cls.name
-        self.seed = seed
-        self.id = f"axelrod:{self.cls.__name__}"
-        import axelrod
+        self.info = lookup(name)
+        self.axl = import_axelrod()
+        self.cls = getattr(self.axl, self.info.class_name)
+        self.name, self.seed, self.stochastic = self.info.name, seed, self.info.stochastic
+        self.id = f"axelrod:{self.info.class_name}"
+        self._moves = (self.axl.Action.C, self.axl.Action.D)
 
-        self.stochastic = bool(axelrod.Classifiers["stochastic"](self.cls()))
-
-    def _new_player(self, obs: Observation, u: float) -> tuple[Any, Any]:
-        import axelrod
-
-        rstp = None if isinstance(obs.game, DonationGame) else obs.game.rstp
-        if rstp is None:
-            raise GameError(f"{self.id} plays symmetric 2x2 games only; got game {obs.game.id!r}")
+    def _new_player(self, obs: Observation, seed: int | None) -> Any:
+        game = obs.game
+        if isinstance(game, DonationGame) or game.n_players != 2 or game.n_actions != 2:
+            raise GameError(f"{self.id} plays 2-player C/D games only; got game {game.id!r}")
         player = self.cls()
-        game = axelrod.Game(r=rstp["R"], s=rstp["S"], t=rstp["T"], p=rstp["P"])
-        player.set_match_attributes(length=obs.horizon or -1, game=game)
+        if game.rstp is not None:
+            rstp = game.rstp
+            player.set_match_attributes(length=obs.horizon or -1,
+                                        game=self.axl.Game(r=rstp["R"], s=rstp["S"], t=rstp["T"], p=rstp["P"]))
+        elif "game" in self.info.makes_use_of:
+            raise GameError(f"{self.id} reads the payoffs, so it plays symmetric 2x2 games only; got game {game.id!r}")
+        else:
+            player.set_match_attributes(length=obs.horizon or -1)
         if self.stochastic:
-            player.set_seed(self.seed if self.seed is not None else int(u * (2**32 - 1)))
-        return player, axelrod.History()
+            player.set_seed(seed)
+        return player
+
+    def _replay(self, obs: Observation, seed: int | None) -> AxelrodState:
+        """A fresh player taken through the rounds of `obs` as a match would (strategy, then the moves played)."""
+        state = AxelrodState(self._new_player(obs, seed), self.axl.History(), seed)
+        for k in range(obs.round):
+            state.player.strategy(_CoPlayer(state.co_history))
+            self._record(state, obs.actions[k][obs.player], obs.actions[k][1 - obs.player])
+        return state
+
+    def _record(self, state: AxelrodState, own: int, other: int) -> None:
+        own_move, other_move = self._moves[own], self._moves[other]
+        state.player.update_history(own_move, other_move)
+        state.co_history.append(other_move, own_move)
 
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
-        """Bring the player's history up to date from `obs`, then ask its strategy for a move."""
-        from axelrod.action import Action
-
+        """Advance the player by the last round of `obs` (or replay the match), then ask its strategy for a move."""
         u = rng.random()  # one draw per decision: seeds a stochastic player at its first move
         if state is None:
-            player, co_hist = self._new_player(obs, u)
+            seed = (self.seed if self.seed is not None else int(u * (2**32 - 1))) if self.stochastic else None
+            state = self._replay(obs, seed)
+        elif state.used or len(state.player.history) != obs.round - 1:
+            state = self._replay(obs, state.seed)
         else:
-            player, co_hist = copy.deepcopy((state.player, state.co_history))
-        moves = (Action.C, Action.D)
-        for k in range(len(player.history), obs.round):
-            own, other = moves[obs.actions[k][obs.player]], moves[obs.actions[k][1 - obs.player]]
-            player.update_history(own, other)
-            co_hist.append(other, own)
-        action = 0 if player.strategy(_CoPlayer(co_hist)) == Action.C else 1
+            state.used = True
+            state = AxelrodState(state.player, state.co_history, state.seed)
+            self._record(state, obs.actions[-1][obs.player], obs.actions[-1][1 - obs.player])
+        action = 0 if state.player.strategy(_CoPlayer(state.co_history)) == self._moves[0] else 1
         probs = None if self.stochastic else ((1.0, 0.0) if action == 0 else (0.0, 1.0))
-        return Decision(action, probs, "rule"), AxelrodState(player, co_hist)
+        return Decision(action, probs, "rule"), state
 
     def describe(self) -> dict[str, Any]:
         """Id, the Axelrod strategy's name and the fixed seed (if any)."""
         return {"id": self.id, "axelrod": self.name, "seed": self.seed}
 
 
+class _Batch:
+    """Single-use state of n matches on the vectorised path: the players, co-histories, and a used flag."""
+
+    __slots__ = ("co", "players", "used")
+
+    def __init__(self, players: list, co: list) -> None:
+        self.players, self.co, self.used = players, co, False
+
+
+class VectorAxelrodPolicy(AxelrodPolicy):
+    """A deterministic Axelrod strategy that ignores the game and length, with the vectorised core of
+    agents/classic.py: p(C) is 1 or 0, each player object advanced in place (Axelrod `Match` speed)."""
+
+    def init_batch(self, n: int) -> _Batch:
+        """Fresh players for n matches."""
+        return _Batch([self.cls() for _ in range(n)], [self.axl.History() for _ in range(n)])
+
+    def p_cooperate_batch(self, state: _Batch, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, _Batch]:
+        """p(C) of each match this round after recording last round's moves (-1 in round 0); consumes `state`."""
+        if state.used:
+            raise ValueError("an Axelrod batch state is single-use; keep the one p_cooperate_batch returned")
+        state.used = True
+        moves, out = self._moves, np.empty(len(state.players))
+        for i, (player, co, own, other) in enumerate(zip(state.players, state.co, own_last.tolist(),
+                                                         other_last.tolist(), strict=True)):
+            if own >= 0:
+                player.update_history(moves[own], moves[other])
+                co.append(moves[other], moves[own])
+            out[i] = player.strategy(_CoPlayer(co)) == moves[0]
+        return out, _Batch(state.players, state.co)
+
+
 def axelrod_policy(name: str, seed: int | None = None) -> Policy:
-    """A Policy playing the Axelrod strategy `name` (e.g. "Tit For Tat", "Grudger"); `seed` fixes its RNG."""
-    return AxelrodPolicy(name, seed)
+    """A Policy playing the Axelrod strategy `name` (e.g. "Tit For Tat", "Grudger"); `seed` fixes its RNG
+    (stochastic strategies only)."""
+    info = lookup(name)
+    return (VectorAxelrodPolicy if info.vectorised else AxelrodPolicy)(name, seed)
 
 
 def _factory(name: str) -> Any:
@@ -159,3 +337,21 @@ def _factory(name: str) -> Any:
 
 for _name in REGISTERED:
     register_policy(f"axelrod/{snake_name(_name)}", _factory(_name), f"Axelrod library: {_name}", "axelrod")
+
+
+def write_shipped_table() -> str:
+    """Regenerate agents/axelrod_strategies.py from the installed library; returns its path."""
+    from pathlib import Path
+
+    path = Path(importlib.util.find_spec("tomarena.agents").submodule_search_locations[0]) / "axelrod_strategies.py"
+    rows = "\n".join(f"    ({i.name!r}, {i.class_name!r}, {i.stochastic}, {i.makes_use_of!r}, {i.refused!r}),"
+                     for i in build_table())
+    path.write_text(f'"""Generated by `python -m tomarena.agents.axelrod_adapter`: the Axelrod library\'s strategies '
+                    f'(name, class, stochastic,\nmatch attributes read, why refused) so names resolve without '
+                    f'importing it. Used only when the installed\nversion is VERSION."""\n\nVERSION = '
+                    f'{axelrod_version()!r}\nSTRATEGIES = (\n{rows}\n)\n', encoding="utf-8")
+    return str(path)
+
+
+if __name__ == "__main__":  # regenerate the shipped name table after upgrading the Axelrod library
+    print(write_shipped_table())

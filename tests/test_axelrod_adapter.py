@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from tomarena.agents import resolve_policy
-from tomarena.agents.axelrod_adapter import AxelrodPolicy, axelrod_policy, find_strategy, snake_name
+from tomarena.agents import axelrod_strategies, resolve_policy
+from tomarena.agents.axelrod_adapter import (
+    AxelrodPolicy,
+    VectorAxelrodPolicy,
+    axelrod_policy,
+    build_table,
+    find_strategy,
+    snake_name,
+    strategy_table,
+)
 from tomarena.envs import Observation, get_framing, get_game, parallel_env
 from tomarena.errors import ConfigError, GameError
 
@@ -83,7 +93,7 @@ def test_bad_names_games_and_cheaters_are_refused():
     with pytest.raises(ConfigError, match="seed must be an integer"):
         axelrod_policy("Random", seed=-1)
     obs = Observation(get_game("donation"), get_framing("none"), 0, 0, 1)
-    with pytest.raises(GameError, match="symmetric 2x2 games only"):
+    with pytest.raises(GameError, match="^axelrod:Grudger plays 2-player C/D games only; got game 'donation'$"):
         axelrod_policy("Grudger").act(obs, None, np.random.default_rng(0))
 
 
@@ -113,3 +123,71 @@ def test_the_player_sees_only_a_history_stand_in(monkeypatch):
     assert kind == "_CoPlayer" and not has_strategy
     assert co_hist == ["D", "C", "D"] and defections == 2 and own_hist == ["C", "C", "C"]
     assert isinstance(state, object) and isinstance(policy, AxelrodPolicy)
+
+
+def test_unknown_names_fail_fast_without_importing_the_library():
+    code = ("import sys\nfrom tomarena.agents import resolve_policy\n"
+            "try:\n    resolve_policy('axelrod:Grudgr')\nexcept Exception as e:\n    print(e)\n"
+            "print('axelrod' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == [
+        "unknown Axelrod strategy 'Grudgr'; did you mean Grudger, Soft Grudger, Opposite Grudger?", "False"]
+    with pytest.raises(ConfigError, match="^unknown Axelrod strategy 'zzzz'; see `tomarena list policies --axelrod`$"):
+        resolve_policy("axelrod:zzzz")
+
+
+def test_the_shipped_name_table_is_the_installed_library():
+    assert axelrod_strategies.VERSION == axl.__version__ == "4.14.0"
+    assert strategy_table() == build_table()
+    assert len(strategy_table()) == 244 and sum(i.vectorised for i in strategy_table()) == 143
+    assert [i.name for i in strategy_table() if i.refused] == ["Darwin"]
+
+
+def _opponent(seed: int, turns: int) -> list[int]:
+    return [int(x) for x in np.random.default_rng(seed).random(turns) < 0.4]
+
+
+def test_every_vectorised_strategy_batch_equals_act_on_a_non_default_game():
+    """The batch core ignores game and length; act sets both (stag hunt, horizon 40): equal moves prove neither is
+    read, and both paths are the same player."""
+    turns, g, fr = 40, get_game("stag_hunt"), get_framing("none")
+    opp = [_opponent(1, turns), _opponent(2, turns)]
+    for info in (i for i in strategy_table() if i.vectorised):
+        policy = axelrod_policy(info.class_name)
+        assert isinstance(policy, VectorAxelrodPolicy), info.name
+        state, last = policy.init_batch(2), np.array([-1, -1])
+        batch, acts = [], []
+        for t in range(turns):
+            pc, state = policy.p_cooperate_batch(state, t, last, np.array([o[t - 1] if t else -1 for o in opp]))
+            assert set(pc.tolist()) <= {0.0, 1.0}
+            last = (pc < 0.5).astype(int)
+            batch.append(tuple(last.tolist()))
+        for m in range(2):
+            st, joint = None, []
+            for t in range(turns):
+                obs = Observation(g, fr, 0, t, turns, tuple(joint), tuple(g.payoff(a) for a in joint))
+                d, st = policy.act(obs, st, np.random.default_rng(t))
+                joint.append((d.action, opp[m][t]))
+            acts.append([a for a, _ in joint])
+        assert [list(x) for x in zip(*batch, strict=True)] == acts, info.name
+
+
+def test_reused_states_replay_and_batch_states_are_single_use():
+    g, fr = get_game("prisoners_dilemma"), get_framing("none")
+    joint = ((0, 1), (1, 0), (0, 1), (1, 1))
+    for name in ("Gradual", "Random"):
+        policy, state, decisions = axelrod_policy(name), None, []
+        for k in range(4):
+            obs = Observation(g, fr, 0, k, 6, joint[:k], tuple(g.payoff(a) for a in joint[:k]))
+            d, state = policy.act(obs, state, np.random.default_rng(k))
+            decisions.append((d, state))
+        obs = Observation(g, fr, 0, 4, 6, joint, tuple(g.payoff(a) for a in joint))
+        fresh = policy.act(obs, decisions[-1][1], np.random.default_rng(9))[0]
+        assert policy.act(obs, decisions[-1][1], np.random.default_rng(9))[0] == fresh  # used state: replayed
+        assert policy.act(obs, decisions[1][1], np.random.default_rng(9))[0] == fresh  # stale state: replayed
+    policy = axelrod_policy("Tit For Tat")
+    assert type(policy) is VectorAxelrodPolicy and type(axelrod_policy("Random")) is AxelrodPolicy
+    state = policy.init_batch(1)
+    policy.p_cooperate_batch(state, 0, np.array([-1]), np.array([-1]))
+    with pytest.raises(ValueError, match="single-use"):
+        policy.p_cooperate_batch(state, 0, np.array([-1]), np.array([-1]))
