@@ -92,3 +92,52 @@ def test_broken_framing_dir_from_env_var_is_one_line(tmp_path: Path) -> None:
     assert "broken.yaml: missing field 'title'" in err
     err = _one_error_line(_cli("list", "framings", env={"TOMARENA_FRAMINGS": str(tmp_path / "nowhere")}))
     assert err == f"tomarena: error: framing directory {tmp_path / 'nowhere'} does not exist (from TOMARENA_FRAMINGS)"
+
+
+def test_list_policies_shows_options_from_the_factory_signatures(capsys: pytest.CaptureFixture[str]) -> None:
+    from tomarena.agents.resolve import resolve_policy
+    from tomarena.errors import ConfigError
+
+    assert main(["list", "policies", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["classic/random"]["options"] == [
+        {"name": "p", "type": "float", "default": 0.5, "description": "probability of C each round"}]
+    assert rows["classic/memory_one"]["options"][0] == {
+        "name": "p", "type": "tuple[float, ...]", "default": [1.0, 0.0, 1.0, 0.0],
+        "description": "p(C) after CC, CD, DC, DD (own last move first), comma list"}
+    assert rows["classic/tit_for_tat"]["options"] == []
+    strategist = rows["strategist/reference"]["options"]
+    assert len(strategist) == 18 and strategist[1] == {
+        "name": "rationality", "type": "float", "default": 0.7,
+        "description": "logit precision per point of utility (0 = uniform)"}
+    assert rows["axelrod:<Name>"]["kind"] == "axelrod" and [o["name"] for o in rows["axelrod:<Name>"]["options"]] \
+        == ["seed"]
+    assert {"hf:<path-or-model-id>", "openai:<base-url>"} <= set(rows)
+    undocumented = [(r["id"], o["name"]) for r in rows.values() for o in r["options"] if not o["description"]]
+    assert undocumented == []
+    for pid in ("strategist/reference", "classic/memory_one", "study/llama2-7b"):  # the validation's own names
+        with pytest.raises(ConfigError) as exc:
+            resolve_policy(f"{pid}?zz=1")
+        assert str(exc.value).endswith(", ".join(sorted(o["name"] for o in rows[pid]["options"])))
+    assert main(["list", "policies"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert "    p=0.5 (float): probability of C each round" in text
+    assert any(line.startswith("axelrod:<Name>  ") for line in text)
+
+
+def test_list_policies_axelrod_lists_every_strategy_without_importing_the_library() -> None:
+    code = ("import sys, json\nfrom tomarena.cli import main\nmain(['list', 'policies', '--axelrod', '--json'])\n"
+            "print(json.dumps('axelrod' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    *body, imported = out.stdout.strip().splitlines()
+    rows = {r["id"]: r for r in json.loads("\n".join(body))}
+    assert imported == "false" and len(rows) == 244
+    assert rows["axelrod:TitForTat"] == {"id": "axelrod:TitForTat", "name": "Tit For Tat", "stochastic": False,
+                                         "reads": [], "vectorised": True, "refused": None}
+    assert rows["axelrod:Adaptive"]["reads"] == ["game"] and rows["axelrod:GTFT"]["stochastic"] is True
+    assert rows["axelrod:Darwin"]["refused"] == "needs to see its opponent (inspects_source, manipulates_state)"
+    text = _cli("list", "policies", "--axelrod").stdout.splitlines()
+    assert len(text) == 244 and text[1].split() == ["axelrod:AdaptiveTitForTat", "Adaptive", "Tit", "For", "Tat",
+                                                    "deterministic", "vectorised"]
+    err = _one_error_line(_cli("list", "games", "--axelrod"))
+    assert err == "tomarena: error: --axelrod lists Axelrod strategies; use it with `list policies`, not `list games`"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tomarena import __version__
-from tomarena.errors import TomarenaError
+from tomarena.errors import ConfigError, TomarenaError
 
 # layer modules that contribute sub-commands, in the order they appear in --help
 COMMAND_MODULES = ("tomarena.arena.commands", "tomarena.training.commands", "tomarena.analysis.commands")
@@ -33,11 +33,16 @@ class _Parser(argparse.ArgumentParser):
 def _list(args: argparse.Namespace) -> int:
     from tomarena import catalog
 
-    rows = catalog.listing(args.what)
+    what = args.what
+    if args.axelrod:
+        if what != "policies":
+            raise ConfigError(f"--axelrod lists Axelrod strategies; use it with `list policies`, not `list {what}`")
+        what = "axelrod"
+    rows = catalog.listing(what)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(catalog.format_listing(args.what, rows))
+        print(catalog.format_listing(what, rows))
     return 0
 
 
@@ -87,9 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tomarena {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("list", help="list registered games, framings or policies",
-                       description="Print the registered games (payoffs, equilibria), framings or policies.")
+                       description="Print the registered games (payoffs, equilibria), framings or policies. Policies "
+                       "come with their options (name=default (type): meaning; set them as id?name=value&...) and "
+                       "the spec families axelrod:<Name>, hf:<path>, openai:<url>.")
     p.add_argument("what", choices=["games", "framings", "policies"], help="which registry to list")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--axelrod", action="store_true",
+                   help="with `policies`: every strategy of the installed Axelrod library, usable as axelrod:<Name>")
     p.set_defaults(func=_list)
     p = sub.add_parser("pipeline", help="teacher -> traces -> LoRA student -> tournament -> report, end to end",
                        description="Run the whole study from one config (configs/demo.yaml, configs/paper.yaml, "
