@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from tomarena.errors import BackendError
@@ -39,6 +40,8 @@ def embedded_model_dir() -> Path:
     if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
         return out
     src = gguf_path()
+    print(f"tomarena: loading the embedded SmolLM2-135M-Instruct: first load converts the GGUF to {out} (~30 s, "
+          "once; later loads take under a second)", file=sys.stderr, flush=True)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

@@ -1,8 +1,19 @@
 """The PettingZoo environment for every registered game: one-shot, fixed-horizon or continuation-repeated play.
 
 Agents are `player_0`, `player_1`, ...; for 2x2 games action 0 is C and 1 is D. Rewards are raw payoffs.
-Each agent's observation is a flat vector for RL agents; the structured `Observation` that LLM and
-classic policies read is in `infos[agent]["observation"]`.
+Each agent's observation is a flat float32 vector for RL agents (layout below); the structured `Observation`
+that LLM and classic policies read is in `infos[agent]["observation"]`.
+
+The vector has 3 + memory x n_players values; with the default memory=1 in a 2-player game, 5:
+
+    [0] rounds played so far (= the 0-based index of the round about to be played)
+    [1] this agent's cumulative payoff
+    [2] the co-players' mean cumulative payoff (the co-player's, in 2-player games)
+    [3] player_0's action in the last round   (0 = C, 1 = D; the contribution in the donation game; -1 = none yet)
+    [4] player_1's action in the last round   (same coding; joint actions are in seat order, not own-first)
+
+With memory=k the last k joint actions follow, most recent first, each n_players long. E.g. player_0 after
+one round of (C, D) in `prisoners_dilemma` (R=5, S=2, T=10, P=3): [1, 2, 10, 0, 1].
 """
 
 from __future__ import annotations
@@ -153,7 +164,8 @@ class SocialDilemmaEnv(ParallelEnv):
         return spaces.Box(low, high, dtype=np.float32)
 
     def observation_space(self, agent: str) -> spaces.Box:
-        """Flat vector: round, own total, co-players' mean total, last `memory` joint actions (-1 = none)."""
+        """Flat float32 vector: [rounds played, own total payoff, co-players' mean total, then the last `memory` joint
+        actions in seat order, most recent first (-1 = none yet)]; 5 values by default (see the module docstring)."""
         return self._obs_space
 
     def action_space(self, agent: str) -> spaces.Discrete:
