@@ -77,9 +77,10 @@ def test_unknown_list_target_is_one_line() -> None:
 
 def test_unknown_game_and_bad_option_through_play_are_one_line() -> None:
     err = _one_error_line(_cli("play", "classic/tit_for_tat", "classic/always_defect", "--game", "stag_hnut"))
-    assert err == "tomarena: error: unknown game 'stag_hnut'; did you mean stag_hunt, stag_hunt_doubled?"
+    sets = "; or a scenario set: in_sample, oos_framings, oos_games, all"
+    assert err == "tomarena: error: unknown game 'stag_hnut'; did you mean stag_hunt, stag_hunt_doubled?" + sets
     err = _one_error_line(_cli("play", "classic/tit_for_tat", "classic/always_defect", "--framing", "buisness"))
-    assert err == "tomarena: error: unknown framing 'buisness'; did you mean business?"
+    assert err == "tomarena: error: unknown framing 'buisness'; did you mean business?" + sets
 
 
 def test_broken_framing_dir_from_env_var_is_one_line(tmp_path: Path) -> None:
