@@ -229,11 +229,15 @@ class AxelrodPolicy(Policy):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
             raise ConfigError(f"option seed must be an integer in [0, 2**32), got {seed!r}")
         self.info = lookup(name)
-        self.axl = import_axelrod()
-        self.cls = getattr(self.axl, self.info.class_name)
+        self.cls = getattr(import_axelrod(), self.info.class_name)
         self.name, self.seed, self.stochastic = self.info.name, seed, self.info.stochastic
         self.id = f"axelrod:{self.info.class_name}"
-        self._moves = (self.axl.Action.C, self.axl.Action.D)
+        self._moves = (import_axelrod().Action.C, import_axelrod().Action.D)
+
+    @property
+    def axl(self) -> Any:
+        """The Axelrod library (a property, so policies pickle for Ray)."""
+        return import_axelrod()
 
     def _new_player(self, obs: Observation, seed: int | None) -> Any:
         game = obs.game
