@@ -78,8 +78,8 @@ def axelrod_version() -> str:
     """The installed Axelrod library's version (read from its metadata, without importing it)."""
     try:
         return version("axelrod")
-    except PackageNotFoundError:
-        raise ConfigError(f"axelrod: policies need the Axelrod library; install it with: {INSTALL_HINT}") from None
+    except PackageNotFoundError as exc:
+        raise ConfigError(f"axelrod: policies need the Axelrod library; install it with: {INSTALL_HINT}") from exc
 
 
 def _memo(fn: Any) -> Any:

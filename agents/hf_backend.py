@@ -147,7 +147,7 @@ class HFBackend:
         try:
             tok = AutoTokenizer.from_pretrained(self.path, **common)
         except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the tokenizer from {str(self.path)!r}: {_one_line(exc)}") from None
+            raise BackendError(f"cannot load the tokenizer from {str(self.path)!r}: {_one_line(exc)}") from exc
         if not getattr(tok, "chat_template", None):
             raise BackendError(f"the tokenizer in {str(self.path)!r} has no chat template; use an instruct model")
         tok.padding_side = "left"
@@ -158,7 +158,7 @@ class HFBackend:
         try:
             model = AutoModelForCausalLM.from_pretrained(self.path, **kw)
         except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model from {str(self.path)!r}: {_one_line(exc)}") from None
+            raise BackendError(f"cannot load the model from {str(self.path)!r}: {_one_line(exc)}") from exc
         if self.adapter:
             from peft import PeftModel
 
@@ -166,7 +166,7 @@ class HFBackend:
                 model = PeftModel.from_pretrained(model, self.adapter)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise BackendError(f"cannot load adapter {self.adapter!r} on {self.model_name!r}: "
-                                   f"{_one_line(exc)}") from None
+                                   f"{_one_line(exc)}") from exc
             # folding the LoRA deltas into the weights makes the student exactly as fast as the base model
             # (inference only; the adapter files on disk stay as they are)
             model = model.merge_and_unload()

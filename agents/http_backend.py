@@ -49,8 +49,8 @@ def check_base_url(base_url: str) -> str:
                           "http://127.0.0.1:8000/v1")
     try:
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigError(f"malformed base URL {base_url!r}: bad port") from None
+    except ValueError as exc:
+        raise ConfigError(f"malformed base URL {base_url!r}: bad port") from exc
     return base_url.strip().rstrip("/")
 
 
@@ -113,16 +113,16 @@ class OpenAIBackend:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 body = resp.read()
         except urllib.error.HTTPError as exc:
-            raise self._http_error(exc) from None
+            raise self._http_error(exc) from exc
         except http.client.IncompleteRead as exc:
-            raise _Retry("truncated", f"body cut short after {len(exc.partial)} bytes") from None
+            raise _Retry("truncated", f"body cut short after {len(exc.partial)} bytes") from exc
         except TimeoutError as exc:
-            raise _Retry("timeout", f"no answer within {self.timeout:g} s ({exc})") from None
+            raise _Retry("timeout", f"no answer within {self.timeout:g} s ({exc})") from exc
         except urllib.error.URLError as exc:
             kind = "timeout" if isinstance(exc.reason, TimeoutError) else "connection"
-            raise _Retry(kind, f"{kind}: {exc.reason}") from None
+            raise _Retry(kind, f"{kind}: {exc.reason}") from exc
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
-            raise _Retry("connection", f"connection: {type(exc).__name__}: {exc}") from None
+            raise _Retry("connection", f"connection: {type(exc).__name__}: {exc}") from exc
         return self._decode(body)
 
     def _http_error(self, exc: urllib.error.HTTPError) -> Exception:
@@ -141,7 +141,7 @@ class OpenAIBackend:
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Retry("bad_json", f"unreadable JSON body ({exc.__class__.__name__}, {len(body)} bytes)") from None
+            raise _Retry("bad_json", f"unreadable JSON body ({exc.__class__.__name__}, {len(body)} bytes)") from exc
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise _Retry("bad_json", "JSON body without choices")
@@ -162,7 +162,7 @@ class OpenAIBackend:
                 if attempt == self.max_retries:
                     self.stats["failed_requests"] += 1
                     raise RequestFailed(f"{self.base_url}/chat/completions failed {attempt + 1} times; "
-                                        f"last: {r.detail[:200]}") from None
+                                        f"last: {r.detail[:200]}") from r
                 self.stats["retries"] += 1
                 self.sleep(r.wait if r.wait is not None else min(self.backoff * 2**attempt, self.max_backoff))
         raise AssertionError("unreachable")
@@ -198,9 +198,9 @@ class OpenAIBackend:
             first = data["choices"][0]["logprobs"]["content"][0]
             listed = {first["token"]: float(first["logprob"])}
             listed.update({t["token"]: float(t["logprob"]) for t in first.get("top_logprobs") or []})
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise BackendError(f"{self.base_url} returned no usable logprobs for model {self.model!r}; this "
-                               "server cannot score, use mode=generate") from None
+                               "server cannot score, use mode=generate") from exc
         probs = np.zeros(len(options))
         for token, lp in listed.items():
             label = token.strip()

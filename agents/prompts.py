@@ -54,8 +54,8 @@ def get_template(protocol: str) -> PromptTemplate:
     """The template for `protocol`, or a ConfigError listing the allowed ones."""
     try:
         return TEMPLATES[protocol]
-    except KeyError:
-        raise ConfigError(f"unknown protocol {protocol!r}; allowed: {', '.join(TEMPLATES)}") from None
+    except KeyError as exc:
+        raise ConfigError(f"unknown protocol {protocol!r}; allowed: {', '.join(TEMPLATES)}") from exc
 
 
 def _fmt(x: float) -> str:

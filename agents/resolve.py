@@ -36,7 +36,7 @@ def _load_policies() -> None:
         try:
             target = ep.load()
         except Exception as exc:  # a broken plugin must not take the registry down
-            raise RegistryError(f"policy plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
+            raise RegistryError(f"policy plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
         if callable(target) and not isinstance(target, type):
             target()  # a plugin's register() function
         if not POLICIES.registered(ep.name) and isinstance(target, type) and issubclass(target, Policy):
@@ -67,9 +67,9 @@ def _convert(value: str, annotation: Any, name: str) -> Any:
         if origin is tuple:
             inner = (typing.get_args(annotation) or (str,))[0]
             return tuple(_convert(v, inner, name) for v in value.split(","))
-    except ValueError:
+    except ValueError as exc:
         type_name = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(f"option {name}={value!r} is not a valid {type_name}") from None
+        raise ConfigError(f"option {name}={value!r} is not a valid {type_name}") from exc
     return value
 
 
@@ -98,8 +98,8 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     name, _, query = spec.strip().partition("?")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError:
-        raise ConfigError(f"malformed options {query!r} in policy spec {spec!r}; use key=value&key=value") from None
+    except ValueError as exc:
+        raise ConfigError(f"malformed options {query!r} in policy spec {spec!r}; use key=value&key=value") from exc
     options = dict(pairs)
     if len(options) != len(pairs):
         raise ConfigError(f"an option is repeated in policy spec {spec!r}")

@@ -21,10 +21,10 @@ def read_manifest(run: str | os.PathLike[str]) -> dict[str, Any]:
         raise TraceError(f"run directory {run} does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TraceError(f"{run} is not a run directory (no manifest.json)") from None
+    except FileNotFoundError as exc:
+        raise TraceError(f"{run} is not a run directory (no manifest.json)") from exc
     except json.JSONDecodeError as exc:
-        raise TraceError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise TraceError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     if not isinstance(data, dict):
         raise TraceError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
@@ -44,7 +44,7 @@ def _read_shard(path: Path) -> Any:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise TraceError(f"trace shard {path} is not readable Parquet: {str(exc).splitlines()[0]}") from None
+        raise TraceError(f"trace shard {path} is not readable Parquet: {str(exc).splitlines()[0]}") from exc
     missing = missing_columns(table.column_names)
     if missing:
         raise TraceError(f"trace shard {path} lacks columns {', '.join(missing)}")
@@ -63,7 +63,7 @@ def load_run(run: str | os.PathLike[str]) -> Any:
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise TraceError(f"trace shards of {run} disagree on column types: {str(exc).splitlines()[0]}") from None
+        raise TraceError(f"trace shards of {run} disagree on column types: {str(exc).splitlines()[0]}") from exc
     frame = table.to_pandas()
     if frame.empty:
         raise TraceError(f"run {run} has trace shards but no rows")
@@ -106,10 +106,10 @@ def read_propensity_file(path: str | os.PathLike[str], raw: bool = False) -> Any
     p = Path(path)
     try:
         df = pd.read_csv(p)
-    except FileNotFoundError:
-        raise ConfigError(f"propensity file {p} does not exist") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"propensity file {p} does not exist") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"propensity file {p} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"propensity file {p} is not a readable CSV: {str(exc).splitlines()[0]}") from exc
     counts = {"n_cooperate", "n_total"} <= set(df.columns)
     need = ["model", "framing", "game"] + ([] if counts or "p_cooperate" in df.columns else ["n_cooperate",
                                                                                                "n_total"])
@@ -137,8 +137,8 @@ def _propensity_values(df: Any, p: Path, counts: bool, raw: bool = False) -> Any
             pc = pd.to_numeric(df["p_cooperate"])
             bad = ~pc.between(0.0, 1.0)
             out = out.assign(n_cooperate=float("nan"), n_valid=float("nan"), p_cooperate=pc)
-    except (ValueError, TypeError):
-        raise ConfigError(f"propensity file {p} has non-numeric counts or probabilities") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"propensity file {p} has non-numeric counts or probabilities") from exc
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise ConfigError(f"propensity file {p} row {row + 2}: need 0 <= n_cooperate <= n_total, n_total > 0 and "

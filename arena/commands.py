@@ -135,8 +135,8 @@ def _split(values: list[str] | None) -> list[str]:
 def _rounds(values: list[str] | None) -> list[int]:
     try:
         return [int(x) for x in _split(values)]
-    except ValueError:
-        raise ConfigError(f"--rounds takes round indices (integers from 0), got {values}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--rounds takes round indices (integers from 0), got {values}") from exc
 
 
 def _export(args: argparse.Namespace) -> int:

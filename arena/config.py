@@ -66,7 +66,7 @@ class RunConfig(BaseModel):
                 try:
                     get(x)
                 except RegistryError as exc:
-                    raise RegistryError(f"{exc.args[0] if exc.args else exc}{sets}") from None
+                    raise RegistryError(f"{exc.args[0] if exc.args else exc}{sets}") from exc
         return self
 
 
@@ -108,10 +108,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
         p = Path(path)
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {p} does not exist") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must be a mapping of settings, got {type(loaded).__name__}")
         data.update(loaded or {})
@@ -128,8 +128,8 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
         where = ".".join(str(x) for x in e["loc"]) or "config"
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(RunConfig.model_fields)
-            raise ConfigError(f"unknown config key {where!r}; allowed: {allowed}") from None
-        raise ConfigError(f"config value {where}={e.get('input')!r}: {e['msg']}") from None
+            raise ConfigError(f"unknown config key {where!r}; allowed: {allowed}") from exc
+        raise ConfigError(f"config value {where}={e.get('input')!r}: {e['msg']}") from exc
 
 
 #: version of the tournament schedule `build_specs` makes; stored in the manifest so that a run scheduled otherwise

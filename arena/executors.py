@@ -128,7 +128,7 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> Any:
         else:
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot start or join Ray (address {address!r}): {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"cannot start or join Ray (address {address!r}): {str(exc).splitlines()[0]}") from exc
     return ray
 
 

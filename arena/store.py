@@ -98,10 +98,10 @@ class RunStore:
         """The run's manifest; a missing or broken one is a TraceError."""
         try:
             return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TraceError(f"{self.root} is not a run directory (no manifest.json)") from None
+        except FileNotFoundError as exc:
+            raise TraceError(f"{self.root} is not a run directory (no manifest.json)") from exc
         except json.JSONDecodeError as exc:
-            raise TraceError(f"{self.manifest_path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            raise TraceError(f"{self.manifest_path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
 
     def update_manifest(self, **fields: Any) -> None:
         """Merge `fields` into the manifest atomically."""

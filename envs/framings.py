@@ -105,15 +105,15 @@ def load_framing(path: str | os.PathLike[str]) -> Framing:
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read framing file {p}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read framing file {p}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"framing file {p} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"framing file {p} is not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"framing file {p} must hold a mapping of fields, got {type(raw).__name__}")
     try:
         f = _FramingFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"framing file {p}: {_one_line(exc)}") from None
+        raise ConfigError(f"framing file {p}: {_one_line(exc)}") from exc
     return Framing(
         id=f.id, title=f.title, sample=f.sample, role=" ".join(f.role.split()), co_player=f.co_player,
         option_c=f.options.C, option_d=f.options.D, goal=" ".join(f.goal.split()), **f.attributes.model_dump(),
@@ -157,7 +157,7 @@ def _load_builtin() -> None:
             try:
                 _register_path(Path(d), replace=True)
             except ConfigError as exc:
-                raise ConfigError(f"{exc} (from TOMARENA_FRAMINGS)") from None
+                raise ConfigError(f"{exc} (from TOMARENA_FRAMINGS)") from exc
     except Exception:
         FRAMINGS.reset()  # fail the same way on every use, never half-loaded
         raise

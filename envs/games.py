@@ -46,8 +46,8 @@ class Equilibrium:
 def _finite_table(values: object, shape: tuple[int, ...], what: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise GameError(f"{what} must be a rectangular table of numbers, got {values!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise GameError(f"{what} must be a rectangular table of numbers, got {values!r}") from exc
     if arr.shape != shape:
         raise GameError(f"{what} must have shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -340,8 +340,8 @@ _INLINE_CACHE: dict[str, Game | DonationGame] = {}
 def _inline_number(key: str, value: str, spec: str) -> float:
     try:
         x = float(value)
-    except ValueError:
-        raise GameError(f"game spec {spec!r}: {key}={value!r} is not a number") from None
+    except ValueError as exc:
+        raise GameError(f"game spec {spec!r}: {key}={value!r} is not a number") from exc
     if not math.isfinite(x):
         raise GameError(f"game spec {spec!r}: {key}={value!r} must be finite")
     return x
@@ -368,8 +368,8 @@ def parse_game_spec(spec: str) -> Game | DonationGame:
         raise GameError(f"unknown game family {family!r} in {spec!r}; allowed: {', '.join(INLINE_FAMILIES)}")
     try:
         opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
-    except ValueError:
-        raise GameError(f"malformed game spec {spec!r}; use family?key=value&key=value") from None
+    except ValueError as exc:
+        raise GameError(f"malformed game spec {spec!r}; use family?key=value&key=value") from exc
     allowed = {"matrix": ("row", "col", "labels"), "donation": ("n_players", "endowment", "multiplier")}.get(
         family, ("R", "S", "T", "P"))
     unknown = [k for k in opts if k not in allowed]

@@ -257,3 +257,16 @@ def test_an_output_that_fails_mid_write_is_one_line_and_its_new_twin_is_removed(
         err.endswith(f"; removed {tmp_path / 't.jsonl'}, which this run had created\n") and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "t.parquet"]
     assert not any((tmp_path / "t.parquet").iterdir())
+
+
+def test_debug_switch_shows_the_chain_of_causes(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["play", TFT, "classic/nope"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # the default stays one line
+    monkeypatch.setenv("TOMARENA_DEBUG", "1")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError" in err and "direct cause" in err  # the registry's cause is kept
+    assert err.splitlines()[-1] == "tomarena: error: unknown policy 'classic/nope'; did you mean classic/random, " \
+        "classic/pavlov, classic/grudger?"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_command(args)
     except TomarenaError as exc:
+        if os.environ.get("TOMARENA_DEBUG", "") not in ("", "0"):
+            traceback.print_exception(exc, file=sys.stderr)  # the whole chain of causes
         print(f"tomarena: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

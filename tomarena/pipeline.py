@@ -88,12 +88,12 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline config {p} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"pipeline config {p} is a directory, not a YAML file") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"pipeline config {p} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"pipeline config {p} is a directory, not a YAML file") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"pipeline config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"pipeline config {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"pipeline config {p} must be a mapping, got {type(data).__name__}")
@@ -104,7 +104,7 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
     except ValidationError as exc:
         e = exc.errors()[0]
         where = ".".join(str(x) for x in e["loc"])
-        raise ConfigError(f"pipeline config {p}: {where}: {e['msg']}") from None
+        raise ConfigError(f"pipeline config {p}: {where}: {e['msg']}") from exc
     scenario_sets(cfg.measure.sets, cfg.measure.donation_framings)
     missing = [k for k in PipelineConfig.REQUIRED_KEYS if not any(alt in data for alt in k.split("|"))]
     if missing and not cfg.defaults:

@@ -40,8 +40,8 @@ class Registry(Generic[T]):
         self._ensure_loaded()
         try:
             return self._entries[entry_id]
-        except KeyError:
-            raise RegistryError(self.unknown_message(entry_id)) from None
+        except KeyError as exc:
+            raise RegistryError(self.unknown_message(entry_id)) from exc
 
     def unknown_message(self, entry_id: str) -> str:
         """The one-line message for an unknown id: close matches first, else the known ids."""

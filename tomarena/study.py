@@ -91,8 +91,8 @@ def check_model(model: str) -> StudyModel:
     """The StudyModel for `model`, or a ConfigError naming the allowed ids."""
     try:
         return MODELS[model]
-    except KeyError:
-        raise ConfigError(f"unknown study model {model!r}; allowed: {', '.join(MODELS)}") from None
+    except KeyError as exc:
+        raise ConfigError(f"unknown study model {model!r}; allowed: {', '.join(MODELS)}") from exc
 
 
 @cache

@@ -86,7 +86,7 @@ def make_config(values: dict[str, Any] | None = None, where: str = "config") -> 
     try:
         return FinetuneConfig(**(values or {}))
     except ValidationError as exc:
-        raise _one_line(exc, where) from None
+        raise _one_line(exc, where) from exc
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
         data = data["finetune"]
     if not isinstance(data, dict):

@@ -69,8 +69,8 @@ def _messages(value: Any, where: str, field: str) -> tuple[dict[str, str], ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
-            raise TraceError(f"{where}: {field} is a string but not JSON chat messages") from None
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"{where}: {field} is a string but not JSON chat messages") from exc
     if not isinstance(value, list) or not value:
         raise TraceError(f"{where}: {field} must be a non-empty list of chat messages, got {type(value).__name__}")
     out = []
@@ -86,8 +86,8 @@ def _probs(value: Any, n: int, where: str) -> tuple[float, ...] | None:
         return None
     try:
         probs = tuple(float(p) for p in value)
-    except (TypeError, ValueError):
-        raise TraceError(f"{where}: teacher_probs must be a list of numbers or null, got {value!r:.80}") from None
+    except (TypeError, ValueError) as exc:
+        raise TraceError(f"{where}: teacher_probs must be a list of numbers or null, got {value!r:.80}") from exc
     if len(probs) != n or any(not math.isfinite(p) or p < 0 for p in probs) or abs(sum(probs) - 1) > 1e-3:
         raise TraceError(f"{where}: teacher_probs {list(probs)} must be {n} non-negative numbers summing to 1")
     return probs
@@ -119,7 +119,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[Any, str]]:
             try:
                 yield json.loads(line), f"{path.name}:{n}"
             except json.JSONDecodeError as exc:
-                raise TraceError(f"{path.name}:{n}: not valid JSON ({exc.msg})") from None
+                raise TraceError(f"{path.name}:{n}: not valid JSON ({exc.msg})") from exc
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[Any, str]]:
@@ -128,7 +128,7 @@ def _parquet_records(path: Path) -> Iterator[tuple[Any, str]]:
     try:
         rows = pq.read_table(path).to_pylist()
     except Exception as exc:  # pyarrow raises several types for a bad file
-        raise TraceError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise TraceError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
     for n, row in enumerate(rows):
         yield row, f"{path.name}:row {n}"
 

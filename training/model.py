@@ -92,7 +92,7 @@ def load_tokenizer(base_dir: Path) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(base_dir, local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # transformers raises many types for a broken directory
-        raise BackendError(f"cannot load the tokenizer of {base_dir}: {str(exc).splitlines()[0]}") from None
+        raise BackendError(f"cannot load the tokenizer of {base_dir}: {str(exc).splitlines()[0]}") from exc
     check_chat_template(tok, str(base_dir))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -170,7 +170,7 @@ def load_lora_model(base_dir: Path, config: FinetuneConfig) -> Any:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
                                                     local_files_only=True, trust_remote_code=False)
     except Exception as exc:
-        raise BackendError(f"cannot load the base model {base_dir}: {str(exc).splitlines()[0]}") from None
+        raise BackendError(f"cannot load the base model {base_dir}: {str(exc).splitlines()[0]}") from exc
     layer_ids = lora_layer_ids(base.config, config)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=lora_targets(base, config), task_type="CAUSAL_LM",
@@ -181,7 +181,7 @@ def load_lora_model(base_dir: Path, config: FinetuneConfig) -> Any:
     except ValueError as exc:
         names = sorted({n.rsplit(".", 1)[-1] for n, m in base.named_modules() if isinstance(m, torch.nn.Linear)})
         raise ConfigError(f"LoRA targets {list(config.targets)} do not fit this model ({str(exc).splitlines()[0]}); "
-                          f"its linear modules: {', '.join(names)}") from None
+                          f"its linear modules: {', '.join(names)}") from exc
     if layer_ids:
         check_lora_placement(model, config)
     return model.to(device)
