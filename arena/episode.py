@@ -8,7 +8,6 @@ repetition), and every player its own rng stream, so results never depend on bat
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,8 +141,3 @@ def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) 
 def play_episode(spec: MatchSpec, policies: Mapping[str, Policy], run_seed: int, run_id: str = "") -> list[dict]:
     """Play one match; identical to its rows inside any batch of `play_episodes`."""
     return play_episodes([spec], policies, run_seed, run_id)[spec.episode_id]
-
-
-def is_finite(x: float | None) -> bool:
-    """True for a real, finite number."""
-    return x is not None and math.isfinite(x)

@@ -103,12 +103,6 @@ class RunStore:
         except json.JSONDecodeError as exc:
             raise TraceError(f"{self.manifest_path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
 
-    def update_manifest(self, **fields: Any) -> None:
-        """Merge `fields` into the manifest atomically."""
-        data = self.read_manifest()
-        data.update(fields)
-        write_json_atomic(self.manifest_path, data)
-
     def shard_paths(self) -> list[Path]:
         """Complete shards, in name order (temp files are never listed)."""
         return sorted(self.traces.glob("part-*.parquet")) if self.traces.is_dir() else []
