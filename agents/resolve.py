@@ -4,6 +4,7 @@
 - `axelrod:<strategy name>`: any strategy of the Axelrod library, e.g. `axelrod:Grudger`
 - `hf:<path-or-model-id>?adapter=...&mode=score|generate&protocol=letter|motivation&temperature=0.8`
 - `openai:<base-url>?model=<name>&...`: an OpenAI-compatible chat-completions endpoint
+- `sim:flat?latency_ms=50&max_batch=64&p=0.7`: a simulated accelerator (benchmark device only, agents/sim_backend.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PREFIXES = {  # prefix -> (module, factory) taking the rest of the spec as first
     "hf": ("tomarena.agents.llm_policy", "from_hf_spec"),
     "openai": ("tomarena.agents.llm_policy", "from_openai_spec"),
     "axelrod": ("tomarena.agents.axelrod_adapter", "axelrod_policy"),
+    "sim": ("tomarena.agents.sim_backend", "from_sim_spec"),  # simulated accelerator: benchmarks only
 }
 
 

@@ -59,12 +59,18 @@ OPTION_HELP: dict[str, str] = {
     "max_retries": "retries of a failed request before the decision records the error",
     "backoff": "seconds before the first retry (doubling each time)",
     "top_logprobs": "score: how many top tokens' log-probs the endpoint returns per answer",
+    "latency_ms": "simulated accelerator: milliseconds slept per forward pass of up to max_batch prompts",
+    "max_batch": "simulated accelerator: prompts per forward pass (cost is flat up to it)",
+    "sim:p": "simulated accelerator: mean probability of the first label (C)",
+    "spread": "simulated accelerator: width of the hash-derived spread of p(C) around p, in [0, 1]",
 }
 #: spec families that take a name after the prefix (agents/resolve.py PREFIXES), as `list policies` shows them
 FAMILIES = {"axelrod": ("axelrod:<Name>", "any Axelrod-library strategy by name, e.g. axelrod:Grudger, "
                         "axelrod:Tit For Tat (`tomarena list policies --axelrod` lists all)"),
             "hf": ("hf:<path-or-model-id>", "a local transformers causal LM (directory or cached id)"),
-            "openai": ("openai:<base-url>", "an OpenAI-compatible chat-completions endpoint")}
+            "openai": ("openai:<base-url>", "an OpenAI-compatible chat-completions endpoint"),
+            "sim": ("sim:flat", "a simulated accelerator (fixed latency per forward up to max_batch, hash-derived "
+                    "probabilities): a benchmark device only")}
 
 
 def _profile(labels: tuple[str, ...], profile: tuple[int, ...]) -> str:
