@@ -3,6 +3,9 @@
 Scoring asks for one token with `logprobs`/`top_logprobs` and sums the listed tokens that spell each label
 (" C" and "C" alike); labels outside the server's top list count as mass on neither. Generation samples
 with a per-prompt seed, `top_p`, and (when set) vLLM's extra fields `top_k` and `repetition_penalty`.
+A batch's requests go out concurrently, at most `concurrency` at a time (threads; results keep the prompts' order
+and equal sequential requests), so a batching server sees them together and one stalled request holds up only
+itself.
 Transient failures (5xx, 408, 429, timeouts, dropped connections, truncated or garbage bodies) are retried a
 bounded number of times with exponential backoff, 429 honouring Retry-After; every failure is counted in
 `stats` by kind. The API key is read from the environment at request time and never stored, logged or put in
@@ -16,17 +19,26 @@ import http.client
 import json
 import math
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from tomarena.errors import BackendError, ConfigError
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+#: guards every backend's `stats` against concurrent updates (module-level, so backends stay picklable for Ray)
+_STATS_LOCK = threading.Lock()
+#: default and largest number of requests in flight at once per batch
+DEFAULT_CONCURRENCY, MAX_CONCURRENCY = 32, 256
 
 
 class RequestFailed(BackendError):
@@ -78,7 +90,8 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, top_logprobs: int = 20,
-                 max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.base_url = check_base_url(base_url)
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"the openai backend needs a model name (model=...), got {model!r}")
@@ -87,9 +100,12 @@ class OpenAIBackend:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if max_retries < 0 or not 0 <= top_logprobs <= 20:
             raise ConfigError(f"max_retries must be >= 0 and top_logprobs in 0..20, got {max_retries}, {top_logprobs}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(f"concurrency must be an integer in 1..{MAX_CONCURRENCY}, got {concurrency!r}")
         self.model, self.api_key_env, self.timeout = model.strip(), api_key_env, float(timeout)
         self.max_retries, self.backoff, self.max_backoff = int(max_retries), float(backoff), float(max_backoff)
         self.top_logprobs, self.max_retry_after, self.sleep = int(top_logprobs), float(max_retry_after), sleep
+        self.concurrency = concurrency
         self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed_requests": 0,
                                       "failures": {}}
 
@@ -98,7 +114,8 @@ class OpenAIBackend:
 
     def describe(self) -> dict[str, Any]:
         """Endpoint and model for the run manifest (the key's variable name, never its value)."""
-        return {"backend": self.kind, "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env}
+        return {"backend": self.kind, "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env,
+                "concurrency": self.concurrency}
 
     # -- transport ---------------------------------------------------------------------------------------
     def _send(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -148,24 +165,45 @@ class OpenAIBackend:
         return data
 
     def _count(self, kind: str) -> None:
-        self.stats["failures"][kind] = self.stats["failures"].get(kind, 0) + 1
+        with _STATS_LOCK:
+            self.stats["failures"][kind] = self.stats["failures"].get(kind, 0) + 1
+
+    def _bump(self, key: str) -> None:
+        """Add one to a counter of `stats` (thread-safe: requests of a batch run concurrently)."""
+        with _STATS_LOCK:
+            self.stats[key] += 1
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one chat completion with bounded retries; raises RequestFailed after the last attempt."""
-        self.stats["requests"] += 1
+        self._bump("requests")
         for attempt in range(self.max_retries + 1):
-            self.stats["attempts"] += 1
+            self._bump("attempts")
             try:
                 return self._send(payload)
             except _Retry as r:
                 self._count(r.kind)
                 if attempt == self.max_retries:
-                    self.stats["failed_requests"] += 1
+                    self._bump("failed_requests")
                     raise RequestFailed(f"{self.base_url}/chat/completions failed {attempt + 1} times; "
                                         f"last: {r.detail[:200]}") from r
-                self.stats["retries"] += 1
+                self._bump("retries")
                 self.sleep(r.wait if r.wait is not None else min(self.backoff * 2**attempt, self.max_backoff))
         raise AssertionError("unreachable")
+
+    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """`fn` over `items`, at most `concurrency` at a time, results in order. After a failure, requests not yet
+        started are dropped, those in flight finish, and the failure of the earliest item is raised (as in order)."""
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(min(self.concurrency, len(items)), thread_name_prefix="tomarena-http") as pool:
+            futures = [pool.submit(fn, x) for x in items]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for f in futures:
+                f.cancel()  # only those not yet started; a no-op when all are done
+        for f in futures:
+            if not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
 
     # -- the backend interface ---------------------------------------------------------------------------
     def _messages(self, messages: list[dict[str, str]], answer_prefix: str) -> dict[str, Any]:
@@ -182,14 +220,15 @@ class OpenAIBackend:
     def score_detailed(self, prompts: Sequence[list[dict[str, str]]], options: Sequence[str],
                        answer_prefix: str = "") -> tuple[np.ndarray, list[int | None]]:
         """Like `score`, plus the prompt token counts the server reported; identical prompts are sent once."""
-        done: dict[str, tuple[np.ndarray, int | None]] = {}
-        for msgs in prompts:
-            key = json.dumps(msgs, sort_keys=True)
-            if key not in done:
-                payload = {"model": self.model, **self._messages(msgs, answer_prefix), "max_tokens": 1,
-                           "logprobs": True, "top_logprobs": self.top_logprobs}
-                data = self.request(payload)
-                done[key] = (self._option_logprobs(data, options), (data.get("usage") or {}).get("prompt_tokens"))
+        unique = {json.dumps(m, sort_keys=True): m for m in prompts}
+
+        def one(msgs: list[dict[str, str]]) -> tuple[np.ndarray, int | None]:
+            payload = {"model": self.model, **self._messages(msgs, answer_prefix), "max_tokens": 1,
+                       "logprobs": True, "top_logprobs": self.top_logprobs}
+            data = self.request(payload)
+            return self._option_logprobs(data, options), (data.get("usage") or {}).get("prompt_tokens")
+
+        done = dict(zip(unique, self._map(one, list(unique.values())), strict=True))
         rows = [done[json.dumps(m, sort_keys=True)] for m in prompts]
         return np.array([r[0] for r in rows]).reshape(len(prompts), len(options)), [r[1] for r in rows]
 
@@ -215,16 +254,19 @@ class OpenAIBackend:
         """Sampled answers (text, prompt tokens, completion tokens), one request per prompt with its seed."""
         seeds = list(seeds) if seeds is not None else [0] * len(prompts)
         sampling = self.sampling_fields(top_p, top_k, repetition_penalty)
-        out = []
-        for msgs, seed in zip(prompts, seeds, strict=True):
-            data = self.request({"model": self.model, "messages": msgs, "max_tokens": int(max_new_tokens),
-                                 "temperature": float(temperature), **sampling, "seed": int(seed) % 2**31})
+        if len(seeds) != len(prompts):
+            raise ConfigError(f"generate needs one seed per prompt, got {len(seeds)} seeds for {len(prompts)} prompts")
+
+        def one(job: tuple[list[dict[str, str]], int]) -> tuple[str, int, int]:
+            data = self.request({"model": self.model, "messages": job[0], "max_tokens": int(max_new_tokens),
+                                 "temperature": float(temperature), **sampling, "seed": int(job[1]) % 2**31})
             message = data["choices"][0].get("message") or {}
             text = message.get("content") if isinstance(message, dict) else None
             usage = data.get("usage") or {}
-            out.append((text if isinstance(text, str) else "", int(usage.get("prompt_tokens") or 0),
-                        int(usage.get("completion_tokens") or 0)))
-        return out
+            return (text if isinstance(text, str) else "", int(usage.get("prompt_tokens") or 0),
+                    int(usage.get("completion_tokens") or 0))
+
+        return self._map(one, list(zip(prompts, seeds, strict=True)))
 
     @staticmethod
     def sampling_fields(top_p: float = 1.0, top_k: int = 0, repetition_penalty: float = 1.0) -> dict[str, Any]:

@@ -287,14 +287,15 @@ def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protoc
                      api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0, max_retries: int = 3,
                      backoff: float = 0.5, top_logprobs: int = 20, top_p: float | None = None,
                      top_k: int | None = None, repetition_penalty: float | None = None, parser: str | None = None,
-                     decoding: str = "default") -> LLMPolicy:
+                     decoding: str = "default", concurrency: int = 32) -> LLMPolicy:
     """An LLM policy on an OpenAI-compatible chat-completions endpoint (the key comes from `api_key_env`);
     unset decoding options (None) come from the `decoding` preset. top_p is standard; top_k and
-    repetition_penalty are sent only when set (vLLM reads them; hosted APIs may refuse them)."""
+    repetition_penalty are sent only when set (vLLM reads them; hosted APIs may refuse them). A batch's requests
+    go out `concurrency` at a time (http_backend.DEFAULT_CONCURRENCY)."""
     from tomarena.agents.http_backend import OpenAIBackend
 
     backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
-                            backoff=backoff, top_logprobs=top_logprobs)
+                            backoff=backoff, top_logprobs=top_logprobs, concurrency=concurrency)
     return _policy(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,
                    max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
                    parser=parser)

@@ -233,7 +233,8 @@ def test_study_decoding_spec_over_http(srv) -> None:
     """decoding=study through the spec: the request carries the study's sampling, and a refusal is C by the study's
     rule, recorded as a default decision."""
     srv.script += [("ok", completion("I would rather not choose.")), ("ok", completion("I choose D."))]
-    spec = f"openai:{srv.url}?model=test-model&mode=generate&protocol=letter&decoding=study&api_key_env=NO_SUCH_KEY"
+    spec = (f"openai:{srv.url}?model=test-model&mode=generate&protocol=letter&decoding=study&api_key_env=NO_SUCH_KEY"
+            "&concurrency=1")  # the scripted answers go to requests in arrival order
     policy = resolve_policy(spec)
     out = [d for d, _ in policy.act_batch([_pd_obs()] * 2, [None] * 2, [np.random.default_rng(i) for i in (0, 1)])]
     assert [(d.action, d.source, d.parse_status) for d in out] == [(0, "fallback", "default"), (1, "llm", "ok")]
@@ -263,3 +264,135 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("2.5") == 2.5
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2026 07:28:10 GMT", now=1792567680.0) == pytest.approx(10.0)
+
+
+# -- concurrency ------------------------------------------------------------------------------------------------
+class EchoHandler(Handler):
+    """Answers after `delay` s with a text and logprobs derived from the request; `faults` maps a seed to the
+    scripted failures of its first attempts (("stall", s) sleeps past the client's timeout)."""
+
+    def do_POST(self) -> None:
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        seed = body.get("seed", -1)
+        with srv.lock:
+            srv.in_flight += 1
+            srv.peak = max(srv.peak, srv.in_flight)
+            tried = srv.tries.get(seed, 0)
+            srv.tries[seed] = tried + 1
+        faults = srv.faults.get(seed, ())
+        step = faults[tried] if tried < len(faults) else None
+        try:
+            time.sleep(step[1] if step and step[0] == "stall" else srv.delay)
+            if step and step[0] == "status":
+                return self._send(step[1], b'{"error": "scripted"}', step[2] if len(step) > 2 else {})
+            if step and step[0] == "garbage":
+                return self._send(200, b"<html>not json{")
+            p_c = (sum(map(ord, json.dumps(body["messages"]))) % 97 + 1) / 99
+            answer = completion(f"I choose {'CD'[seed % 2]}. ({seed})", top=[("C", p_c), ("D", 1 - p_c)])
+            return self._send(200, json.dumps(answer).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+        finally:
+            with srv.lock:
+                srv.in_flight -= 1
+
+
+class WideServer(ThreadingHTTPServer):
+    """A threading server whose listen backlog takes a whole concurrent batch."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
+@pytest.fixture
+def echo():
+    srv = WideServer(("127.0.0.1", 0), EchoHandler)
+    srv.lock, srv.delay, srv.faults, srv.tries, srv.in_flight, srv.peak = threading.Lock(), 0.0, {}, {}, 0, 0
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _echo_policy(srv, **options: object) -> LLMPolicy:
+    query = "&".join(f"{k}={v}" for k, v in {"model": "m", "mode": "generate", "api_key_env": "NO_SUCH_KEY",
+                                             "backoff": 0, **options}.items())
+    return resolve_policy(f"openai:{srv.url}?{query}")
+
+
+def _decide(policy: LLMPolicy, n: int) -> list[tuple]:
+    out = policy.act_batch([_pd_obs()] * n, [None] * n, [np.random.default_rng(i) for i in range(n)])
+    return [(d.action, d.completion, d.parse_status) for d, _ in out]
+
+
+def test_a_batch_goes_out_concurrently_with_sequential_results(echo) -> None:
+    """64 decisions against a server answering each after 0.5 s take ~2 waves with the default concurrency (the
+    acceptance bound, <= 4 s at 1 s each, scaled to <= 2 s), in the order and with the texts of one-by-one requests."""
+    sequential = _decide(_echo_policy(echo, concurrency=1), 64)
+    echo.delay, echo.peak = 0.5, 0
+    policy = _echo_policy(echo)
+    assert policy.describe()["concurrency"] == 32
+    start = time.perf_counter()
+    concurrent = _decide(policy, 64)
+    wall = time.perf_counter() - start
+    assert concurrent == sequential and len({c for _, c, _ in sequential}) == 64
+    assert wall <= 2.0 and echo.peak == 32, (wall, echo.peak)
+    assert policy.backend.stats == {"requests": 64, "attempts": 64, "retries": 0, "failed_requests": 0, "failures": {}}
+
+
+def test_scores_keep_order_and_dedupe_under_concurrency(echo) -> None:
+    prompts = [[{"role": "user", "content": f"q{i % 5}"}] for i in range(12)]
+    one = backend(echo, concurrency=1).score_detailed(prompts, ["C", "D"])
+    b = backend(echo, concurrency=4)
+    many = b.score_detailed(prompts, ["C", "D"])
+    np.testing.assert_array_equal(one[0], many[0])
+    assert one[1] == many[1] and b.stats["requests"] == 5 and echo.peak <= 4
+
+
+def test_a_stalled_request_holds_up_only_itself(echo) -> None:
+    """One request stalls past its 0.4 s timeout and is retried; the other 15 (0.1 s each) finish meanwhile, so the
+    batch takes about one timeout plus one answer, not 15 answers plus the timeout."""
+    echo.delay, echo.faults = 0.1, {7: [("stall", 2.0)]}
+    b = backend(echo, timeout=0.4)
+    start = time.perf_counter()
+    out = b.generate([MSGS] * 16, 8, 1.0, list(range(16)))
+    wall = time.perf_counter() - start
+    assert [t for t, _, _ in out] == [f"I choose {'CD'[s % 2]}. ({s})" for s in range(16)]
+    assert wall < 1.2, wall
+    assert b.stats == {"requests": 16, "attempts": 17, "retries": 1, "failed_requests": 0,
+                       "failures": {"timeout": 1}}
+
+
+def test_retry_accounting_is_the_same_under_concurrency(echo) -> None:
+    """Per-request retries, backoff and Retry-After and the failure counts match one-by-one requests exactly."""
+    faults = {1: [("status", 500)], 2: [("status", 429, {"Retry-After": "3"})], 3: [("garbage",), ("status", 503)]}
+    runs = []
+    for concurrency in (1, 16):
+        echo.faults, echo.tries = dict(faults), {}
+        sleeps: list[float] = []
+        b = backend(echo, sleeps, backoff=0.25, concurrency=concurrency)
+        runs.append((b.generate([MSGS] * 8, 8, 1.0, list(range(8))), sorted(sleeps), b.stats))
+    assert runs[0] == runs[1]
+    assert runs[1][1] == [0.25, 0.25, 0.5, 3.0]
+    assert runs[1][2] == {"requests": 8, "attempts": 12, "retries": 4, "failed_requests": 0,
+                          "failures": {"http_5xx": 2, "http_429": 1, "bad_json": 1}}
+
+
+def test_a_failed_request_fails_the_batch_as_in_order(echo) -> None:
+    """The earliest failing request's error is raised, after the requests in flight finished and were counted."""
+    echo.faults = {s: [("status", 500)] * 2 for s in (3, 5)}
+    b = backend(echo, max_retries=1, concurrency=8)
+    with pytest.raises(RequestFailed, match="failed 2 times"):
+        b.generate([MSGS] * 8, 8, 1.0, list(range(8)))
+    assert b.stats["failed_requests"] == 2 and b.stats["failures"] == {"http_5xx": 4}
+    assert b.stats["attempts"] == 8 + 2 and echo.in_flight == 0
+
+
+def test_concurrency_out_of_range_is_one_line() -> None:
+    for bad in (0, 257, -1):
+        with pytest.raises(ConfigError, match=r"^concurrency must be an integer in 1\.\.256, got -?\d+$"):
+            OpenAIBackend("http://127.0.0.1:8000/v1", "m", concurrency=bad)
+    with pytest.raises(ConfigError, match="concurrency must be an integer in 1..256, got 0"):
+        resolve_policy("openai:http://127.0.0.1:8000/v1?model=m&concurrency=0")

@@ -48,15 +48,18 @@ def answer_for(body: dict) -> dict:
 
 
 class FlakyHandler(Handler):
-    """Fails the first attempts of a request in turn with each fault kind, then answers (when `flaky`)."""
+    """Fails attempts of a request with the fault kinds in turn, then answers (when `flaky`): the cycle runs over
+    each prompt's own attempts, from an offset hashed from it, so concurrent requests cannot change who fails."""
 
     def do_POST(self) -> None:
         srv = self.server
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        key = json.dumps(body["messages"], sort_keys=True)
         with srv.lock:
             srv.auth.add(self.headers.get("Authorization"))
-            n = srv.attempts
             srv.attempts += 1
+            n = srv.tries.get(key, hashlib.sha256(key.encode()).digest()[1])
+            srv.tries[key] = n + 1
         fault = FAULTS[n % (len(FAULTS) + 1)] if srv.flaky and n % (len(FAULTS) + 1) < len(FAULTS) else None
         try:
             if fault == "http_500":
@@ -83,7 +86,7 @@ def endpoint():
     """A real local chat-completions server; set `.flaky` to inject faults."""
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
     srv.daemon_threads = True
-    srv.lock, srv.attempts, srv.flaky, srv.auth = threading.Lock(), 0, False, set()
+    srv.lock, srv.attempts, srv.flaky, srv.auth, srv.tries = threading.Lock(), 0, False, set(), {}
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
     yield srv
@@ -104,7 +107,7 @@ def test_flaky_endpoint_costs_retries_not_the_run(endpoint, tmp_path: Path, monk
     monkeypatch.setenv("TOMARENA_TEST_KEY", KEY)
     healthy = remote_run(endpoint, tmp_path / "healthy")
     calm_attempts = endpoint.attempts
-    endpoint.flaky, endpoint.attempts = True, 0
+    endpoint.flaky, endpoint.attempts, endpoint.tries = True, 0, {}
     flaky = remote_run(endpoint, tmp_path / "flaky")
 
     a, b = RunStore(healthy).read_frame(), RunStore(flaky).read_frame()

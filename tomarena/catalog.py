@@ -63,6 +63,7 @@ OPTION_HELP: dict[str, str] = {
     "max_batch": "simulated accelerator: prompts per forward pass (cost is flat up to it)",
     "sim:p": "simulated accelerator: mean probability of the first label (C)",
     "spread": "simulated accelerator: width of the hash-derived spread of p(C) around p, in [0, 1]",
+    "concurrency": "requests of one batch in flight at once, 1..256 (1 = one after another)",
 }
 #: spec families that take a name after the prefix (agents/resolve.py PREFIXES), as `list policies` shows them
 FAMILIES = {"axelrod": ("axelrod:<Name>", "any Axelrod-library strategy by name, e.g. axelrod:Grudger, "
