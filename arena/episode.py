@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.agents.base import Decision, Policy
+from tomarena.arena.rows import decision_row, game_labels
 from tomarena.envs.social_dilemma import SocialDilemmaEnv
 
 
@@ -52,22 +53,6 @@ def derive_seed(run_seed: int, match_key: str, repetition: int) -> int:
 def player_rng(seed: int, player: int) -> np.random.Generator:
     """The rng stream of one player in one episode."""
     return np.random.default_rng([seed, player])
-
-
-def _row(spec: MatchSpec, run_id: str, seed: int, horizon: int | None, rnd: int, player: int, d: Decision,
-         executed: int, labels: Sequence[str], reward: float | None, cumulative: float | None) -> dict[str, Any]:
-    probs = list(d.probs) if d.probs is not None else None
-    return {
-        "run_id": run_id, "kind": spec.kind, "episode_id": spec.episode_id, "match_key": spec.match_key,
-        "repetition": spec.repetition, "seed": seed, "game": spec.game, "framing": spec.framing,
-        "horizon": horizon, "round": rnd, "agent": f"player_{player}", "policy": spec.policies[player],
-        "opponents": ",".join(p for i, p in enumerate(spec.policies) if i != player),
-        "intended_action": int(d.action), "action": int(executed), "action_label": labels[executed],
-        "probs": probs, "p_cooperate": probs[0] if probs else None, "source": d.source,
-        "protocol": d.protocol, "prompt": d.prompt, "completion": d.completion, "parse_status": d.parse_status,
-        "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "other_mass": d.other_mass,
-        "error": d.error, "reward": reward, "cumulative_reward": cumulative,
-    }
 
 
 class _Live:
@@ -119,12 +104,12 @@ def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], ru
 
 
 def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) -> None:
-    labels = m.env.game.action_labels
+    labels = game_labels(m.env.game)
     horizon = m.env.horizon
     rnd = len(m.env._actions)
     if m.spec.kind == "sweep":
         d = chosen[(id(m), 0)]
-        m.rows.append(_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, labels, None, None))
+        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, labels, None, None))
         m.done = True
         return
     decisions = [chosen[(id(m), s)] for s in m.seats]
@@ -132,7 +117,7 @@ def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) 
     for s, d in enumerate(decisions):
         agent = f"player_{s}"
         m.totals[s] += rewards[agent]
-        m.rows.append(_row(m.spec, run_id, m.seed, horizon, rnd, s, d, infos[agent]["executed"], labels,
+        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, rnd, s, d, infos[agent]["executed"], labels,
                            rewards[agent], m.totals[s]))
         m.obs[s] = infos[agent]["observation"]
     m.done = all(terms.values()) or all(truncs.values())

@@ -16,6 +16,7 @@ import numpy as np
 
 from tomarena.agents.base import Policy
 from tomarena.arena.episode import MatchSpec, derive_seed, player_rng
+from tomarena.arena.rows import coded, columns_table, game_labels, pair_list
 
 
 def vectorisable(specs: Sequence[MatchSpec], policies: Mapping[str, Policy]) -> bool:
@@ -73,8 +74,6 @@ def play_vectorised(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], 
     """Play the chunk and return its trace rows as one pyarrow Table (same content as the general path)."""
     import pyarrow as pa
 
-    from tomarena.schema import arrow_schema
-
     tables = []
     by_rounds: dict[int, list[MatchSpec]] = {}
     for s in specs:
@@ -83,50 +82,47 @@ def play_vectorised(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], 
         seeds = np.array([derive_seed(run_seed, s.match_key, s.repetition) for s in group], dtype=np.int64)
         actions, pcs, pay = _simulate(group, policies, rounds, seeds)
         tables.append(_table(group, run_id, rounds, seeds, actions, pcs, pay))
-    return pa.concat_tables(tables).cast(arrow_schema())
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _per_match(values: Sequence[str], m_of_row: np.ndarray) -> Any:
+    """A dictionary column holding values[m] on every row of match m (distinct strings stored once)."""
+    distinct = list(dict.fromkeys(values))
+    code = {v: i for i, v in enumerate(distinct)}
+    return coded(distinct, np.array([code[v] for v in values], dtype=np.int32)[m_of_row])
 
 
 def _table(specs: Sequence[MatchSpec], run_id: str, rounds: int, seeds: np.ndarray, actions: np.ndarray,
            pcs: np.ndarray, pay: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    from tomarena.schema import COLUMN_NAMES, arrow_schema
+    """The trace rows of matches sharing one horizon, built column by column through the row spec."""
+    from tomarena.envs.games import get_game
 
     n = len(specs)
     per = rounds * 2
     total = n * per
-    m_of_row = np.repeat(np.arange(n), per)
-    seat = np.tile(np.array([0, 1]), n * rounds)
-
-    def take(values: Sequence[str], idx: np.ndarray) -> Any:
-        """A string column from a few distinct values and a row index into them (one C++ gather, no objects)."""
-        return pa.array(list(values), type=pa.string()).take(pa.array(idx))
-
-    def per_match(values: Sequence[str]) -> Any:
-        return take(values, m_of_row)
-
-    zeros = np.zeros(total, dtype=np.int64)
+    m_of_row = np.repeat(np.arange(n, dtype=np.int32), per)
+    seat = np.tile(np.array([0, 1], dtype=np.int32), n * rounds)
+    zeros = np.zeros(total, dtype=np.int32)
     names = sorted({p for s in specs for p in s.policies})
     code = {p: i for i, p in enumerate(names)}
-    pair_codes = np.array([[code[p] for p in s.policies] for s in specs], dtype=np.int64)  # [m, 2]
+    pair_codes = np.array([[code[p] for p in s.policies] for s in specs], dtype=np.int32)  # [m, 2]
+    games = {g: game_labels(get_game(g)) for g in dict.fromkeys(s.game for s in specs)}
+    labels = list(dict.fromkeys(lbl for ls in games.values() for lbl in ls))
+    label_codes = np.array([[labels.index(lbl) for lbl in games[s.game]] for s in specs], dtype=np.int32)  # [m, 2]
     flat_actions = actions.reshape(-1).astype(np.int64)
     p_c = pcs.reshape(-1)
-    cols: dict[str, Any] = {
-        "run_id": take([run_id], zeros), "kind": take(["tournament"], zeros),
-        "episode_id": per_match([s.episode_id for s in specs]), "match_key": per_match([s.match_key for s in specs]),
-        "repetition": np.repeat([s.repetition for s in specs], per), "seed": np.repeat(seeds, per),
-        "game": per_match([s.game for s in specs]), "framing": per_match([s.framing for s in specs]),
-        "horizon": np.full(total, rounds), "round": np.tile(np.repeat(np.arange(rounds), 2), n),
-        "agent": take(["player_0", "player_1"], seat),
-        "policy": take(names, pair_codes[m_of_row, seat]), "opponents": take(names, pair_codes[m_of_row, 1 - seat]),
-        "intended_action": flat_actions, "action": flat_actions, "action_label": take(["C", "D"], flat_actions),
-        "probs": pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * total + 1, 2, dtype=np.int32)),
-                                          pa.array(np.stack([p_c, 1 - p_c], axis=1).reshape(-1))),
-        "p_cooperate": p_c, "source": take(["rule"], zeros),
+    return columns_table(total, {
+        "run_id": coded([run_id], zeros), "kind": coded(["tournament"], zeros),
+        "episode_id": coded([s.episode_id for s in specs], m_of_row),
+        "match_key": _per_match([s.match_key for s in specs], m_of_row),
+        "repetition": np.repeat(np.array([s.repetition for s in specs], dtype=np.int64), per),
+        "seed": np.repeat(seeds, per), "game": _per_match([s.game for s in specs], m_of_row),
+        "framing": _per_match([s.framing for s in specs], m_of_row),
+        "horizon": np.full(total, rounds, dtype=np.int64), "round": np.tile(np.repeat(np.arange(rounds), 2), n),
+        "agent": coded(["player_0", "player_1"], seat),
+        "policy": coded(names, pair_codes[m_of_row, seat]), "opponents": coded(names, pair_codes[m_of_row, 1 - seat]),
+        "intended_action": flat_actions, "action": flat_actions,
+        "action_label": coded(labels, label_codes[m_of_row, flat_actions]),
+        "probs": pair_list(p_c, 1 - p_c), "p_cooperate": p_c, "source": coded(["rule"], zeros),
         "reward": pay.reshape(-1), "cumulative_reward": np.cumsum(pay, axis=1).reshape(-1),
-    }
-    schema = arrow_schema()
-    arrays = [cols[c] if isinstance(cols.get(c), pa.Array) else
-              pa.array(cols[c], type=schema.field(c).type) if c in cols else pa.nulls(total, schema.field(c).type)
-              for c in COLUMN_NAMES]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    })

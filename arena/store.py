@@ -134,14 +134,16 @@ class RunStore:
         return final
 
     def read_table(self) -> Any:
-        """All stored rows as one pyarrow Table, sorted by episode, round and agent."""
+        """All stored rows as one pyarrow Table, sorted by episode, round and agent; dictionary-encoded columns come
+        back as plain strings (Arrow cannot sort dictionaries; shards written before the encoding read the same)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        schema = arrow_schema(decoded=True)
         paths = self.shard_paths()
         if not paths:
-            return arrow_schema().empty_table()
-        table = pa.concat_tables([pq.read_table(p) for p in paths])
+            return schema.empty_table()
+        table = pa.concat_tables([pq.read_table(p).select(list(COLUMN_NAMES)).cast(schema) for p in paths])
         return table.sort_by([("episode_id", "ascending"), ("round", "ascending"), ("agent", "ascending")])
 
     def read_frame(self) -> Any:

@@ -113,8 +113,10 @@ def tomarena_means(frame: Any) -> dict[tuple[str, str], tuple[float, float]]:
 def check(fast: dict, base: dict) -> None:
     """Guard: identical mean payoffs for every deterministic pair."""
     det = [k for k in base if not (set(k) & STOCHASTIC)]
-    bad = [(k, fast.get(k), base[k]) for k in det
-           if fast.get(k) is None or max(abs(x - y) for x, y in zip(fast[k], base[k])) > 1e-12]
+    # tomarena seats each composition in its own (sorted) order: look the pair up either way round
+    seated = {**{(b, a): (y, x) for (a, b), (x, y) in fast.items()}, **fast}
+    bad = [(k, seated.get(k), base[k]) for k in det
+           if seated.get(k) is None or max(abs(x - y) for x, y in zip(seated[k], base[k])) > 1e-12]
     guard(not bad, f"mean payoffs identical for all {len(det)} deterministic pairs" +
           (f"; mismatches: {bad[:5]}" if bad else ""))
 

@@ -8,31 +8,34 @@ from __future__ import annotations
 
 from typing import Any
 
-#: (column, arrow type name, nullable, meaning)
+DICT = "dictionary<string>"
+
+#: (column, arrow type name, nullable, meaning). "dictionary<string>": a string column of few distinct values, stored
+#: dictionary-encoded (int32 codes into the distinct strings); it reads back as a pandas categorical.
 COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
-    ("run_id", "string", False, "id of the run directory that wrote the row"),
-    ("kind", "string", False, "'tournament' (repeated matches) or 'sweep' (one-shot scenario grid)"),
-    ("episode_id", "string", False, "match_key + '#' + repetition; unique within a run"),
-    ("match_key", "string", False, "policies | game | framing of the match"),
+    ("run_id", DICT, False, "id of the run directory that wrote the row"),
+    ("kind", DICT, False, "'tournament' (repeated matches) or 'sweep' (one-shot scenario grid)"),
+    ("episode_id", DICT, False, "match_key + '#' + repetition; unique within a run"),
+    ("match_key", DICT, False, "policies | game | framing of the match"),
     ("repetition", "int64", False, "repetition index of the match"),
     ("seed", "int64", False, "seed derived from (run seed, match key, repetition)"),
-    ("game", "string", False, "game id"),
-    ("framing", "string", False, "framing id"),
+    ("game", DICT, False, "game id"),
+    ("framing", DICT, False, "framing id"),
     ("horizon", "int64", True, "number of rounds, null when the end is uncertain"),
     ("round", "int64", False, "round index from 0"),
-    ("agent", "string", False, "player_0, player_1, ..."),
-    ("policy", "string", False, "label of the policy that played (its spec)"),
-    ("opponents", "string", False, "labels of the co-players, comma separated ('' in sweeps)"),
+    ("agent", DICT, False, "player_0, player_1, ..."),
+    ("policy", DICT, False, "label of the policy that played (its spec)"),
+    ("opponents", DICT, False, "labels of the co-players, comma separated ('' in sweeps)"),
     ("intended_action", "int64", False, "action the policy chose"),
     ("action", "int64", False, "action executed (differs from intended only under noise)"),
-    ("action_label", "string", False, "label of the executed action (C, D, or the contribution)"),
+    ("action_label", DICT, False, "label of the executed action (C, D, or the contribution)"),
     ("probs", "list<double>", True, "probability of each action when the policy knows it"),
     ("p_cooperate", "double", True, "probability of action 0 (C) when known"),
-    ("source", "string", False, "rule | strategist | llm | fallback | replay (recorded study data) | replay-model"),
-    ("protocol", "string", True, "prompt protocol (letter | motivation | repeated...) for LLM-style policies"),
+    ("source", DICT, False, "rule | strategist | llm | fallback | replay (recorded study data) | replay-model"),
+    ("protocol", DICT, True, "prompt protocol (letter | motivation | repeated...) for LLM-style policies"),
     ("prompt", "string", True, "the chat messages shown to the policy, as JSON"),
     ("completion", "string", True, "the text the policy wrote (answer and motivation)"),
-    ("parse_status", "string", True, "ok | scored | default (study parser: no D, counted C) | failed | fallback"),
+    ("parse_status", DICT, True, "ok | scored | default (study parser: no D, counted C) | failed | fallback"),
     ("prompt_tokens", "int64", True, "prompt length in tokens"),
     ("completion_tokens", "int64", True, "completion length in tokens"),
     ("other_mass", "double", True, "probability mass on neither label (scoring mode)"),
@@ -44,11 +47,15 @@ COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
 
 
-def arrow_schema() -> Any:
-    """The pyarrow schema of trace shards."""
+DICTIONARY_COLUMNS: tuple[str, ...] = tuple(c[0] for c in COLUMNS if c[1] == DICT)
+
+
+def arrow_schema(decoded: bool = False) -> Any:
+    """The pyarrow schema of trace shards; `decoded`: dictionary columns as plain strings (for sorting, joins)."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "list<double>": pa.list_(pa.float64())}
+    types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "list<double>": pa.list_(pa.float64()),
+             DICT: pa.string() if decoded else pa.dictionary(pa.int32(), pa.string())}
     return pa.schema([pa.field(n, types[t], nullable=nl) for n, t, nl, _ in COLUMNS])
 
 
