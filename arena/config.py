@@ -33,6 +33,13 @@ class RunConfig(BaseModel):
     ray_address: str | None = None
     workers: int | None = Field(default=None, ge=1)
     chunk_size: int = Field(default=64, ge=1)
+    replicas: int | None = Field(default=None, ge=1, le=1024,
+                                 description="ray: replicas of each heavy policy's model service (None: one actor)")
+    concurrency: int | None = Field(default=None, ge=1, le=100_000,
+                                    description="ray: chunks in flight at once (None: workers); chunks sized by it")
+    max_batch: int = Field(default=64, ge=1, le=1_000_000, description="model service: most decisions per batch")
+    batch_wait_ms: float = Field(default=2.0, ge=0, le=60_000,
+                                 description="model service: longest wait for more requests to fill a batch")
     roles: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("games", "framings", "policies", mode="before")

@@ -13,11 +13,19 @@ from tomarena.arena.episode import MatchSpec
 from tomarena.arena.store import RunStore, write_csv_atomic, write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
-EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size"}
+EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size", "replicas", "concurrency", "max_batch",
+                  "batch_wait_ms"}
 
 
 def _chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
     return [specs[i: i + size] for i in range(0, len(specs), size)]
+
+
+def chunk_size(cfg: RunConfig, n_matches: int) -> int:
+    """Matches per chunk: `chunk_size`, made smaller on Ray when `concurrency` is set so every slot gets a chunk."""
+    if cfg.executor == "ray" and cfg.concurrency:
+        return max(1, min(cfg.chunk_size, -(-n_matches // cfg.concurrency)))
+    return cfg.chunk_size
 
 
 def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     bar = _progress(len(specs), len(specs) - len(todo), cfg.kind, progress)
     decisions = 0
     try:
-        for _, table in executor.run(_chunks(todo, cfg.chunk_size), cfg.seed, out.name):
+        for _, table in executor.run(_chunks(todo, chunk_size(cfg, len(todo))), cfg.seed, out.name):
             store.write_shard(table)
             decisions += table.num_rows
             bar.update(len(set(table.column("episode_id").to_pylist())))
@@ -96,7 +104,8 @@ def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:
     from tomarena.arena.executors import LocalExecutor, RayExecutor
 
     if cfg.executor == "ray":
-        return RayExecutor(policies, cfg.ray_address, cfg.workers)
+        return RayExecutor(policies, cfg.ray_address, cfg.workers, replicas=cfg.replicas,
+                           concurrency=cfg.concurrency, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms)
     return LocalExecutor(policies)
 
 
