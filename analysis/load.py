@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tomarena.errors import TraceError
-from tomarena.schema import COLUMN_NAMES, missing_columns
+from tomarena.schema import COLUMN_NAMES, arrow_schema, missing_columns
 
 ROLES = ("teacher", "base", "student")
 
@@ -48,7 +48,11 @@ def _read_shard(path: Path) -> Any:
     missing = missing_columns(table.column_names)
     if missing:
         raise TraceError(f"trace shard {path} lacks columns {', '.join(missing)}")
-    return table.select(list(COLUMN_NAMES))
+    table = table.select(list(COLUMN_NAMES))
+    try:  # shards written before the schema dictionary-encoded its repeated strings read the same way
+        return table.cast(arrow_schema())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
 
 
 def load_run(run: str | os.PathLike[str]) -> Any:

@@ -134,3 +134,13 @@ def test_propensity_reports_format_adherence_as_other_mass() -> None:
     t = propensity_table(pd.DataFrame(rows)).iloc[0]
     assert t["other_mass"] == pytest.approx(0.2) and t["method"] == "exact"
     assert math.isnan(propensity_table(pd.DataFrame(sweep_rows("s", "ir", "stag_hunt", 3, 1))).iloc[0]["other_mass"])
+
+
+def test_runs_mixing_plain_and_dictionary_string_shards_load(tmp_path: Path) -> None:
+    from tomarena.schema import arrow_schema
+
+    run = write_run(tmp_path / "r", sweep_rows("m", "ir", "stag_hunt", 3, 2))  # dictionary-encoded strings
+    old = sweep_rows("m", "team", "stag_hunt", 2, 1)  # a shard written before the dictionary schema
+    pq.write_table(pa.Table.from_pylist(old, schema=arrow_schema(decoded=True)), run / "traces" / "part-1.parquet")
+    frame = load_runs([run])
+    assert len(frame) == 5 and sorted(frame["framing"].unique()) == ["ir", "team"]
