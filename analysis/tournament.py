@@ -52,13 +52,32 @@ def group_label(policies: list[str]) -> str:
     return " + ".join(f"{k}x {p}" for p, k in counts.items())
 
 
-def _prepared(frame: Any) -> Any:
+def _groups(policy: str, opponents: str) -> tuple[str, str, int]:
+    """(opponent label, composition label, seats held) of one player given its co-players' labels."""
+    others = str(opponents).split(",")
+    opponent = others[0] if len(others) == 1 else group_label(others)
+    return opponent, group_label([policy, *others]), 1 + others.count(policy)
+
+
+def prepare(frame: Any) -> Any:
+    """Tournament rows with cooperation, opponent, composition and seats; the labels are derived once per distinct
+    (policy, opponents) pair and joined back (a few dozen pairs for millions of rows). Every table function accepts
+    the prepared frame too, so several tables of one run prepare it once."""
+    import pandas as pd
+
+    if "composition" in frame.columns:
+        return frame
     df = _tournament_rows(frame).copy()
     df["cooperated"] = cooperation(df) if len(df) else []
-    others = df["opponents"].str.split(",")
-    df["opponent"] = [o[0] if len(o) == 1 else group_label(o) for o in others]
-    df["composition"] = [group_label([p, *o]) for p, o in zip(df["policy"], others, strict=True)]
-    df["seats"] = [1 + o.count(p) for p, o in zip(df["policy"], others, strict=True)]
+    pc, policies = pd.factorize(df["policy"])  # cheap on the dictionary-encoded columns
+    oc, opponents = pd.factorize(df["opponents"])
+    codes, pair_codes = pd.factorize(pc.astype(np.int64) * max(len(opponents), 1) + oc)
+    pairs = [(str(policies[c // max(len(opponents), 1)]), str(opponents[c % max(len(opponents), 1)]))
+             for c in pair_codes]
+    derived = [_groups(p, o) for p, o in pairs]
+    for i, name in enumerate(("opponent", "composition", "seats")):
+        values = np.array([d[i] for d in derived], dtype=object if i < 2 else int)
+        df[name] = values[codes] if len(codes) else []
     return df
 
 
@@ -76,7 +95,7 @@ def _aggregate(df: Any, keys: list[str], columns: list[str], matches: str) -> An
 def standings(frame: Any) -> Any:
     """Per policy, pooled over games, framings, compositions and seats: episodes, seat-rounds, mean payoff per
     round and cooperation rate; best first."""
-    out = _aggregate(_prepared(frame), ["policy"], STANDINGS_COLUMNS, "games_played")
+    out = _aggregate(prepare(frame), ["policy"], STANDINGS_COLUMNS, "games_played")
     return out.sort_values(["mean_payoff_per_round", "policy"], ascending=[False, True],
                            ignore_index=True)[STANDINGS_COLUMNS]
 
@@ -84,14 +103,14 @@ def standings(frame: Any) -> Any:
 def crossplay(frame: Any) -> Any:
     """Per (policy, opponent, game, framing): matches, mean payoff per round, cooperation rate; in n-player
     games the opponent is the group of the other seats (`group_label`)."""
-    out = _aggregate(_prepared(frame), ["policy", "opponent", "game", "framing"], CROSSPLAY_COLUMNS, "matches")
+    out = _aggregate(prepare(frame), ["policy", "opponent", "game", "framing"], CROSSPLAY_COLUMNS, "matches")
     return out.sort_values(["game", "framing", "policy", "opponent"], ignore_index=True)[CROSSPLAY_COLUMNS]
 
 
 def composition_table(frame: Any) -> Any:
     """Per (game, framing, composition of the seats, policy): its number of seats there, matches, seat-rounds,
     mean payoff per round and cooperation rate."""
-    df = _prepared(frame)
+    df = prepare(frame)
     out = _aggregate(df, ["game", "framing", "composition", "policy"], COMPOSITION_COLUMNS, "matches")
     if len(out):
         seats = df.groupby(["game", "framing", "composition", "policy"], sort=True)["seats"].first()
@@ -102,7 +121,7 @@ def composition_table(frame: Any) -> Any:
 def seat_table(frame: Any) -> Any:
     """Per (game, seat, policy): matches, rounds, mean payoff per round and cooperation rate, to check that no
     seat is favoured."""
-    out = _aggregate(_prepared(frame), ["game", "agent", "policy"], SEAT_COLUMNS, "matches")
+    out = _aggregate(prepare(frame), ["game", "agent", "policy"], SEAT_COLUMNS, "matches")
     return out[SEAT_COLUMNS]
 
 

@@ -91,6 +91,7 @@ def summary_tables(frame: Any, kind: str) -> dict[str, Any]:
         return {**tables, "donations": donations} if len(donations) else tables
     from tomarena.analysis import tournament as t
 
+    frame = t.prepare(frame)
     return {"standings": t.standings(frame), "crossplay": t.crossplay(frame),
             "compositions": t.composition_table(frame), "seats": t.seat_table(frame)}
 
