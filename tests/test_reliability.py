@@ -119,7 +119,12 @@ def test_flaky_endpoint_costs_retries_not_the_run(endpoint, tmp_path: Path, monk
     assert stats["requests"] == calm_attempts  # one logical request per distinct prompt, as in the calm run
     assert stats["failed_requests"] == 0
     assert set(stats["failures"]) == {"http_5xx", "http_429", "bad_json", "truncated", "timeout"}
-    assert sum(stats["failures"].values()) == stats["retries"] == endpoint.attempts - stats["requests"]
+    assert sum(stats["failures"].values()) == stats["retries"]
+    # the server counts an attempt when it reads the request; a request the client gave up on (timeout) before the
+    # server read it, under load and with concurrent requests, is a retry the server may never see
+    time.sleep(0.7)  # let handlers still sleeping on a 'timeout' fault finish
+    unseen = stats["retries"] - (endpoint.attempts - stats["requests"])
+    assert 0 <= unseen <= stats["failures"]["timeout"]
     assert endpoint.auth == {f"Bearer {KEY}"}  # the key was sent ...
 
     from tomarena.analysis.report import build_report
