@@ -303,6 +303,8 @@ class VectorAxelrodPolicy(AxelrodPolicy):
     """A deterministic Axelrod strategy that ignores the game and length, with the vectorised core of
     agents/classic.py: p(C) is 1 or 0, each player object advanced in place (Axelrod `Match` speed)."""
 
+    vectorised = True
+
     def init_batch(self, n: int) -> _Batch:
         """Fresh players for n matches."""
         return _Batch([self.cls() for _ in range(n)], [self.axl.History() for _ in range(n)])

@@ -51,6 +51,9 @@ class Policy(ABC):
     id: str = "policy"
     #: True when the policy is expensive and should run in one Ray actor per model.
     heavy: bool = False
+    #: True when it offers `init_batch` / `p_cooperate_batch` (see agents/classic.py), so the arena's vectorised
+    #: engine (arena/fast.py) can play it without building observations.
+    vectorised: bool = False
 
     def initial_state(self) -> Any:
         """State at the start of a match (None for memoryless policies)."""

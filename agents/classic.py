@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -166,12 +167,24 @@ def _check_2x2(policy: Policy, game: Any) -> None:
         raise GameError(f"{policy.id} plays two-player 2x2 games only; got game {game.id!r}")
 
 
+@dataclass(frozen=True)
+class Classifier:
+    """What a strategy is, declared and checked by the contract tests (as Axelrod's classifiers): how many past
+    rounds its choice depends on (math.inf: the whole history), whether it randomises, which games it plays."""
+
+    memory_depth: float
+    stochastic: bool
+    game_kinds: tuple[str, ...] = ("matrix",)
+    reads_payoffs: bool = False
+
+
 class ClassicPolicy(Policy):
     """A 2x2 strategy driven by its VectorStrategy core; decisions have source 'rule' and exact probs."""
 
     id = "classic"
     game_kinds = ("matrix",)
     core: Core = ConstantCore(1.0)
+    classifier = Classifier(memory_depth=math.inf, stochastic=False)
 
     def vector_core(self, game: Game, player: int) -> Core:
         """The core that plays this strategy as `player` in `game` (most strategies ignore both)."""
@@ -219,11 +232,13 @@ class ClassicPolicy(Policy):
 
     def describe(self) -> dict[str, Any]:
         """Id plus the options that shape the strategy."""
-        return {"id": self.id, **{k: v for k, v in vars(self).items() if k not in ("id", "core")}}
+        return {"id": self.id, **{k: v for k, v in vars(self).items() if k not in ("id", "core", "classifier")}}
 
 
 class VectorPolicy(ClassicPolicy):
     """A ClassicPolicy whose core does not depend on the game: it exposes the VectorStrategy protocol itself."""
+
+    vectorised = True
 
     @property
     def state_size(self) -> int:
@@ -240,44 +255,96 @@ class VectorPolicy(ClassicPolicy):
         return self.core.p_cooperate_batch(state, round_index, own_last, other_last)
 
 
-def _simple(name: str, core: Core, doc: str) -> type[VectorPolicy]:
-    cls = type(name, (VectorPolicy,), {"core": core, "__doc__": doc, "id": ""})
-    cls.__module__ = __name__
-    return cls
+class AlwaysCooperate(VectorPolicy):
+    """Always chooses C."""
+
+    core = ConstantCore(1.0)
+    classifier = Classifier(memory_depth=0, stochastic=False)
 
 
-AlwaysCooperate = _simple("AlwaysCooperate", ConstantCore(1.0), "Always chooses C.")
-AlwaysDefect = _simple("AlwaysDefect", ConstantCore(0.0), "Always chooses D.")
-TitForTat = _simple("TitForTat", MemoryOneCore((1, 0, 1, 0), 1.0), "C first, then copies the co-player's last move.")
-SuspiciousTitForTat = _simple("SuspiciousTitForTat", MemoryOneCore((1, 0, 1, 0), 0.0),
-                              "D first, then copies the co-player's last move.")
-TitForTwoTats = _simple("TitForTwoTats", TitForTwoTatsCore(), "Defects only after two D's in a row by the co-player.")
-TwoTitsForTat = _simple("TwoTitsForTat", TwoTitsForTatCore(), "Answers each D of the co-player with two D's.")
-GrimTrigger = _simple("GrimTrigger", GrimCore(), "Cooperates until the co-player defects once, then always D.")
-WinStayLoseShift = _simple("WinStayLoseShift", MemoryOneCore((1, 0, 0, 1), 1.0),
-                           "Pavlov: C first; repeats its move after R or T, switches after S or P.")
-Alternator = _simple("Alternator", AlternatorCore(), "C, D, C, D, ...: the opposite of its own last move.")
+class AlwaysDefect(VectorPolicy):
+    """Always chooses D."""
+
+    core = ConstantCore(0.0)
+    classifier = Classifier(memory_depth=0, stochastic=False)
+
+
+class TitForTat(VectorPolicy):
+    """C first, then copies the co-player's last move."""
+
+    core = MemoryOneCore((1, 0, 1, 0), 1.0)
+    classifier = Classifier(memory_depth=1, stochastic=False)
+
+
+class SuspiciousTitForTat(VectorPolicy):
+    """D first, then copies the co-player's last move."""
+
+    core = MemoryOneCore((1, 0, 1, 0), 0.0)
+    classifier = Classifier(memory_depth=1, stochastic=False)
+
+
+class TitForTwoTats(VectorPolicy):
+    """Defects only after two D's in a row by the co-player."""
+
+    core = TitForTwoTatsCore()
+    classifier = Classifier(memory_depth=2, stochastic=False)
+
+
+class TwoTitsForTat(VectorPolicy):
+    """Answers each D of the co-player with two D's."""
+
+    core = TwoTitsForTatCore()
+    classifier = Classifier(memory_depth=2, stochastic=False)
+
+
+class GrimTrigger(VectorPolicy):
+    """Cooperates until the co-player defects once, then always D."""
+
+    core = GrimCore()
+    classifier = Classifier(memory_depth=math.inf, stochastic=False)
+
+
+class WinStayLoseShift(VectorPolicy):
+    """Pavlov: C first; repeats its move after R or T, switches after S or P."""
+
+    core = MemoryOneCore((1, 0, 0, 1), 1.0)
+    classifier = Classifier(memory_depth=1, stochastic=False)
+
+
+class Alternator(VectorPolicy):
+    """C, D, C, D, ...: the opposite of its own last move."""
+
+    core = AlternatorCore()
+    classifier = Classifier(memory_depth=1, stochastic=False)
 
 
 class RandomPolicy(VectorPolicy):
     """Chooses C with probability p, independently each round."""
 
+    classifier = Classifier(memory_depth=0, stochastic=True)
+
     def __init__(self, p: float = 0.5) -> None:
         self.p = _check_unit("p", p)
         self.core = ConstantCore(self.p)
+        self.classifier = Classifier(memory_depth=0, stochastic=0 < self.p < 1)
 
 
 class GenerousTitForTat(VectorPolicy):
     """Tit-for-tat that still cooperates with probability `generosity` after a defection."""
 
+    classifier = Classifier(memory_depth=1, stochastic=True)
+
     def __init__(self, generosity: float = GENEROSITY) -> None:
         self.generosity = _check_unit("generosity", generosity)
         g = self.generosity
         self.core = MemoryOneCore((1, g, 1, g), 1.0)
+        self.classifier = Classifier(memory_depth=1, stochastic=0 < g < 1)
 
 
 class MemoryOne(VectorPolicy):
     """Any memory-one strategy: p = "pCC,pCD,pDC,pDD" (own last move first), `first` = p(C) in round 0."""
+
+    classifier = Classifier(memory_depth=1, stochastic=True)  # stochastic unless every p is 0 or 1
 
     def __init__(self, p: tuple[float, ...] = (1.0, 0.0, 1.0, 0.0), first: float = 1.0) -> None:
         if len(p) != 4:
@@ -285,6 +352,7 @@ class MemoryOne(VectorPolicy):
         self.p = tuple(_check_unit("p", x) for x in p)
         self.first = _check_unit("first", first)
         self.core = MemoryOneCore(self.p, self.first)
+        self.classifier = Classifier(memory_depth=1, stochastic=any(0 < x < 1 for x in (*self.p, self.first)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -299,6 +367,8 @@ def _equilibrium_p(game: Game, player: int, index: int) -> float:
 class EquilibriumPlayer(ClassicPolicy):
     """Plays its part of the stage game's Nash equilibrium number `index` (mixed ones too) every round.
     Equilibria are numbered as Game.nash_equilibria() lists them: pure first."""
+
+    classifier = Classifier(memory_depth=0, stochastic=True, reads_payoffs=True)  # mixed equilibria randomise
 
     def __init__(self, index: int = 0) -> None:
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
@@ -348,6 +418,8 @@ def _fits(policy: Policy, name: str, x: int, game: DonationGame) -> int:
 class FixedContributor(DonationPolicy):
     """Donation game: gives the same `amount` every round."""
 
+    classifier = Classifier(memory_depth=0, stochastic=False, game_kinds=("donation",))
+
     def __init__(self, amount: int = 5) -> None:
         self.amount = _check_amount("amount", amount)
 
@@ -358,6 +430,8 @@ class FixedContributor(DonationPolicy):
 
 class ConditionalCooperator(DonationPolicy):
     """Donation game: gives `first`, then the others' mean gift of the last round (rounded half up)."""
+
+    classifier = Classifier(memory_depth=1, stochastic=False, game_kinds=("donation",))
 
     def __init__(self, first: int = 5) -> None:
         self.first = _check_amount("first", first)

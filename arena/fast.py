@@ -29,7 +29,7 @@ def vectorisable(specs: Sequence[MatchSpec], policies: Mapping[str, Policy]) -> 
         g = get_game(s.game)
         if not isinstance(g, Game) or g.n_actions != 2:
             return False
-        if not all(hasattr(policies[p], "p_cooperate_batch") for p in s.policies):
+        if not all(policies[p].vectorised for p in s.policies):
             return False
     return bool(specs)
 
