@@ -39,7 +39,7 @@ def cooperation(frame: Any) -> Any:
         spec = get_game(str(game))
         if isinstance(spec, DonationGame):
             out[g.index] = g["action"].astype(float) / spec.endowment
-        elif set(g["action_label"]) <= {"C", "D"}:
+        elif set(g["action_label"].unique()) <= {"C", "D"}:
             out[g.index] = (g["action_label"] == "C").astype(float)
     return out
 

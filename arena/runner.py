@@ -62,7 +62,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         for _, table in executor.run(_chunks(todo, chunk_size(cfg, len(todo))), cfg.seed, out.name):
             store.write_shard(table)
             decisions += table.num_rows
-            bar.update(len(set(table.column("episode_id").to_pylist())))
+            bar.update(len(table.column("episode_id").unique()))
             bar.set_postfix(decisions=decisions)
     finally:
         bar.close()
