@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -64,11 +65,16 @@ def _mean(cells: list[study.Cell]) -> float | None:
 def anchor(model: str, framing: str, game: Any) -> tuple[float, bool]:
     """(p0, covered): the recorded one-shot P(C) of `model` in this framing x game when the study ran it
     (covered=True), else the nearest recorded propensity by the module's fallback order."""
-    exact = study.cell(model, framing, game.id)
+    return _anchor(model, framing, game.id, game_family(game))
+
+
+@functools.cache
+def _anchor(model: str, framing: str, game_id: str, family: str | None) -> tuple[float, bool]:
+    """`anchor` by ids, computed once per (model, framing, game) rather than once per decision."""
+    exact = study.cell(model, framing, game_id)
     if exact is not None:
         return exact.p_cooperate(), True
     cells = [c for c in study.one_shot_cells() if c.model == model]
-    family = game_family(game)
     candidates = [
         [c for c in cells if c.framing == framing and c.game == family],
         [c for c in cells if c.game == family],
@@ -91,13 +97,13 @@ def reciprocity(p0: float, other_coop: np.ndarray, memory: float, prior_weight: 
 
 
 def donation_shares(model: str) -> dict[float, float]:
-    """{share of the $10 endowment given: probability} from the model's recorded donations."""
+    """{share of the study's endowment given: probability} from the model's recorded donations."""
     counts = study.donation_counts().get(model)
     if not counts:
         raise GameError(f"study/{model} has no recorded donations; the study ran the donation game with "
                         f"{', '.join(study.donation_counts())}")
     total = sum(counts.values())
-    return {d / 10: n / total for d, n in counts.items()}
+    return {d / study.DONATION_ENDOWMENT: n / total for d, n in counts.items()}
 
 
 class StudyReplay(Policy):
@@ -141,8 +147,8 @@ class StudyReplay(Policy):
             keep = self.prior_weight / (self.prior_weight + w.sum())
             probs *= keep
             probs[int(round(float(w @ np.array(seen)) / w.sum()))] += 1 - keep
-        recorded = ((game.id, obs.framing.id) == STUDY_DONATION and game.endowment == 10 and obs.horizon == 1
-                    and obs.round == 0)
+        recorded = ((game.id, obs.framing.id) == STUDY_DONATION and game.endowment == study.DONATION_ENDOWMENT
+                    and obs.horizon == 1 and obs.round == 0)
         return tuple(float(x) for x in probs), "replay" if recorded else "replay-model"
 
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:

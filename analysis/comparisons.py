@@ -10,6 +10,7 @@ statistics that fit how each number was obtained:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -45,7 +46,7 @@ def compare(ra: Any, rb: Any, assume_n: int | None = None) -> TestResult | None:
         return two_proportion_z(ra["n_cooperate"], ra["n_valid"], rb["n_cooperate"], rb["n_valid"])
     if assume_n:
         res = two_proportion_z(pa * assume_n, assume_n, pb * assume_n, assume_n)
-        return TestResult(*list(res.as_dict().values())[:-1], f"z (unpooled) at an assumed n={assume_n} per model")
+        return dataclasses.replace(res, test=f"z (unpooled) at an assumed n={assume_n} per model")
     few = [int(r["n_valid"]) for r in (ra, rb) if r.get("method", "counts") == "counts" and not _sampled(r)]
     return _exact(pa, pb, f"difference only: {min(few)} sampled answer(s), too few for a test" if few else EXACT)
 

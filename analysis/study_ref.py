@@ -42,7 +42,7 @@ def scenario_table(raw: bool = False, roles: dict[str, str] | None = None,
         study.check_model(model)
     parts = [alignment.scenario_table(propensities(raw), *args, min_gap=min_gap)]
     if all(m in study.donation_counts() for m in args):
-        endowment = 10  # the study's party fund: $0-10
+        endowment = study.DONATION_ENDOWMENT
         parts.append(alignment.scenario_table(donations(), *args, value="mean_contribution", binary=False,
                                               min_gap=min_gap * endowment,
                                               small_gap=alignment.SMALL_GAP * endowment).assign(set="donation"))

@@ -167,3 +167,15 @@ def test_analyze_alignment_on_the_shipped_study_counts() -> None:
     bad = _cli("analyze", "alignment", "--propensities", "study", "--base", "llama3", "--student", "x",
                "--teacher", "y")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "llama3" in bad.stderr
+
+
+def test_pipeline_measures_the_teacher_once_when_its_sweep_is_the_measurement(tmp_path) -> None:
+    from tomarena.pipeline import PipelineConfig, _measure
+
+    same = PipelineConfig.model_validate({"out": str(tmp_path), "teacher_stage": {"samples": 2},
+                                          "measure": {"sets": ["in_sample"], "samples": 2}})
+    log: list[str] = []
+    assert _measure(same, tmp_path, "teacher", same.teacher, {}, log) == [tmp_path / "teacher_sweep"] and log == []
+    other = same.model_copy(update={"measure": same.measure.model_copy(update={"samples": 3})})
+    runs = _measure(other, tmp_path, "teacher", other.teacher, {}, log)
+    assert runs == [tmp_path / "measure_teacher" / "in_sample"] and (runs[0] / "summary.json").is_file()

@@ -23,8 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tomarena.errors import ConfigError
 
-IN_SAMPLE_GAMES = ["prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight"]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -115,16 +113,12 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
 
 
 def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tuple[list[str], list[str]]]:
-    """(games, framings) of each named scenario set."""
-    from tomarena.envs.framings import framings_by_sample
+    """(games, framings) of each named scenario set: the study's sets as the arena defines them, plus the
+    donation game in `donation_framings`."""
+    from tomarena.arena.config import scenario_set
 
-    ins, outs = framings_by_sample("in"), framings_by_sample("out")
-    known = {
-        "in_sample": (IN_SAMPLE_GAMES, ins),
-        "oos_framings": (IN_SAMPLE_GAMES, outs),
-        "oos_games": ([f"{g}_doubled" for g in IN_SAMPLE_GAMES], ins),
-        "donation": (["donation"], donation_framings),
-    }
+    known = {name: scenario_set(name) for name in ("in_sample", "oos_framings", "oos_games")}
+    known["donation"] = (["donation"], donation_framings)
     for s in sets:
         if s not in known:
             raise ConfigError(f"unknown scenario set {s!r}; allowed: {', '.join(known)}")
@@ -159,6 +153,9 @@ def student_with_adapter(cfg: PipelineConfig, adapter: Path) -> str:
 def _measure(cfg: PipelineConfig, root: Path, role: str, policy: str, timings: dict, log: list[str]) -> list[Path]:
     runs = []
     for set_name, (games, framings) in scenario_sets(cfg.measure.sets, cfg.measure.donation_framings).items():
+        if role == "teacher" and set_name == "in_sample" and cfg.measure.samples == cfg.teacher_stage.samples:
+            runs.append(root / "teacher_sweep")  # the same sweep (policy, scenarios, samples, seed): not twice
+            continue
         d = {"kind": "sweep", "policies": [policy], "games": games, "framings": framings, "seed": cfg.seed,
              "samples": cfg.measure.samples, "executor": cfg.executor, "ray_address": cfg.ray_address,
              "roles": {role: policy}}
@@ -169,12 +166,14 @@ def _measure(cfg: PipelineConfig, root: Path, role: str, policy: str, timings: d
 
 
 def _teacher(cfg: PipelineConfig, root: Path, timings: dict, log: list[str]) -> Path:
+    from tomarena.arena.config import scenario_set
     from tomarena.arena.export import export_traces
 
     t0 = time.perf_counter()
     ts = cfg.teacher_stage
+    games, framings = scenario_set("in_sample")
     sweep = _run_stage("teacher sweep", root / "teacher_sweep", {
-        "kind": "sweep", "policies": [cfg.teacher], "games": IN_SAMPLE_GAMES, "framings": _in_sample(),
+        "kind": "sweep", "policies": [cfg.teacher], "games": games, "framings": framings,
         "samples": ts.samples, "seed": cfg.seed, "executor": cfg.executor, "ray_address": cfg.ray_address}, log)
     runs = [sweep]
     if ts.repeated_opponents:
@@ -194,12 +193,6 @@ def _teacher(cfg: PipelineConfig, root: Path, timings: dict, log: list[str]) -> 
         tmp.replace(out)
     timings["teacher"] = time.perf_counter() - t0
     return out
-
-
-def _in_sample() -> list[str]:
-    from tomarena.envs.framings import framings_by_sample
-
-    return framings_by_sample("in")
 
 
 def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, log: list[str]) -> None:
@@ -280,25 +273,24 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     return result
 
 
+def _figures(h: dict[str, Any]) -> str:
+    """A headline row's mean improvement [CI], median and r, as one fragment."""
+    nan = float("nan")
+    return (f"{h['mean_improvement']:7.1f}% [95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
+            f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}")
+
+
 def print_summary(result: dict[str, Any]) -> None:
     """Print where the report is and the headline figures of a pipeline run, each scenario set beside the study's
     own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, from the shipped counts)."""
     print(f"\nreport: {result['report']}")
     study = (result.get("headline") or {}).get("study") or {}
-    nan = float("nan")
     for name, h in (result.get("headline") or {}).get("alignment", {}).items():
         if not isinstance(h, dict) or h.get("mean_improvement") is None:
             continue
-        print(f"  {name:<13} improvement {h['mean_improvement']:7.1f}% "
-              f"[95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
-              f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}"
-              f"  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
-        ref = study.get(name)
-        if ref:
-            print(f"  {'':<13} the study   {ref['mean_improvement']:7.1f}% "
-                  f"[95% CI {ref.get('ci_low', nan):.1f}, {ref.get('ci_high', nan):.1f}]  "
-                  f"median {ref.get('median', nan):.1f}%  r(student, teacher) {ref.get('pearson_r', nan):.2f}"
-                  f"  (LLaMa-2-7b -> LoRA vs 70b)")
+        print(f"  {name:<13} improvement {_figures(h)}  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
+        if study.get(name):
+            print(f"  {'':<13} the study   {_figures(study[name])}  (LLaMa-2-7b -> LoRA vs 70b)")
     top = (result.get("headline") or {}).get("tournament_top3") or []
     if top:
         ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)

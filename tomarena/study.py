@@ -26,6 +26,8 @@ SOURCE = "github.com/sepehrilami/LFB @ 9bff884c9d68cdb740f5d2106d37b003946a60c8 
 #: the sample size the study's notebooks divided every count by (one teacher cell has only 299 valid answers)
 STUDY_SAMPLES = 300
 SETS = ("in_sample", "oos_framings", "oos_games")
+#: the study's donation game: a party fund of $0-10 (its other rules are not in the repository)
+DONATION_ENDOWMENT = 10
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,8 @@ def validate() -> dict[str, int]:
         per_set.setdefault((c.set, c.model), set()).add((c.framing, c.game))
     for model, counts in donation_counts().items():
         check_model(model)
-        if sum(counts.values()) != STUDY_SAMPLES or not all(0 <= d <= 10 for d in counts):
-            raise ConfigError(f"study donations of {model}: need {STUDY_SAMPLES} answers in $0..10")
+        if sum(counts.values()) != STUDY_SAMPLES or not all(0 <= d <= DONATION_ENDOWMENT for d in counts):
+            raise ConfigError(f"study donations of {model}: need {STUDY_SAMPLES} answers in $0..{DONATION_ENDOWMENT}")
     sizes = {s: {len(v) for (s2, _), v in per_set.items() if s2 == s} for s in SETS}
     for s, n in sizes.items():
         if len(n) != 1:
