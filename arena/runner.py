@@ -10,7 +10,8 @@ from typing import Any
 
 from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
-from tomarena.arena.store import RunStore, write_csv_atomic, write_json_atomic
+from tomarena.arena.store import RunStore, write_csv_atomic
+from tomarena.files import write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
 EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size", "replicas", "concurrency", "max_batch",

@@ -12,29 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tomarena.errors import ConfigError, TraceError
+from tomarena.files import atomic_path, versions, write_atomic, write_json_atomic
 from tomarena.schema import COLUMN_NAMES, arrow_schema
-
-TRACKED_PACKAGES = ("tomarena", "numpy", "pettingzoo", "torch", "transformers", "peft", "ray", "pyarrow")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def git_sha() -> str | None:
@@ -47,19 +34,9 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temp file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_csv_atomic(path: Path, table: Any) -> Path:
-    """Write a pandas DataFrame as CSV via a temp file and rename (floats to 10 significant digits)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
-    return path
+    """Write a pandas DataFrame as CSV atomically (floats to 10 significant digits)."""
+    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.10g"))
 
 
 class RunStore:
@@ -91,7 +68,7 @@ class RunStore:
         if self.root.exists() and any(self.root.iterdir()):
             raise ConfigError(f"--out {self.root} exists and is not a tomarena run directory; choose another --out")
         self.traces.mkdir(parents=True, exist_ok=True)
-        full = {**manifest, "created": datetime.now(UTC).isoformat(), "versions": _versions(), "git_sha": git_sha()}
+        full = {**manifest, "created": datetime.now(UTC).isoformat(), "versions": versions(), "git_sha": git_sha()}
         write_json_atomic(self.manifest_path, full)
 
     def read_manifest(self) -> dict[str, Any]:
@@ -126,11 +103,10 @@ class RunStore:
             return None
         name = f"part-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.traces / name
-        tmp = self.traces / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         return final
 
     def read_table(self) -> Any:
