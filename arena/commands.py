@@ -71,13 +71,14 @@ def _overrides(args: argparse.Namespace, kind: str) -> dict:
 
 
 def _run(args: argparse.Namespace, kind: str) -> int:
+    from tomarena.api import run_config
     from tomarena.arena.config import load_config
-    from tomarena.arena.runner import describe_run, run
+    from tomarena.arena.runner import describe_run
 
     cfg = load_config(args.config, _overrides(args, kind))
     if "policies" not in cfg.model_fields_set:
         raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
-    out = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    out = run_config(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(describe_run(out))
     import pandas as pd
 

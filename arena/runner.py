@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
-from tomarena.arena.store import RunStore, write_csv_atomic
+from tomarena.arena.store import RunStore
 from tomarena.files import write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
@@ -39,8 +40,15 @@ def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Play every match of `cfg` into the run directory `out` (resuming if asked) and return its path."""
+#: called with (run directory, trace frame, run kind) once a run's traces are complete: the top floor passes
+#: `analysis.summaries.write_summaries` (see `tomarena.api.run_config`); the arena itself knows no analysis
+OnComplete = Callable[[Path, Any, str], object]
+
+
+def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
+        on_complete: OnComplete | None = None) -> Path:
+    """Play every match of `cfg` into the run directory `out` (resuming if asked), write summary.json, call
+    `on_complete` with the trace frame, and return the run's path."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.envs.games import get_game
 
@@ -69,7 +77,8 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         bar.close()
         executor.close()
     frame = store.read_frame()
-    write_summaries(out, frame, cfg.kind)
+    if on_complete is not None:
+        on_complete(out, frame, cfg.kind)
     write_json_atomic(out / "summary.json", {
         "episodes": int(frame["episode_id"].nunique()), "rows": len(frame),
         "parse_failures": int((frame["parse_status"] == "failed").sum()),
@@ -79,27 +88,6 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         "backend_stats": _backend_stats(policies), "seconds_this_session": round(time.perf_counter() - started, 3),
     })
     return out
-
-
-def summary_tables(frame: Any, kind: str) -> dict[str, Any]:
-    """The run's summary tables by file stem: a tournament's standings, cross-play, per-composition and per-seat
-    results; a sweep's propensities (p(C) per model x framing x game) and, for donation scenarios, donations."""
-    if kind == "sweep":
-        from tomarena.analysis.propensity import donation_table, propensity_table
-
-        tables = {"propensities": propensity_table(frame)}
-        donations = donation_table(frame)
-        return {**tables, "donations": donations} if len(donations) else tables
-    from tomarena.analysis import tournament as t
-
-    frame = t.prepare(frame)
-    return {"standings": t.standings(frame), "crossplay": t.crossplay(frame),
-            "compositions": t.composition_table(frame), "seats": t.seat_table(frame)}
-
-
-def write_summaries(root: Path, frame: Any, kind: str = "tournament") -> dict[str, Path]:
-    """Write the run's summary tables as CSV files (atomically) and return their paths."""
-    return {name: write_csv_atomic(root / f"{name}.csv", table) for name, table in summary_tables(frame, kind).items()}
 
 
 def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tomarena.errors import ConfigError, TraceError
-from tomarena.files import atomic_path, versions, write_atomic, write_json_atomic
+from tomarena.files import atomic_path, versions, write_json_atomic
 from tomarena.schema import COLUMN_NAMES, arrow_schema
 
 
@@ -32,11 +32,6 @@ def git_sha() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None
-
-
-def write_csv_atomic(path: Path, table: Any) -> Path:
-    """Write a pandas DataFrame as CSV atomically (floats to 10 significant digits)."""
-    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.10g"))
 
 
 class RunStore:

@@ -35,8 +35,8 @@ STOCHASTIC = [*CLASSIC[:6], "axelrod:GTFT"]
 
 def run_tournament(policies: list[str], turns: int, reps: int, n: int = REPEATS) -> tuple[Any, float]:
     """Best of n end-to-end runs: (trace frame of the last, fastest seconds)."""
+    from tomarena.api import run_config as run
     from tomarena.arena.config import validate_config
-    from tomarena.arena.runner import run
     from tomarena.arena.store import RunStore
 
     cfg = validate_config({"policies": policies, "games": [GAME], "rounds": turns, "repetitions": reps, "seed": 0,

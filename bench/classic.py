@@ -41,7 +41,7 @@ def tomarena_config(turns: int, reps: int) -> Any:
 
 def run_tomarena(cfg: Any) -> tuple[Any, float]:
     """End to end: arena.runner.run into a temporary directory; (trace frame, seconds)."""
-    from tomarena.arena.runner import run
+    from tomarena.api import run_config as run
     from tomarena.arena.store import RunStore
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from tomarena.agents.resolve import resolve_policy
+from tomarena.api import run_config as run
 from tomarena.arena.config import RunConfig, build_specs, validate_config
 from tomarena.arena.episode import MatchSpec, derive_seed, play_episode, play_episodes
-from tomarena.arena.runner import run
 from tomarena.arena.store import RunStore
 from tomarena.errors import ConfigError, TomarenaError
 

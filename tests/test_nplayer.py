@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tomarena.api import run_config as run
 from tomarena.arena.config import RunConfig, build_specs, compositions, seat_orders, validate_config
-from tomarena.arena.runner import run
 from tomarena.arena.store import RunStore
 from tomarena.cli import main
 

@@ -69,8 +69,8 @@ def _table(run_dir):
 def test_model_service_with_two_replicas_writes_the_local_traces(tmp_path, ray_session) -> None:
     """Requests of 4 chunks in flight are merged into batches (sim: is batch-invariant) on 2 replicas. (An hf: model
     is left out: its prefix KV cache makes its scores depend on the replica's history in the last float bits.)"""
+    from tomarena.api import run_config as run
     from tomarena.arena.config import validate_config
-    from tomarena.arena.runner import run
 
     base = {"policies": [SIM, "sim:flat?latency_ms=1&p=0.3", "strategist/reference", "classic/random"],
             "games": ["prisoners_dilemma", "stag_hunt"], "framings": ["business"], "rounds": 3, "seed": 7}

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from tomarena.agents.base import Policy
     from tomarena.analysis.report import Report
+    from tomarena.arena.config import RunConfig
 
 __all__ = ["Result", "report", "sweep", "tournament"]
 
@@ -138,10 +139,18 @@ def report(runs: Sequence[str | Path | Result] | str | Path | Result, out: str |
                             min_gap=min_gap, seed=seed)
 
 
+def run_config(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Play a validated run config into the run directory `out` (resuming if asked) and write its summary tables
+    (standings, cross-play, ... or propensities); the one way every command, the pipeline and the API run one."""
+    from tomarena.analysis.summaries import write_summaries
+    from tomarena.arena.runner import run
+
+    return run(cfg, out, resume=resume, progress=progress, on_complete=write_summaries)
+
+
 def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progress: bool,
          settings: dict[str, Any]) -> Result:
     from tomarena.arena.config import validate_config
-    from tomarena.arena.runner import run
 
     labels, objects = _labels(policies)
     data = {k: ([v] if isinstance(v, str) and k in ("games", "framings") else v) for k, v in settings.items()
@@ -157,7 +166,7 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
         return any((root / "traces").glob("part-*.parquet"))
 
     with _registered(objects), guard_outputs([root], shards, "call again with resume=True to continue"):
-        run(cfg, root, resume=resume, progress=progress)
+        run_config(cfg, root, resume=resume, progress=progress)
     return Result.load(root)
 
 

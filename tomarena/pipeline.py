@@ -131,15 +131,15 @@ def _complete(run_dir: Path) -> bool:
 
 def _run_stage(name: str, run_dir: Path, cfg_dict: dict[str, Any], log: list[str]) -> Path:
     """Run (or resume, or skip when complete) one arena run."""
+    from tomarena.api import run_config
     from tomarena.arena.config import validate_config
-    from tomarena.arena.runner import run
 
     t0 = time.perf_counter()
     if _complete(run_dir):
         log.append(f"{name}: complete, skipped")
         return run_dir
     print(f"[pipeline] {name} -> {run_dir}", flush=True)
-    run(validate_config(cfg_dict), run_dir, resume=(run_dir / "manifest.json").exists())
+    run_config(validate_config(cfg_dict), run_dir, resume=(run_dir / "manifest.json").exists())
     log.append(f"{name}: {time.perf_counter() - t0:.1f}s")
     return run_dir
 
