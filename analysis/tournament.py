@@ -24,7 +24,11 @@ STANDINGS_CI_COLUMNS = ["policy", "matches", "rounds_played", "mean_payoff_per_r
 
 
 def _tournament_rows(frame: Any) -> Any:
-    return frame[(frame["kind"] == "tournament") & frame["reward"].notna()] if len(frame) else frame
+    """The rows of tournament decisions with a reward (the frame itself when that is every row: no copy)."""
+    if not len(frame):
+        return frame
+    keep = (frame["kind"] == "tournament").to_numpy() & frame["reward"].notna().to_numpy()
+    return frame if keep.all() else frame[keep]
 
 
 def cooperation(frame: Any) -> Any:
@@ -35,7 +39,7 @@ def cooperation(frame: Any) -> Any:
     from tomarena.envs.games import DonationGame, get_game
 
     out = pd.Series(np.nan, index=frame.index, dtype=float)
-    for game, g in frame.groupby("game"):
+    for game, g in frame.groupby("game", observed=True):
         spec = get_game(str(game))
         if isinstance(spec, DonationGame):
             out[g.index] = g["action"].astype(float) / spec.endowment
@@ -59,26 +63,38 @@ def _groups(policy: str, opponents: str) -> tuple[str, str, int]:
     return opponent, group_label([policy, *others]), 1 + others.count(policy)
 
 
+#: the columns of a prepared frame: one row per seat of an episode (a "seat result")
+SEAT_RESULT_COLUMNS = ["episode_id", "agent", "policy", "opponents", "game", "framing", "rounds", "reward_sum",
+                       "coop_sum", "coop_n", "opponent", "composition", "seats"]
+
+
 def prepare(frame: Any) -> Any:
-    """Tournament rows with cooperation, opponent, composition and seats; the labels are derived once per distinct
-    (policy, opponents) pair and joined back (a few dozen pairs for millions of rows). Every table function accepts
-    the prepared frame too, so several tables of one run prepare it once."""
+    """One row per seat of each tournament episode: its labels, rounds played, summed reward and summed
+    cooperation (`coop_n` rounds where cooperation is defined), with opponent, composition and seats. Every table
+    function accepts trace rows or this frame, so several tables of one run reduce the rows once; the reduction
+    works on integer codes (a few seat results per episode for millions of rows)."""
     import pandas as pd
 
-    if "composition" in frame.columns:
+    if "reward_sum" in frame.columns:
         return frame
-    df = _tournament_rows(frame).copy()
-    df["cooperated"] = cooperation(df) if len(df) else []
-    pc, policies = pd.factorize(df["policy"])  # cheap on the dictionary-encoded columns
-    oc, opponents = pd.factorize(df["opponents"])
-    codes, pair_codes = pd.factorize(pc.astype(np.int64) * max(len(opponents), 1) + oc)
-    pairs = [(str(policies[c // max(len(opponents), 1)]), str(opponents[c % max(len(opponents), 1)]))
-             for c in pair_codes]
-    derived = [_groups(p, o) for p, o in pairs]
+    df = _tournament_rows(frame)
+    if df.empty:
+        return pd.DataFrame(columns=SEAT_RESULT_COLUMNS)
+    coop = cooperation(df).to_numpy(float)
+    ec, _ = pd.factorize(df["episode_id"])
+    ac, agents = pd.factorize(df["agent"])
+    gid = ec.astype(np.int64) * len(agents) + ac
+    groups, first, inverse = np.unique(gid, return_index=True, return_inverse=True)
+    defined = ~np.isnan(coop)
+    out = pd.DataFrame({c: df[c].iloc[first].astype(str).to_numpy() for c in SEAT_RESULT_COLUMNS[:6]})
+    out["rounds"] = np.bincount(inverse, minlength=len(groups))
+    out["reward_sum"] = np.bincount(inverse, weights=df["reward"].to_numpy(float), minlength=len(groups))
+    out["coop_sum"] = np.bincount(inverse, weights=np.where(defined, coop, 0.0), minlength=len(groups))
+    out["coop_n"] = np.bincount(inverse, weights=defined.astype(float), minlength=len(groups))
+    derived = {pair: _groups(*pair) for pair in set(zip(out["policy"], out["opponents"]))}
     for i, name in enumerate(("opponent", "composition", "seats")):
-        values = np.array([d[i] for d in derived], dtype=object if i < 2 else int)
-        df[name] = values[codes] if len(codes) else []
-    return df
+        out[name] = [derived[pair][i] for pair in zip(out["policy"], out["opponents"])]
+    return out
 
 
 def _aggregate(df: Any, keys: list[str], columns: list[str], matches: str) -> Any:
@@ -87,8 +103,11 @@ def _aggregate(df: Any, keys: list[str], columns: list[str], matches: str) -> An
     if df.empty:
         return pd.DataFrame(columns=columns)
     g = df.groupby(keys, sort=True)
-    out = pd.DataFrame({matches: g["episode_id"].nunique(), "rounds_played": g.size(),
-                        "mean_payoff_per_round": g["reward"].mean(), "cooperation_rate": g["cooperated"].mean()})
+    sums = g[["rounds", "reward_sum", "coop_sum", "coop_n"]].sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coop = np.where(sums["coop_n"] > 0, sums["coop_sum"] / sums["coop_n"], np.nan)
+    out = pd.DataFrame({matches: g["episode_id"].nunique(), "rounds_played": sums["rounds"].astype(int),
+                        "mean_payoff_per_round": sums["reward_sum"] / sums["rounds"], "cooperation_rate": coop})
     return out.reset_index()
 
 
@@ -96,6 +115,8 @@ def standings(frame: Any) -> Any:
     """Per policy, pooled over games, framings, compositions and seats: episodes, seat-rounds, mean payoff per
     round and cooperation rate; best first."""
     out = _aggregate(prepare(frame), ["policy"], STANDINGS_COLUMNS, "games_played")
+    if out.empty:
+        return out
     return out.sort_values(["mean_payoff_per_round", "policy"], ascending=[False, True],
                            ignore_index=True)[STANDINGS_COLUMNS]
 

@@ -19,8 +19,12 @@ EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size", "replicas"
                   "batch_wait_ms"}
 
 
-def _chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
+def chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
+    """`specs` cut into consecutive chunks of at most `size` matches (one shard and one executor task each)."""
     return [specs[i: i + size] for i in range(0, len(specs), size)]
+
+
+_chunks = chunks  # old name, removed once every caller uses `chunks`
 
 
 def chunk_size(cfg: RunConfig, n_matches: int) -> int:
@@ -40,15 +44,15 @@ def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: called with (run directory, trace frame, run kind) once a run's traces are complete: the top floor passes
-#: `analysis.summaries.write_summaries` (see `tomarena.api.run_config`); the arena itself knows no analysis
-OnComplete = Callable[[Path, Any, str], object]
+#: called with (run directory, run kind) once a run's traces are complete, before summary.json marks it so; the
+#: top floor passes `analysis.summaries.write_summaries` (see `tomarena.api.run_config`): the arena knows no analysis
+OnComplete = Callable[[Path, str], object]
 
 
 def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
         on_complete: OnComplete | None = None) -> Path:
-    """Play every match of `cfg` into the run directory `out` (resuming if asked), write summary.json, call
-    `on_complete` with the trace frame, and return the run's path."""
+    """Play every match of `cfg` into the run directory `out` (resuming if asked), call `on_complete`, write
+    summary.json (last, so its presence marks a complete run) and return the run's path."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.envs.games import get_game
 
@@ -68,7 +72,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     bar = _progress(len(specs), len(specs) - len(todo), cfg.kind, progress)
     decisions = 0
     try:
-        for _, table in executor.run(_chunks(todo, chunk_size(cfg, len(todo))), cfg.seed, out.name):
+        for _, table in executor.run(chunks(todo, chunk_size(cfg, len(todo))), cfg.seed, out.name):
             store.write_shard(table)
             decisions += table.num_rows
             bar.update(len(table.column("episode_id").unique()))
@@ -76,18 +80,27 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     finally:
         bar.close()
         executor.close()
-    frame = store.read_frame()
+    counts = _counts(store.read_columns(["episode_id", "parse_status", "source", "error"]))
     if on_complete is not None:
-        on_complete(out, frame, cfg.kind)
-    write_json_atomic(out / "summary.json", {
-        "episodes": int(frame["episode_id"].nunique()), "rows": len(frame),
-        "parse_failures": int((frame["parse_status"] == "failed").sum()),
-        "fallbacks": int((frame["source"] == "fallback").sum()),
-        "parse_defaults": int((frame["parse_status"] == "default").sum()),  # study parser: no standalone D -> C
-        "backend_errors": int(frame["error"].notna().sum()),
-        "backend_stats": _backend_stats(policies), "seconds_this_session": round(time.perf_counter() - started, 3),
+        on_complete(out, cfg.kind)
+    write_json_atomic(out / "summary.json", {  # last: its presence marks the run complete
+        **counts, "backend_stats": _backend_stats(policies),
+        "seconds_this_session": round(time.perf_counter() - started, 3),
     })
     return out
+
+
+def _counts(table: Any) -> dict[str, int]:
+    """summary.json's counts from the stored episode_id, parse_status, source and error columns."""
+    import pyarrow.compute as pc
+
+    def n_equal(column: str, value: str) -> int:
+        return int(pc.sum(pc.equal(table.column(column), value)).as_py() or 0)
+
+    return {"episodes": len(table.column("episode_id").unique()), "rows": table.num_rows,
+            "parse_failures": n_equal("parse_status", "failed"), "fallbacks": n_equal("source", "fallback"),
+            "parse_defaults": n_equal("parse_status", "default"),  # study parser: no standalone D -> C
+            "backend_errors": table.num_rows - table.column("error").null_count}
 
 
 def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,10 +99,21 @@ class RunStore:
         name = f"part-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.traces / name
         with atomic_path(final) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_statistics=False)  # shards are read whole: min/max stats halve nothing
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         return final
+
+    def read_columns(self, columns: Sequence[str]) -> Any:
+        """Some columns of every stored row as one pyarrow Table, in shard order, dictionary-encoded columns kept
+        as they are stored (the cheap read for counts and aggregates)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([arrow_schema().field(c) for c in columns])
+        tables = [pq.read_table(p, columns=list(columns)) for p in self.shard_paths()]
+        return pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema) for t in tables]) if tables \
+            else schema.empty_table()
 
     def read_table(self) -> Any:
         """All stored rows as one pyarrow Table, sorted by episode, round and agent; dictionary-encoded columns come
