@@ -4,80 +4,62 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from tomarena.errors import ConfigError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study games / the 5 in-sample framings), "
-             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all")
+from tomarena.arena.config import (
+    SWEEP_ONLY,
+    TOURNAMENT_ONLY,
+    ExecutionSettings,
+    RunConfig,
+    load_config,
+    validate_config,
+)
+from tomarena.options import CommaList, add_flags, flag_values, split_commas, validate
 
 
-#: RunConfig's defaults as --help shows them (kept here so --help does not import pydantic; a test compares them)
-HELP_DEFAULTS = {"games": "prisoners_dilemma", "framings": "none", "seed": "0", "executor": "local",
-                 "chunk_size": "64", "rounds": "10", "max_rounds": "1000", "repetitions": "1", "noise": "0.0"}
+class PlayOptions(BaseModel):
+    """Flags of `tomarena play`; the match is then checked as a RunConfig (same ranges and registries)."""
+
+    model_config = ConfigDict(extra="forbid")
+    game: str = Field("prisoners_dilemma", description="game id")
+    framing: str = Field("none", description="framing id")
+    rounds: int = Field(5, description="rounds")
+    noise: float = Field(0.0, description="action flip probability")
+    seed: int = Field(0, description="seed")
+    show_text: bool = Field(False, description="print each completion / motivation")
 
 
-def _default(key: str) -> str:
-    """The RunConfig default of `key`, as --help shows it."""
-    return HELP_DEFAULTS[key]
+class ExportOptions(BaseModel):
+    """Filters of `tomarena traces export`."""
+
+    model_config = ConfigDict(extra="forbid")
+    include_failed: bool = Field(False, description="keep answers that failed to parse")
+    games: CommaList = Field(default_factory=list, description="only these games (comma list)")
+    framings: CommaList = Field(default_factory=list, description="only these framings (comma list)")
+    rounds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(split_commas)] = Field(
+        default_factory=list, description="only these round indices (comma list, from 0)")
+    max_per_scenario: int | None = Field(None, ge=1, description="at most this many examples per game x framing")
 
 
 def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
-    d = _default
     p.add_argument("--config", type=Path, help="YAML file with any of the settings below (flags override it)")
-    p.add_argument("--policies", action="append",
-                   help="comma list of policy ids or inline specs (classic/tit_for_tat, strategist/reference, "
-                   "llm/smollm2-135m-instruct, hf:PATH?adapter=DIR, openai:URL?model=NAME, axelrod:Grudger); "
-                   "repeatable; required here or in --config")
-    p.add_argument("--game", "--games", dest="games", action="append",
-                   help=f"game ids (see `tomarena list games`) or scenario sets; comma list or repeatable; {SETS_HELP} "
-                   f"(default: {d('games')})")
-    p.add_argument("--framing", "--framings", dest="framings", action="append",
-                   help="framing ids (see `tomarena list framings`) or scenario sets (as for --game); comma list or "
-                   f"repeatable (default: {d('framings')})")
-    p.add_argument("--seed", type=int, help=f"run seed; every match's seed derives from it (default: {d('seed')})")
-    p.add_argument("--executor", choices=["local", "ray"], help=f"where matches run (default: {d('executor')})")
-    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local session")
-    p.add_argument("--workers", type=int, help="Ray: chunks in flight at once (default: the cluster's CPUs)")
-    p.add_argument("--chunk-size", type=int,
-                   help=f"matches per batch and per stored shard (default: {d('chunk_size')})")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    if kind == "tournament":
-        p.add_argument("--rounds", type=int, help=f"rounds per match (fixed horizon; default: {d('rounds')})")
-        p.add_argument("--continuation", type=float,
-                       help="probability of another round after each one, in [0,1): uncertain horizon "
-                       "(default: none, fixed horizon)")
-        p.add_argument("--max-rounds", type=int,
-                       help=f"cap on rounds with --continuation (default: {d('max_rounds')})")
-        p.add_argument("--repetitions", type=int, help=f"repetitions of every match (default: {d('repetitions')})")
-        p.add_argument("--noise", type=float,
-                       help=f"probability that an action is flipped (trembling hand; default: {d('noise')})")
-        p.add_argument("--self-play", action=argparse.BooleanOptionalAction, default=None,
-                       help="include groups of one policy only (each policy against itself; default: yes)")
-    else:
-        p.add_argument("--samples", type=int,
-                       help="sampled answers per scenario (default: none = exact scoring, one decision per scenario)")
-
-
-def _overrides(args: argparse.Namespace, kind: str) -> dict:
-    keys = ["policies", "games", "framings", "seed", "executor", "ray_address", "workers", "chunk_size"]
-    keys += ["rounds", "continuation", "max_rounds", "repetitions", "noise", "self_play"] if kind == "tournament" \
-        else ["samples"]
-    out = {k: getattr(args, k, None) for k in keys}
-    out["kind"] = kind
-    return out
+    skip = ("kind", "roles", *ExecutionSettings.model_fields, *(SWEEP_ONLY if kind == "tournament" else
+                                                                 TOURNAMENT_ONLY))
+    add_flags(p.add_argument_group(f"{kind} settings (also YAML keys of --config)"), RunConfig, exclude=skip,
+              aliases={"games": ["--game"], "framings": ["--framing"]})
+    add_flags(p.add_argument_group("execution (results never depend on these)"), ExecutionSettings)
 
 
 def _run(args: argparse.Namespace, kind: str) -> int:
     from tomarena.api import run_config
-    from tomarena.arena.config import load_config
     from tomarena.arena.runner import describe_run
 
-    cfg = load_config(args.config, _overrides(args, kind))
-    if "policies" not in cfg.model_fields_set:
-        raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
+    cfg = load_config(args.config, {**flag_values(args, RunConfig), "kind": kind})
     out = run_config(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(describe_run(out))
     import pandas as pd
@@ -111,41 +93,30 @@ def short_table(table: Any, max_rows: int = 40) -> str:
 
 def _play(args: argparse.Namespace) -> int:
     from tomarena.agents.resolve import resolve_policy
-    from tomarena.arena.config import validate_config
     from tomarena.arena.episode import MatchSpec, play_episode
 
-    cfg = validate_config({"policies": [args.a, args.b], "games": [args.game], "framings": [args.framing],
-                           "rounds": args.rounds, "seed": args.seed, "noise": args.noise})
+    o = validate(PlayOptions, flag_values(args, PlayOptions), "play", "flags")
+    cfg = validate_config({"policies": [args.a, args.b], "games": [o.game], "framings": [o.framing],
+                           "rounds": o.rounds, "seed": o.seed, "noise": o.noise}, "flags")
     pols = {p: resolve_policy(p) for p in dict.fromkeys(cfg.policies)}
-    rows = play_episode(MatchSpec((args.a, args.b), args.game, args.framing, 0, cfg.rounds, noise=cfg.noise),
+    rows = play_episode(MatchSpec((args.a, args.b), o.game, o.framing, 0, cfg.rounds, noise=cfg.noise),
                         pols, cfg.seed)
-    print(f"{args.game} in framing {args.framing}: {args.a} (player_0) vs {args.b} (player_1)")
+    print(f"{o.game} in framing {o.framing}: {args.a} (player_0) vs {args.b} (player_1)")
     for r in rows:
         p = "" if r["p_cooperate"] is None else f"  p(C)={r['p_cooperate']:.3f}"
         print(f"round {r['round'] + 1:>3} {r['agent']}: {r['action_label']}  +{r['reward']:g} "
               f"(total {r['cumulative_reward']:g}){p}")
-        if args.show_text and r["completion"]:
+        if o.show_text and r["completion"]:
             print("    " + r["completion"].replace("\n", "\n    "))
     return 0
-
-
-def _split(values: list[str] | None) -> list[str]:
-    return [x.strip() for item in values or [] for x in item.split(",") if x.strip()]
-
-
-def _rounds(values: list[str] | None) -> list[int]:
-    try:
-        return [int(x) for x in _split(values)]
-    except ValueError as exc:
-        raise ConfigError(f"--rounds takes round indices (integers from 0), got {values}") from exc
 
 
 def _export(args: argparse.Namespace) -> int:
     from tomarena.arena.export import export_traces
 
-    n = export_traces(args.run, args.policy, args.out, parse_ok_only=not args.include_failed,
-                      games=_split(args.games), framings=_split(args.framings),
-                      rounds=_rounds(args.rounds), max_per_scenario=args.max_per_scenario)
+    o = validate(ExportOptions, flag_values(args, ExportOptions), "export", "flags")
+    n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed, games=o.games,
+                      framings=o.framings, rounds=o.rounds, max_per_scenario=o.max_per_scenario)
     print(f"wrote {n} examples to {args.out} and {Path(args.out).with_suffix('.parquet')}")
     return 0
 
@@ -177,12 +148,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Play one repeated match between two policies and print it round by round.")
     p.add_argument("a", help="policy of player_0")
     p.add_argument("b", help="policy of player_1")
-    p.add_argument("--game", default="prisoners_dilemma", help="game id (default prisoners_dilemma)")
-    p.add_argument("--framing", default="none", help="framing id (default none)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
-    p.add_argument("--noise", type=float, default=0.0, help="action flip probability (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--show-text", action="store_true", help="print each completion / motivation")
+    add_flags(p, PlayOptions)
     p.set_defaults(func=_play)
     tr = sub.add_parser("traces", help="work with stored traces").add_subparsers(dest="traces_cmd", metavar="ACTION")
     e = tr.add_parser("export", help="write a policy's decisions as TRL chat JSONL (+ Parquet) for fine-tuning",
@@ -191,9 +157,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run", type=Path, help="run directory")
     e.add_argument("--policy", required=True, help="label of the policy whose answers become targets")
     e.add_argument("--out", required=True, type=Path, help="output .jsonl (a .parquet twin is written beside it)")
-    e.add_argument("--include-failed", action="store_true", help="keep answers that failed to parse")
-    e.add_argument("--games", action="append", help="only these games (comma list)")
-    e.add_argument("--framings", action="append", help="only these framings (comma list)")
-    e.add_argument("--rounds", action="append", help="only these round indices (comma list, from 0)")
-    e.add_argument("--max-per-scenario", type=int, help="at most this many examples per game x framing")
+    add_flags(e, ExportOptions)
     e.set_defaults(func=_export)

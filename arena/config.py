@@ -1,4 +1,6 @@
-"""Validated run configuration for tournaments and sweeps (YAML file and/or flags; flags override)."""
+"""Validated run configuration for tournaments and sweeps (YAML file and/or flags; flags override). The models
+are the one source of every setting: `tomarena tournament`/`sweep` flags, YAML keys, defaults and help text all
+come from their fields (tomarena.options)."""
 
 from __future__ import annotations
 
@@ -6,51 +8,74 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tomarena.arena.episode import MatchSpec
+from tomarena.envs.framings import framings_by_sample, get_framing
+from tomarena.envs.games import GAMES, Game, get_game
 from tomarena.errors import ConfigError, RegistryError
+from tomarena.options import CommaList, merged, validate
+
+SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study games / the 5 in-sample framings), "
+             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all")
 
 
-class RunConfig(BaseModel):
-    """Everything that defines a run; unknown keys and out-of-range values are rejected with one line."""
+class ExecutionSettings(BaseModel):
+    """Where and how matches run; results never depend on these (a run may be resumed with other values)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["tournament", "sweep"] = "tournament"
-    policies: list[str] = Field(min_length=1)
-    games: list[str] = Field(default_factory=lambda: ["prisoners_dilemma"], min_length=1)
-    framings: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    rounds: int = Field(default=10, ge=1, le=100_000)
-    continuation: float | None = Field(default=None, ge=0, lt=1)
-    max_rounds: int = Field(default=1000, ge=1)
-    repetitions: int = Field(default=1, ge=1)
-    samples: int | None = Field(default=None, ge=1, description="sweeps: sampled answers per scenario")
-    seed: int = 0
-    self_play: bool = True
-    noise: float = Field(default=0.0, ge=0, le=1)
-    executor: Literal["local", "ray"] = "local"
-    ray_address: str | None = None
-    workers: int | None = Field(default=None, ge=1)
-    chunk_size: int = Field(default=64, ge=1)
+    executor: Literal["local", "ray"] = Field(default="local", description="where matches run")
+    ray_address: str | None = Field(default=None,
+                                    description="join this Ray cluster instead of starting a local session")
+    workers: int | None = Field(default=None, ge=1, description="ray: chunks in flight at once (default: the "
+                                "cluster's CPUs)")
+    chunk_size: int = Field(default=64, ge=1, description="matches per batch and per stored shard")
     replicas: int | None = Field(default=None, ge=1, le=1024,
-                                 description="ray: replicas of each heavy policy's model service (None: one actor)")
+                                 description="ray: replicas of each heavy policy's model service (default: one "
+                                 "actor per heavy policy, no service)")
     concurrency: int | None = Field(default=None, ge=1, le=100_000,
-                                    description="ray: chunks in flight at once (None: workers); chunks sized by it")
+                                    description="ray: chunks in flight at once, chunks sized by it (default: "
+                                    "workers)")
     max_batch: int = Field(default=64, ge=1, le=1_000_000, description="model service: most decisions per batch")
     batch_wait_ms: float = Field(default=2.0, ge=0, le=60_000,
                                  description="model service: longest wait for more requests to fill a batch")
-    roles: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("games", "framings", "policies", mode="before")
-    @classmethod
-    def _split_commas(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [v]
-        if isinstance(v, list):
-            return [x.strip() for item in v for x in (item.split(",") if isinstance(item, str) else [item])
-                    if not isinstance(x, str) or x.strip()]
-        return v
+
+#: fields of RunConfig that only tournaments (repeated matches) or only sweeps (one-shot scenarios) read
+TOURNAMENT_ONLY = ("rounds", "continuation", "max_rounds", "repetitions", "noise", "self_play")
+SWEEP_ONLY = ("samples",)
+
+
+class RunConfig(ExecutionSettings):
+    """Everything that defines a run; unknown keys and out-of-range values are rejected with one line."""
+
+    kind: Literal["tournament", "sweep"] = Field(default="tournament", description="repeated matches or a "
+                                                 "one-shot scenario grid")
+    policies: CommaList = Field(min_length=1, description="policy ids or inline specs (classic/tit_for_tat, "
+                                "strategist/reference, llm/smollm2-135m-instruct, hf:PATH?adapter=DIR, "
+                                "openai:URL?model=NAME, axelrod:Grudger); comma list or repeatable; required "
+                                "here or in --config")
+    games: CommaList = Field(default_factory=lambda: ["prisoners_dilemma"], min_length=1,
+                             description="game ids (see `tomarena list games`) or scenario sets; comma list or "
+                             f"repeatable; {SETS_HELP}")
+    framings: CommaList = Field(default_factory=lambda: ["none"], min_length=1,
+                                description="framing ids (see `tomarena list framings`) or scenario sets (as for "
+                                "games); comma list or repeatable")
+    rounds: int = Field(default=10, ge=1, le=100_000, description="rounds per match (fixed horizon)")
+    continuation: float | None = Field(default=None, ge=0, lt=1,
+                                       description="probability of another round after each one, in [0,1): "
+                                       "uncertain horizon (default: none, fixed horizon)")
+    max_rounds: int = Field(default=1000, ge=1, description="cap on rounds with continuation")
+    repetitions: int = Field(default=1, ge=1, description="repetitions of every match")
+    samples: int | None = Field(default=None, ge=1, description="sweeps: sampled answers per scenario (default: "
+                                "none = exact scoring, one decision per scenario)")
+    seed: int = Field(default=0, description="run seed; every match's seed derives from it")
+    self_play: bool = Field(default=True, description="include groups of one policy only (each policy against "
+                            "itself)")
+    noise: float = Field(default=0.0, ge=0, le=1, description="probability that an action is flipped "
+                         "(trembling hand)")
+    roles: dict[str, str] = Field(default_factory=dict, description="teacher/base/student: the policy label of "
+                                  "each role, recorded in the manifest for the report")
 
     @field_validator("games", mode="after")
     @classmethod
@@ -64,9 +89,6 @@ class RunConfig(BaseModel):
 
     def resolved(self) -> RunConfig:
         """Check game and framing ids against the registries (unknown ids name close matches)."""
-        from tomarena.envs.framings import get_framing
-        from tomarena.envs.games import get_game
-
         sets = f"; or a scenario set: {', '.join(SCENARIO_SET_NAMES)}"
         for ids, get in ((self.games, get_game), (self.framings, get_framing)):
             for x in ids:
@@ -86,9 +108,6 @@ def scenario_set(name: str) -> tuple[list[str], list[str]]:
     """(games, framings) of a named scenario set, from the registries' tags: in_sample = the study games x
     in-sample framings; oos_framings = study games x out-of-sample framings; oos_games = the doubled games x
     in-sample framings; all = the union of the three."""
-    from tomarena.envs.framings import framings_by_sample
-    from tomarena.envs.games import GAMES
-
     if name not in SCENARIO_SET_NAMES:
         raise ConfigError(f"unknown scenario set {name!r}; allowed: {', '.join(SCENARIO_SET_NAMES)}")
     tagged = {t: [g for g in GAMES.ids() if t in GAMES.get(g).tags] for t in ("in_sample", "doubled")}
@@ -110,33 +129,17 @@ def expand_scenario_sets(values: list[str], axis: Literal["games", "framings"]) 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
     """Read a YAML config (optional) and apply flag overrides (None values are ignored)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {p} does not exist") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must be a mapping of settings, got {type(loaded).__name__}")
-        data.update(loaded or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return validate_config(data)
+    data = merged(path, overrides)
+    if "policies" not in data:
+        raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
+    return validate_config(data, f"config file {path}" if path is not None else None, overrides)
 
 
-def validate_config(data: dict[str, Any]) -> RunConfig:
-    """A RunConfig from a dict, with pydantic's first complaint as one line."""
-    try:
-        return RunConfig.model_validate(data).resolved()
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or "config"
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(RunConfig.model_fields)
-            raise ConfigError(f"unknown config key {where!r}; allowed: {allowed}") from exc
-        raise ConfigError(f"config value {where}={e.get('input')!r}: {e['msg']}") from exc
+def validate_config(data: dict[str, Any], source: str | None = None,
+                    flags: dict[str, Any] | None = None) -> RunConfig:
+    """A RunConfig from a dict (`flags`: the part given as flags), checked against the registries; problems are
+    one line (tomarena.options)."""
+    return validate(RunConfig, data, "config", source, flags).resolved()
 
 
 #: version of the tournament schedule `build_specs` makes; stored in the manifest so that a run scheduled otherwise
@@ -163,8 +166,6 @@ def seat_orders(group: tuple[str, ...], rotate: bool) -> list[tuple[str, ...]]:
 def _rotate(game: str, n_seats: int) -> bool:
     """Whether a game's groups are rotated through the seats: all but symmetric two-player games, where each
     player sees only its own and the other's history, so seats are exchangeable."""
-    from tomarena.envs.games import Game, get_game
-
     g = get_game(game)
     return not (n_seats == 2 and isinstance(g, Game) and g.is_symmetric)
 

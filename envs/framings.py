@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tomarena.errors import ConfigError, RegistryError
+from tomarena.options import read_yaml, validate
 from tomarena.registry import Registry
 
 FRAMINGS: Registry[Framing] = Registry("framing")  # type: ignore[name-defined]
@@ -30,21 +29,21 @@ class _Attributes(BaseModel):
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    C: str = Field(min_length=1)
-    D: str = Field(min_length=1)
+    C: str = Field(min_length=1, description="what choosing C means in this context")
+    D: str = Field(min_length=1, description="what choosing D means in this context")
 
 
 class _FramingFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str = Field(min_length=1)
-    sample: Literal["in", "out", "none"]
-    role: str = Field(min_length=1)
-    co_player: str = Field(min_length=1)
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="registry id (lower case, digits, underscores)")
+    title: str = Field(min_length=1, description="short human-readable name")
+    sample: Literal["in", "out", "none"] = Field(description="in-sample, out-of-sample, or none (the bare game)")
+    role: str = Field(min_length=1, description="who the player is")
+    co_player: str = Field(min_length=1, description="who the other player is")
     relationship: str = Field(default="", description="one sentence on how the players stand to each other")
-    options: _Options
-    goal: str = Field(min_length=1)
-    attributes: _Attributes
+    options: _Options = Field(description="the meaning of each action")
+    goal: str = Field(min_length=1, description="what the player tries to achieve")
+    attributes: _Attributes = Field(description="the declared relationship attributes, each in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -72,48 +71,10 @@ class Framing:
         return {a: getattr(self, a) for a in ATTRIBUTES}
 
 
-def _model_fields(loc: Sequence[object]) -> list[str]:
-    model: type[BaseModel] = _FramingFile
-    for part in loc[:-1]:
-        ann = model.model_fields[str(part)].annotation
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _one_line(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = e["loc"]
-    where = ".".join(str(p) for p in loc) or "file"
-    if e["type"] == "extra_forbidden":
-        return f"unknown field {where!r}; allowed: {', '.join(_model_fields(loc))}"
-    if e["type"] == "missing":
-        return f"missing field {where!r}"
-    return f"{where}: {e['msg']} (got {e.get('input')!r})"
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
-
-
 def load_framing(path: str | os.PathLike[str]) -> Framing:
     """Read and validate one framing file; any problem raises a one-line ConfigError naming file and field."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read framing file {p}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"framing file {p} is not valid YAML: {_yaml_problem(exc)}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"framing file {p} must hold a mapping of fields, got {type(raw).__name__}")
-    try:
-        f = _FramingFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"framing file {p}: {_one_line(exc)}") from exc
+    f = validate(_FramingFile, read_yaml(p, "framing file"), "framing", f"framing file {p}")
     return Framing(
         id=f.id, title=f.title, sample=f.sample, role=" ".join(f.role.split()), co_player=f.co_player,
         option_c=f.options.C, option_d=f.options.D, goal=" ".join(f.goal.split()), **f.attributes.model_dump(),

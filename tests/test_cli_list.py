@@ -90,7 +90,7 @@ def test_broken_framing_dir_from_env_var_is_one_line(tmp_path: Path) -> None:
     assert err.endswith("(from TOMARENA_FRAMINGS)")
     (tmp_path / "broken.yaml").write_text("id: broken\n", encoding="utf-8")
     err = _one_error_line(_cli("list", "framings", env={"TOMARENA_FRAMINGS": str(tmp_path)}))
-    assert "broken.yaml: missing field 'title'" in err
+    assert f"missing framing key 'title' in framing file {tmp_path / 'broken.yaml'}" in err
     err = _one_error_line(_cli("list", "framings", env={"TOMARENA_FRAMINGS": str(tmp_path / "nowhere")}))
     assert err == f"tomarena: error: framing directory {tmp_path / 'nowhere'} does not exist (from TOMARENA_FRAMINGS)"
 
