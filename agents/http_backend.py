@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from tomarena.agents.sampling import check_sampling
 from tomarena.errors import BackendError, ConfigError
 
 _T = TypeVar("_T")
@@ -273,8 +274,6 @@ class OpenAIBackend:
         """Request-body fields for the sampling settings: `top_p` always (standard OpenAI); `top_k` and
         `repetition_penalty` only when set (0 and 1 mean off), as top-level fields of the body, which is where vLLM
         reads its extra sampling parameters (the OpenAI client's extra_body lands there too)."""
-        from tomarena.agents.llm_policy import check_sampling
-
         check_sampling(top_p, top_k, repetition_penalty)
         fields: dict[str, Any] = {"top_p": float(top_p)}
         if top_k:

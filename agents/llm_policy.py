@@ -21,8 +21,12 @@ import numpy as np
 
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy, sample_action
 from tomarena.agents.embedded import EMBEDDED_ID
+from tomarena.agents.hf_backend import HFBackend
+from tomarena.agents.hf_score import other_mass
+from tomarena.agents.http_backend import OpenAIBackend
 from tomarena.agents.parsing import PARSERS, ParseResult, parse_answer
 from tomarena.agents.prompts import build_messages, get_template, messages_json
+from tomarena.agents.sampling import check_sampling
 from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import BackendError, ConfigError
@@ -63,17 +67,6 @@ def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
     p = np.exp(z - np.max(z[np.isfinite(z)]))
     p = np.where(np.isfinite(p), p, 0.0)
     return tuple(float(x) for x in p / p.sum())
-
-
-def check_sampling(top_p: float, top_k: int, repetition_penalty: float) -> None:
-    """Raise a one-line ConfigError unless 0 < top_p <= 1, top_k >= 0 (0 = off) and repetition_penalty > 0."""
-    if not (isinstance(top_p, int | float) and np.isfinite(top_p) and 0 < top_p <= 1):
-        raise ConfigError(f"top_p must be a number in (0, 1], got {top_p!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ConfigError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
-    if not (isinstance(repetition_penalty, int | float) and np.isfinite(repetition_penalty)
-            and repetition_penalty > 0):
-        raise ConfigError(f"repetition_penalty must be a finite number > 0 (1 = off), got {repetition_penalty!r}")
 
 
 def decoding_settings(decoding: str = "default", **explicit: Any) -> dict[str, Any]:
@@ -182,7 +175,7 @@ class LLMPolicy(Policy):
             probs = scores_to_probs(logp, self.temperature)
             decisions.append(Decision(action=pick_action(probs, u), probs=probs, source="llm",
                                       prompt=messages_json(messages[i]), parse_status="scored", prompt_tokens=ntok,
-                                      other_mass=float(np.clip(1.0 - np.exp(logp).sum(), 0.0, 1.0)),
+                                      other_mass=float(other_mass(logp)),
                                       protocol=self.protocol))
         return decisions
 
@@ -221,7 +214,7 @@ class LLMPolicy(Policy):
                 probs = scores_to_probs(scores[i][0], self.temperature)
                 decisions.append(Decision(
                     action=sample_action(probs, np.random.default_rng(seeds[i])), probs=probs, source="fallback",
-                    parse_status="fallback", other_mass=float(np.clip(1 - np.exp(scores[i][0]).sum(), 0, 1)),
+                    parse_status="fallback", other_mass=float(other_mass(scores[i][0])),
                     error=f"unparsed answer ({p.why}); scored instead", **base))
             else:
                 decisions.append(self._fixed_fallback(obs, messages[i], seeds[i], outs[i], p.why))
@@ -273,8 +266,6 @@ def from_hf_spec(path: str, adapter: str | None = None, mode: str = "score", pro
                  parser: str | None = None, decoding: str = "default") -> LLMPolicy:
     """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter;
     unset decoding options (None) come from the `decoding` preset (DECODING_PRESETS)."""
-    from tomarena.agents.hf_backend import HFBackend
-
     backend = HFBackend(path, adapter=adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
                         batch_size=batch_size)
     return _policy(backend, f"hf:{path}", mode, protocol, fallback, decoding, temperature=temperature,
@@ -292,8 +283,6 @@ def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protoc
     unset decoding options (None) come from the `decoding` preset. top_p is standard; top_k and
     repetition_penalty are sent only when set (vLLM reads them; hosted APIs may refuse them). A batch's requests
     go out `concurrency` at a time (http_backend.DEFAULT_CONCURRENCY)."""
-    from tomarena.agents.http_backend import OpenAIBackend
-
     backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                             backoff=backoff, top_logprobs=top_logprobs, concurrency=concurrency)
     return _policy(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,

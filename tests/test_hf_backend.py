@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tomarena.agents.hf_backend import HFBackend, _exclusive_logprobs, other_mass
+from tomarena.agents.hf_backend import HFBackend
+from tomarena.agents.hf_score import exclusive_logprobs, other_mass
+from tomarena.agents.prefix import plan_batches
 from tomarena.errors import BackendError, ConfigError
 
 SYSTEM = {"role": "system", "content": "You are taking part in the scenario described below. You run a shop."}
@@ -90,7 +92,7 @@ def test_multi_token_labels_and_answer_prefix(tiny_model_dir, plain) -> None:
 
 def test_exclusive_probabilities_for_nested_labels() -> None:
     seqs = [(0, (1,)), (1, (1, 2)), (2, (1, 2, 3)), (0, (7,))]
-    logp = _exclusive_logprobs(np.log([0.5, 0.2, 0.05, 0.1]), seqs, 3)
+    logp = exclusive_logprobs(np.log([0.5, 0.2, 0.05, 0.1]), seqs, 3)
     np.testing.assert_allclose(np.exp(logp), [0.3 + 0.1, 0.15, 0.05])
 
 
@@ -232,12 +234,10 @@ def test_later_rounds_extend_a_cropped_cached_prefix(tiny_model_dir, plain) -> N
     assert b.stats["forward_tokens"] - before <= sum(len(b.render(p)) for p in later) - shared
 
 
-def test_batches_keep_unrelated_prompts_apart(tiny_model_dir) -> None:
+def test_batches_keep_unrelated_prompts_apart() -> None:
     """Rows sharing less than half their tokens go to separate batches (each then caches its own long prefix);
     rows sharing a long prefix go together."""
-    b = HFBackend(str(tiny_model_dir), batch_size=8)
-    b.load()
     a = tuple(range(10, 40))
     rows = sorted([a + (1, 2), a + (3, 4), (5,) * 31, (6,) * 31])
-    batches = b._batches(rows, [1] * len(rows))
+    batches = plan_batches(rows, [1] * len(rows), 8)
     assert sorted(map(sorted, batches)) == sorted([[(5,) * 31], [(6,) * 31], sorted([a + (1, 2), a + (3, 4)])])

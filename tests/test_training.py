@@ -305,7 +305,7 @@ def test_lora_layers_and_trunk_config_errors(tiny_model_dir: Path, tmp_path: Pat
         finetune(traces, str(tiny_model_dir), tmp_path / "a", make_config({**FAST, "lora_layers": 3}))
     assert str(err.value) == "lora_layers=3 is out of range for this model: allowed 1..2 (it has 2 decoder layers)"
     assert not (tmp_path / "a.partial").exists()  # checked before any output is made
-    with pytest.raises(ConfigError, match=r"bad fine-tuning value lora_layers=0 .*greater than or equal to 1"):
+    with pytest.raises(ConfigError, match=r"bad fine-tuning value lora_layers=0\b.*greater than or equal to 1"):
         make_config({"lora_layers": 0})
     with pytest.raises(ConfigError, match=r"LoRA targets \['embed_tokens'\] lie outside the top 1 decoder layers"):
         finetune(traces, str(tiny_model_dir), tmp_path / "b",

@@ -37,7 +37,10 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"cannot create output {out}: {exc.strerror or exc} ({exc.filename})") from exc
 
 
-def _replace_dir(tmp: Path, dest: Path) -> None:
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Rename the finished folder `tmp` to `dest`; a previous `dest` is moved aside first and removed after, so
+    `dest` is at every moment either the old or the new folder, never half of one. (A folder rename: the file
+    helpers of tomarena.files write single files.)"""
     if dest.exists():
         old = dest.with_name(dest.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -66,7 +69,7 @@ def save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
                tmp / "trainer.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    _replace_dir(tmp, root / CHECKPOINT_DIR)
+    replace_dir(tmp, root / CHECKPOINT_DIR)
 
 
 def load_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any,
@@ -100,7 +103,5 @@ def write_final(out: Path, model: Any, manifest: dict[str, Any]) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-    if out.exists():  # only reached with overwrite=True
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_dir(tmp, out)  # an existing `out` is only reached with overwrite=True
     shutil.rmtree(partial_dir(out), ignore_errors=True)

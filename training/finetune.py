@@ -14,7 +14,6 @@ before the first step (training/trunk.py) and every step forwards only the top l
 from __future__ import annotations
 
 import math
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.errors import ConfigError
+from tomarena.files import sha256_files, versions
 from tomarena.training import checkpoint as ckpt
 from tomarena.training.config import FinetuneConfig
 from tomarena.training.data import (
@@ -45,7 +45,6 @@ from tomarena.training.model import (
     resolve_base,
     sft_batch,
     sft_loss_sum,
-    sha256_file,
     sha256_weights,
     trunk_start,
     use_bf16_autocast,
@@ -238,17 +237,6 @@ def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, stat
         state["acc"] = _zero_acc()
 
 
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-
-    from tomarena import __version__
-
-    return {"tomarena": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "python": platform.python_version()}
-
-
 def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: dict, data: Prepared,
               config: FinetuneConfig, state: dict, tokenizer: Any, wall: float, trunk: Trunk | None) -> dict[str, Any]:
     fp = state["fingerprint"]
@@ -273,7 +261,7 @@ def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: d
         "resumed_from_step": state.get("resumed_from_step"),
         "bf16_autocast": state.get("bf16_autocast"),
         "trunk": trunk.summary() if trunk else None,
-        "versions": _versions(),
+        "versions": versions(),
     }
 
 
@@ -298,7 +286,7 @@ def finetune(traces: Path, base: str, out: Path, config: FinetuneConfig | None =
     model = load_lora_model(base_dir, config)
     opt, sched = make_optimizer(model, config, total_steps(config, len(data.sft), len(data.kl)))
     fingerprint = {"config": config.model_dump(mode="json", exclude=set(VOLATILE_KEYS)),
-                   "traces_sha256": sha256_file(traces), "base_sha256": sha256_weights(base_dir)}
+                   "traces_sha256": sha256_files([traces]), "base_sha256": sha256_weights(base_dir)}
     state = {"step": 0, "epoch": 0, "acc": _zero_acc(), "metrics": [], "tokens": 0, "train_seconds": 0.0,
              "fingerprint": fingerprint}
     if resume:

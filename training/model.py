@@ -3,12 +3,15 @@ and compute the two losses (masked next-token CE on replies; CE of the answer to
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
+from tomarena.agents.hf_load import quiet_transformers
+from tomarena.agents.prefix import group_by_prefix
 from tomarena.errors import BackendError, ConfigError
+from tomarena.files import sha256_files
 from tomarena.training.config import FinetuneConfig
 from tomarena.training.data import IGNORE_INDEX, KlItem, SftItem, check_chat_template
 from tomarena.training.trunk import Trunk, check_cacheable, decoder_of, n_layers, top_layers
@@ -18,8 +21,6 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
 
 def resolve_base(base: str) -> Path:
     """A local HF model directory for `base` (a path, or the embedded model's id); BackendError if missing."""
-    from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
-
     base = base.split("?", 1)[0]
     base = base.removeprefix("hf:")  # a policy spec's model part is accepted too
     path = embedded_model_dir() if base == EMBEDDED_ID else Path(base).expanduser()
@@ -29,26 +30,12 @@ def resolve_base(base: str) -> Path:
     return path.resolve()
 
 
-def sha256_file(path: Path, h: Any = None) -> str:
-    """Hex sha256 of one file (or feed it into `h` and return its running digest)."""
-    h = h or hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256_weights(model_dir: Path) -> str:
-    """One sha256 over the model's weight files, in name order."""
+    """One sha256 over the model's weight files (each file's name, then its bytes), in name order."""
     files = sorted({f for pat in WEIGHT_PATTERNS for f in Path(model_dir).glob(pat)})
     if not files:
         raise BackendError(f"base model directory {model_dir} holds no weight files ({', '.join(WEIGHT_PATTERNS)})")
-    h = hashlib.sha256()
-    digest = ""
-    for f in files:
-        h.update(f.name.encode())
-        digest = sha256_file(f, h)
-    return digest
+    return sha256_files(files, with_names=True)
 
 
 def pick_device(config: FinetuneConfig) -> tuple[Any, Any]:
@@ -161,8 +148,6 @@ def load_lora_model(base_dir: Path, config: FinetuneConfig) -> Any:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-
-    from tomarena.agents.hf_backend import quiet_transformers
 
     quiet_transformers()
     device, dtype = pick_device(config)
@@ -288,28 +273,9 @@ def answer_logprobs(model: Any, batch: dict[str, Any], trunk: Trunk | None = Non
 
 
 def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
-    """Partition item indices into (prefix length, members): prompts sorted, and an item joins the previous group
-    when forwarding the group's common prefix once plus every (left-padded) suffix costs fewer tokens than
-    forwarding the item on its own. Prefix length 0 means an ordinary padded batch."""
-    from tomarena.agents.prefix import common_prefix
-
-    order = sorted(range(len(items)), key=lambda i: items[i].input_ids)
-    groups: list[tuple[int, list[int]]] = []
-
-    def cost(plen: int, members: list[int]) -> int:
-        return plen + len(members) * max(len(items[m].input_ids) - plen for m in members)
-
-    for i in order:
-        ids = items[i].input_ids
-        if groups:
-            plen, members = groups[-1]
-            shared = min(common_prefix(items[members[0]].input_ids, ids), plen, len(ids) - 1)  # singleton: len - 1
-            merged = [*members, i]
-            if shared > 0 and cost(shared, merged) < cost(plen, members) + len(ids):
-                groups[-1] = (shared, merged)
-                continue
-        groups.append((len(ids) - 1, [i]))
-    return [(plen if len(m) > 1 else 0, m) for plen, m in groups]
+    """Partition item indices into (prefix length, members) by their prompts (agents/prefix.py group_by_prefix): an
+    item joins the previous group when forwarding the common prefix once saves tokens. Length 0: a padded batch."""
+    return group_by_prefix([it.input_ids for it in items])
 
 
 def kl_chunks(items: Sequence[KlItem], batch_size: int) -> list[tuple[int, list[KlItem]]]:
