@@ -235,10 +235,23 @@ class ClassicPolicy(Policy):
         return {"id": self.id, **{k: v for k, v in vars(self).items() if k not in ("id", "core", "classifier")}}
 
 
+def deterministic(memory_depth: float) -> Classifier:
+    """The classifier of a deterministic 2x2 strategy whose choice depends on the last `memory_depth` rounds."""
+    return Classifier(memory_depth=memory_depth, stochastic=False)
+
+
 class VectorPolicy(ClassicPolicy):
-    """A ClassicPolicy whose core does not depend on the game: it exposes the VectorStrategy protocol itself."""
+    """A ClassicPolicy whose core does not depend on the game: it exposes the VectorStrategy protocol itself.
+    A fixed strategy declares both in its class statement: `class X(VectorPolicy, core=..., classifier=...)`."""
 
     vectorised = True
+
+    def __init_subclass__(cls, core: Core | None = None, classifier: Classifier | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if core is not None:
+            cls.core = core
+        if classifier is not None:
+            cls.classifier = classifier
 
     @property
     def state_size(self) -> int:
@@ -255,67 +268,40 @@ class VectorPolicy(ClassicPolicy):
         return self.core.p_cooperate_batch(state, round_index, own_last, other_last)
 
 
-class AlwaysCooperate(VectorPolicy):
+class AlwaysCooperate(VectorPolicy, core=ConstantCore(1.0), classifier=deterministic(0)):
     """Always chooses C."""
 
-    core = ConstantCore(1.0)
-    classifier = Classifier(memory_depth=0, stochastic=False)
 
-
-class AlwaysDefect(VectorPolicy):
+class AlwaysDefect(VectorPolicy, core=ConstantCore(0.0), classifier=deterministic(0)):
     """Always chooses D."""
 
-    core = ConstantCore(0.0)
-    classifier = Classifier(memory_depth=0, stochastic=False)
 
-
-class TitForTat(VectorPolicy):
+class TitForTat(VectorPolicy, core=MemoryOneCore((1, 0, 1, 0), 1.0), classifier=deterministic(1)):
     """C first, then copies the co-player's last move."""
 
-    core = MemoryOneCore((1, 0, 1, 0), 1.0)
-    classifier = Classifier(memory_depth=1, stochastic=False)
 
-
-class SuspiciousTitForTat(VectorPolicy):
+class SuspiciousTitForTat(VectorPolicy, core=MemoryOneCore((1, 0, 1, 0), 0.0), classifier=deterministic(1)):
     """D first, then copies the co-player's last move."""
 
-    core = MemoryOneCore((1, 0, 1, 0), 0.0)
-    classifier = Classifier(memory_depth=1, stochastic=False)
 
-
-class TitForTwoTats(VectorPolicy):
+class TitForTwoTats(VectorPolicy, core=TitForTwoTatsCore(), classifier=deterministic(2)):
     """Defects only after two D's in a row by the co-player."""
 
-    core = TitForTwoTatsCore()
-    classifier = Classifier(memory_depth=2, stochastic=False)
 
-
-class TwoTitsForTat(VectorPolicy):
+class TwoTitsForTat(VectorPolicy, core=TwoTitsForTatCore(), classifier=deterministic(2)):
     """Answers each D of the co-player with two D's."""
 
-    core = TwoTitsForTatCore()
-    classifier = Classifier(memory_depth=2, stochastic=False)
 
-
-class GrimTrigger(VectorPolicy):
+class GrimTrigger(VectorPolicy, core=GrimCore(), classifier=deterministic(math.inf)):
     """Cooperates until the co-player defects once, then always D."""
 
-    core = GrimCore()
-    classifier = Classifier(memory_depth=math.inf, stochastic=False)
 
-
-class WinStayLoseShift(VectorPolicy):
+class WinStayLoseShift(VectorPolicy, core=MemoryOneCore((1, 0, 0, 1), 1.0), classifier=deterministic(1)):
     """Pavlov: C first; repeats its move after R or T, switches after S or P."""
 
-    core = MemoryOneCore((1, 0, 0, 1), 1.0)
-    classifier = Classifier(memory_depth=1, stochastic=False)
 
-
-class Alternator(VectorPolicy):
+class Alternator(VectorPolicy, core=AlternatorCore(), classifier=deterministic(1)):
     """C, D, C, D, ...: the opposite of its own last move."""
-
-    core = AlternatorCore()
-    classifier = Classifier(memory_depth=1, stochastic=False)
 
 
 class RandomPolicy(VectorPolicy):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -60,8 +61,6 @@ def embedded_model_dir() -> Path:
         model.generation_config.save_pretrained(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     if out.exists():  # another process finished first
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         return out
     os.replace(tmp, out)

@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.load import load_runs, roles_from_manifests
+from tomarena.analysis.propensity import donation_table, propensity_table, scenario_rows
 from tomarena.analysis.stats import bootstrap_ci
+from tomarena.envs import FRAMINGS, GAMES, DonationGame
 from tomarena.errors import ConfigError
 
 MIN_GAP = 0.0  # the study's definition: no scenario is left out, however small its teacher-base gap
@@ -53,8 +56,6 @@ def js_divergence(p: float, q: float) -> float:
 def scenario_set(framing: str, game: str) -> str:
     """Which study set a (framing, game) scenario belongs to, from the framing's sample tag and the game's tags:
     in_sample, oos_framings, oos_games, donation, or other."""
-    from tomarena.envs import FRAMINGS, GAMES, DonationGame
-
     try:
         sample = FRAMINGS.get(framing).sample
         g = GAMES.get(game)
@@ -146,8 +147,6 @@ def summarize_sets(table: Any, **kw: Any) -> dict[str, dict[str, Any]]:
 
 def donation_min_gap(min_gap: float) -> float:
     """The gap threshold for donations in dollars: min_gap times the registered donation game's endowment."""
-    from tomarena.envs import GAMES
-
     return min_gap * float(GAMES.get("donation").endowment)
 
 
@@ -155,8 +154,6 @@ def alignment_tables(frame: Any, roles: Mapping[str, str], *, min_gap: float = M
     """Scenario table from trace rows (one-shot sweep rows when present): binary games (p(C)) and donation games
     (mean contribution)."""
     import pandas as pd
-
-    from tomarena.analysis.propensity import donation_table, propensity_table, scenario_rows
 
     _check_roles(roles)
     frame = scenario_rows(frame)
@@ -189,8 +186,6 @@ def headline(runs: Any, roles: Mapping[str, str] | None = None, *, min_gap: floa
              seed: int = 0) -> dict[str, dict]:
     """{set: {HEADLINE_KEYS}} from run
     directories (paths; roles default to their manifests') or an already loaded trace DataFrame."""
-    from tomarena.analysis.load import load_runs, roles_from_manifests
-
     if hasattr(runs, "columns"):
         frame = runs
     else:

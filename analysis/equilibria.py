@@ -4,15 +4,19 @@ logit-QRE rationality lambda, memory-one fingerprints and cooperation over round
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask, propensity_table
+from tomarena.envs import GAMES
 from tomarena.errors import ConfigError
 
 LAMBDA_MAX = 50.0
 NASH_COLUMNS = ["model", "framing", "game", "p_cooperate", "nearest_equilibrium", "distance_nearest",
                 "symmetric_equilibrium", "distance_symmetric", "distance_payoff_dominant", "distance_risk_dominant"]
+QRE_COLUMNS = ["model", "framing", "game", "p_cooperate", "lambda", "p_qre", "at_bound"]
 
 
 def _rstp(game: Any) -> dict[str, float]:
@@ -71,11 +75,10 @@ def nash_distance(game: Any, p: float) -> dict[str, Any]:
             "distance_payoff_dominant": dist("payoff_dominant"), "distance_risk_dominant": dist("risk_dominant")}
 
 
-def nash_table(props: Any) -> Any:
-    """nash_distance for every row of a propensity table whose game is a registered symmetric 2x2 game."""
+def per_symmetric_game(props: Any, measure: Callable[[Any, float], dict[str, Any]], columns: list[str]) -> Any:
+    """A table with `measure(game, p(C))` beside model, framing, game and p(C), for every row of a propensity table
+    whose game is a registered symmetric 2x2 game (rows with a NaN p(C) are left out)."""
     import pandas as pd
-
-    from tomarena.envs import GAMES
 
     rows = []
     for r in props.itertuples(index=False):
@@ -83,8 +86,13 @@ def nash_table(props: Any) -> Any:
         if g is None or getattr(g, "rstp", None) is None or not math.isfinite(r.p_cooperate):
             continue
         rows.append({"model": r.model, "framing": r.framing, "game": r.game, "p_cooperate": r.p_cooperate,
-                     **nash_distance(g, r.p_cooperate)})
-    return pd.DataFrame(rows, columns=NASH_COLUMNS)
+                     **measure(g, float(r.p_cooperate))})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def nash_table(props: Any) -> Any:
+    """nash_distance for every row of a propensity table whose game is a registered symmetric 2x2 game."""
+    return per_symmetric_game(props, nash_distance, NASH_COLUMNS)
 
 
 def _advantage(game: Any, p: np.ndarray | float) -> Any:
@@ -148,18 +156,7 @@ def fit_qre_lambda(game: Any, p_obs: float, lam_max: float = LAMBDA_MAX) -> dict
 
 def qre_table(props: Any) -> Any:
     """Fitted lambda per model x game x framing (symmetric 2x2 games of the registry)."""
-    import pandas as pd
-
-    from tomarena.envs import GAMES
-
-    rows = []
-    for r in props.itertuples(index=False):
-        g = GAMES.get(r.game) if r.game in GAMES.ids() else None
-        if g is None or getattr(g, "rstp", None) is None or not math.isfinite(r.p_cooperate):
-            continue
-        rows.append({"model": r.model, "framing": r.framing, "game": r.game, "p_cooperate": r.p_cooperate,
-                     **fit_qre_lambda(g, float(r.p_cooperate))})
-    return pd.DataFrame(rows, columns=["model", "framing", "game", "p_cooperate", "lambda", "p_qre", "at_bound"])
+    return per_symmetric_game(props, fit_qre_lambda, QRE_COLUMNS)
 
 
 STATES = ("CC", "CD", "DC", "DD")
@@ -169,8 +166,6 @@ def fingerprints(frame: Any) -> Any:
     """Memory-one fingerprints per model: P(C | own and co-player's previous executed actions), from two-player
     repeated-play rows of C/D games (exact p_cooperate when known, else the chosen action); with counts n."""
     import pandas as pd
-
-    from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask
 
     df = frame[(frame["kind"] == "tournament") & binary_mask(frame)] if len(frame) else frame
     cols = ["model", "state", "p_cooperate", "n"]
@@ -193,7 +188,5 @@ def fingerprints(frame: Any) -> Any:
 def cooperation_over_rounds(frame: Any) -> Any:
     """p(C) per model x game x round over repeated-play rows (framings pooled), with the same rules as the
     propensity table."""
-    from tomarena.analysis.propensity import propensity_table
-
     df = frame[frame["kind"] == "tournament"] if len(frame) else frame
     return propensity_table(df.assign(framing="*"), by_round=True).drop(columns=["framing"])

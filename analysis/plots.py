@@ -4,6 +4,7 @@ rounds and the cross-play matrix. Each writes one PNG; legends are saved inside 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,6 @@ def short(label: object, width: int = 38) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tight_layout on crowded figures: the PNG is still fine
         if fig.get_layout_engine() is None:

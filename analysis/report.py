@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, tournament
+from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, study_ref, tournament
 from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests, shard_paths
 from tomarena.analysis.render import Section, to_html, to_markdown
 from tomarena.errors import ConfigError
@@ -160,8 +160,6 @@ def headline_table(summary: Any) -> Any:
 def with_study(sums: Mapping[str, Mapping[str, Any]], seed: int = 0) -> Any:
     """The per-set summary as a table, each row with the study's own mean, median, r and CI beside it."""
     import pandas as pd
-
-    from tomarena.analysis import study_ref
 
     ref = study_ref.summary(seed=seed)
     rows = []
