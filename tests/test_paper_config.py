@@ -69,8 +69,18 @@ def test_students_answer_300_letters_at_the_study_decoding(cfg, tiny_model_dir, 
 
 
 def test_finetuning_uses_the_study_recipe(cfg) -> None:
-    ft = load_config(None, {"seed": cfg.seed, **cfg.finetune})
+    ft = cfg.finetune
+    assert ft == load_config(None, {"seed": cfg.seed})  # every key given is the default
     assert (ft.rank, ft.alpha, ft.dropout, ft.targets) == (8, 16, 0.0, ("q_proj", "v_proj"))
     assert (ft.lr, ft.scheduler, ft.epochs) == (5e-5, "cosine", 3)
     assert (ft.batch_size, ft.grad_accum, ft.effective_batch) == (8, 8, 64)
     assert cfg.finetune_config is None
+
+
+def test_arena_runs_use_the_model_service_on_ray(cfg) -> None:
+    from tomarena.pipeline import ArenaStage, plan
+
+    runs = [s for s in plan(cfg) if isinstance(s, ArenaStage)]
+    assert len(runs) == 1 + 3 * 4 - 1 + 1  # teacher sweep, 4 sets x 3 models (teacher in-sample reused), tournament
+    assert {(s.config.executor, s.config.replicas, s.config.max_batch, s.config.seed) for s in runs} == {
+        ("ray", 1, 64, 0)}

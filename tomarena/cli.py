@@ -10,19 +10,26 @@ says which).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from tomarena import __version__
+from tomarena import __version__, catalog
+from tomarena.analysis import commands as analysis_commands
+from tomarena.arena import commands as arena_commands
+from tomarena.arena.config import ExecutionSettings
 from tomarena.errors import ConfigError, TomarenaError
+from tomarena.options import add_flags, flag_values
+from tomarena.outputs import guard_outputs
+from tomarena.pipeline import load_pipeline_config, run_pipeline
+from tomarena.training import commands as training_commands
 
-# layer modules that contribute sub-commands, in the order they appear in --help
-COMMAND_MODULES = ("tomarena.arena.commands", "tomarena.training.commands", "tomarena.analysis.commands")
+#: layer modules that contribute sub-commands, in the order they appear in --help
+COMMAND_MODULES = (arena_commands, training_commands, analysis_commands)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,8 +40,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tomarena import catalog
-
     what = args.what
     if args.axelrod:
         if what != "policies":
@@ -49,17 +54,38 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from tomarena.outputs import guard_outputs
-    from tomarena.pipeline import load_pipeline_config, print_summary, run_pipeline
-
-    cfg = load_pipeline_config(args.config, {"out": args.out, "executor": args.executor,
-                                             "ray_address": args.ray_address})
+    cfg = load_pipeline_config(args.config, {"out": args.out, "run": flag_values(args, ExecutionSettings)})
     root = Path(cfg.out)
     with guard_outputs([root], lambda: any(p.is_file() for p in root.rglob("*")),
                        "re-run the same command to resume"):
         result = run_pipeline(cfg)
     print_summary(result)
     return 0
+
+
+def _figures(h: dict[str, Any]) -> str:
+    """A headline row's mean improvement [CI], median and r, as one fragment."""
+    nan = float("nan")
+    return (f"{h['mean_improvement']:7.1f}% [95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
+            f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}")
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """Print where the report is and the headline figures of a pipeline run, each scenario set beside the study's
+    own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, from the shipped counts)."""
+    print(f"\nreport: {result['report']}")
+    study = (result.get("headline") or {}).get("study") or {}
+    for name, h in (result.get("headline") or {}).get("alignment", {}).items():
+        if not isinstance(h, dict) or h.get("mean_improvement") is None:
+            continue
+        print(f"  {name:<13} improvement {_figures(h)}  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
+        if study.get(name):
+            print(f"  {'':<13} the study   {_figures(study[name])}  (LLaMa-2-7b -> LoRA vs 70b)")
+    top = (result.get("headline") or {}).get("tournament_top3") or []
+    if top:
+        ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
+        print("  tournament top 3: " + ranked)
+    print("  stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
 
 
 def _shards(run_dir: Path) -> bool:
@@ -108,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "complete, so re-running the same command resumes an interrupted pipeline.")
     p.add_argument("--config", required=True, help="pipeline YAML")
     p.add_argument("--out", help="run directory (overrides the config's `out`)")
-    p.add_argument("--executor", choices=["local", "ray"], help="override the config's executor")
-    p.add_argument("--ray-address", help="join this Ray cluster")
+    add_flags(p.add_argument_group("execution of every arena run (override the config's `run:` section)"),
+              ExecutionSettings, show_defaults=False)
     p.set_defaults(func=_pipeline)
     for mod in COMMAND_MODULES:
-        importlib.import_module(mod).add_commands(sub)
+        mod.add_commands(sub)
     return parser
 
 
@@ -122,8 +148,6 @@ def _run_command(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
     if outputs is None:
         return int(args.func(args) or 0)
-    from tomarena.outputs import guard_outputs
-
     with guard_outputs(*outputs):
         return int(args.func(args) or 0)
 

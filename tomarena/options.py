@@ -167,22 +167,22 @@ def _default_text(info: FieldInfo) -> str | None:
     return str(value)
 
 
-def field_help(info: FieldInfo) -> str:
+def field_help(info: FieldInfo, show_default: bool = True) -> str:
     """A field's description and its default, as --help shows them ('%' escaped for argparse)."""
     text = info.description or ""
-    default = _default_text(info)
+    default = _default_text(info) if show_default else None
     if default is not None:
         text = f"{text} (default: {default})" if text else f"default: {default}"
     return text.replace("%", "%%")
 
 
-def flag_kwargs(name: str, info: FieldInfo) -> dict[str, Any]:
+def flag_kwargs(name: str, info: FieldInfo, show_default: bool = True) -> dict[str, Any]:
     """argparse keywords for a field: bool -> --x/--no-x, Literal -> choices, list/tuple -> repeatable comma
     list, int/float/str -> that type. Every default is None, so a flag not given overrides nothing."""
     kinds = [t for t in _members(info.annotation) if t is not type(None)]
     ann = kinds[0] if len(kinds) == 1 else None
     origin = typing.get_origin(ann)
-    kw: dict[str, Any] = {"dest": name, "default": None, "help": field_help(info)}
+    kw: dict[str, Any] = {"dest": name, "default": None, "help": field_help(info, show_default)}
     if ann is bool:
         return kw | {"action": argparse.BooleanOptionalAction}
     if origin is Literal:
@@ -196,14 +196,15 @@ def flag_kwargs(name: str, info: FieldInfo) -> dict[str, Any]:
 
 
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel],
-              exclude: Collection[str] = (), aliases: Mapping[str, Sequence[str]] | None = None) -> list[str]:
-    """Add a flag for every field of `model` except `exclude` (`aliases`: more option strings of a field);
-    returns the fields added."""
+              exclude: Collection[str] = (), aliases: Mapping[str, Sequence[str]] | None = None,
+              show_defaults: bool = True) -> list[str]:
+    """Add a flag for every field of `model` except `exclude` (`aliases`: more option strings of a field;
+    `show_defaults`: False where a config file, not the model, supplies them); returns the fields added."""
     added = []
     for name, info in model.model_fields.items():
         if name in exclude:
             continue
-        parser.add_argument(flag_name(name), *(aliases or {}).get(name, ()), **flag_kwargs(name, info))
+        parser.add_argument(flag_name(name), *(aliases or {}).get(name, ()), **flag_kwargs(name, info, show_defaults))
         added.append(name)
     return added
 

@@ -9,19 +9,35 @@ Stages, each writing under the pipeline's run directory and skipped on re-run on
   measure_student/                   the fine-tuned student measured the same way
   tournament/                        round-robin of teacher, base, fine-tuned student and classic strategies
   report/                            report.html, report.md, plots and tables; pipeline.json: headline and timings
+
+Each stage is a small object (`Stage`): one completeness check over what it writes, its own timing and its own log
+line. `plan` lists them in order; `run_pipeline` executes each (or skips it when complete) and writes pipeline.json.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tomarena.agents.resolve import resolve_policy
+from tomarena.analysis import study_ref
+from tomarena.analysis.report import build_report
+from tomarena.api import run_config
+from tomarena.arena.config import ExecutionSettings, RunConfig, scenario_set, validate_config
+from tomarena.arena.export import export_traces
+from tomarena.envs.framings import get_framing
+from tomarena.envs.games import get_game
 from tomarena.errors import ConfigError
+from tomarena.files import write_text_atomic
+from tomarena.options import CommaList, read_yaml, validate
+from tomarena.training.config import FinetuneConfig
+from tomarena.training.finetune import finetune
 
 
 class _Strict(BaseModel):
@@ -32,29 +48,37 @@ class TeacherStage(_Strict):
     """How the teacher produces training traces."""
 
     samples: int = Field(default=4, ge=1, description="motivated answers per in-sample scenario")
-    repeated_opponents: list[str] = Field(default_factory=list, description="classic opponents in repeated games")
-    repeated_games: list[str] = Field(default_factory=lambda: ["prisoners_dilemma"])
-    repeated_framings: list[str] = Field(default_factory=lambda: ["business"])
-    rounds: int = Field(default=5, ge=1)
-    max_per_scenario: int | None = Field(default=None, ge=1)
+    repeated_opponents: CommaList = Field(default_factory=list,
+                                          description="classic opponents in repeated games (none: one-shot only)")
+    repeated_games: CommaList = Field(default_factory=lambda: ["prisoners_dilemma"],
+                                      description="games of the repeated matches")
+    repeated_framings: CommaList = Field(default_factory=lambda: ["business"],
+                                         description="framings of the repeated matches")
+    rounds: int = Field(default=5, ge=1, description="rounds per repeated match")
+    max_per_scenario: int | None = Field(default=None, ge=1,
+                                         description="at most this many training examples per game x framing")
 
 
 class MeasureStage(_Strict):
     """Which scenario sets are measured, and how many samples when a policy cannot be scored exactly."""
 
-    sets: list[str] = Field(default_factory=lambda: ["in_sample", "oos_framings", "oos_games", "donation"])
-    samples: int | None = Field(default=None, ge=1)
-    donation_framings: list[str] = Field(default_factory=lambda: ["none"])
+    sets: CommaList = Field(default_factory=lambda: ["in_sample", "oos_framings", "oos_games", "donation"],
+                            description="scenario sets measured for the base, teacher and fine-tuned student")
+    samples: int | None = Field(default=None, ge=1,
+                                description="sampled answers per scenario (none: exact scoring)")
+    donation_framings: CommaList = Field(default_factory=lambda: ["none"],
+                                         description="framings of the donation set")
 
 
 class TournamentStage(_Strict):
     """The closing round-robin."""
 
-    classics: list[str] = Field(default_factory=lambda: ["classic/tit_for_tat", "classic/always_defect"])
-    games: list[str] = Field(default_factory=lambda: ["prisoners_dilemma"])
-    framings: list[str] = Field(default_factory=lambda: ["business"])
-    rounds: int = Field(default=5, ge=1)
-    repetitions: int = Field(default=1, ge=1)
+    classics: CommaList = Field(default_factory=lambda: ["classic/tit_for_tat", "classic/always_defect"],
+                                description="classic strategies beside teacher, base and fine-tuned student")
+    games: CommaList = Field(default_factory=lambda: ["prisoners_dilemma"], description="games of the round-robin")
+    framings: CommaList = Field(default_factory=lambda: ["business"], description="framings of the round-robin")
+    rounds: int = Field(default=5, ge=1, description="rounds per match")
+    repetitions: int = Field(default=1, ge=1, description="repetitions of every match")
 
 
 class PipelineConfig(_Strict):
@@ -65,44 +89,67 @@ class PipelineConfig(_Strict):
     REQUIRED_KEYS: ClassVar[tuple[str, ...]] = ("out", "teacher", "student", "teacher_stage", "measure",
                                                 "finetune|finetune_config", "tournament")
     defaults: bool = Field(default=False, description="take the default of every key the file leaves out")
-    out: str = "runs/pipeline"
-    seed: int = 0
-    teacher: str = "study/llama2-70b"
-    student: str = "llm/smollm2-135m-instruct"
+    out: str = Field(default="runs/pipeline", description="run directory of the whole pipeline")
+    seed: int = Field(default=0, description="seed of every arena run and (unless finetune sets one) the "
+                      "fine-tuning")
+    teacher: str = Field(default="study/llama2-70b", description="policy spec of the teacher")
+    student: str = Field(default="llm/smollm2-135m-instruct", description="policy spec of the base student")
     student_adapter_option: str = Field(default="adapter", description="spec option that attaches an adapter")
-    executor: str = Field(default="local", pattern="^(local|ray)$")
-    ray_address: str | None = None
-    teacher_stage: TeacherStage = Field(default_factory=TeacherStage)
-    measure: MeasureStage = Field(default_factory=MeasureStage)
-    finetune: dict[str, Any] = Field(default_factory=dict, description="training config keys (see finetune)")
-    finetune_config: str | None = Field(default=None, description="YAML file of training settings")
-    tournament: TournamentStage = Field(default_factory=TournamentStage)
+    run: ExecutionSettings = Field(default_factory=ExecutionSettings,
+                                   description="execution settings of every arena run (executor, ray_address, "
+                                   "workers, chunk_size, replicas, concurrency, max_batch, batch_wait_ms)")
+    teacher_stage: TeacherStage = Field(default_factory=TeacherStage, description="how the teacher makes traces")
+    measure: MeasureStage = Field(default_factory=MeasureStage, description="the propensity measurements")
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig,
+                                     description="fine-tuning settings (see `tomarena finetune --help`); they "
+                                     "override those of finetune_config")
+    finetune_config: str | None = Field(default=None, description="YAML file of fine-tuning settings")
+    tournament: TournamentStage = Field(default_factory=TournamentStage, description="the closing round-robin")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finetune_seed(cls, data: Any) -> Any:
+        """The fine-tuning seed is the pipeline's unless `finetune:` sets its own."""
+        if isinstance(data, dict) and isinstance(data.get("finetune", {}), dict):
+            data = {**data, "finetune": {"seed": data.get("seed", 0), **data.get("finetune", {})}}
+        return data
+
+
+#: top-level keys of older pipeline files, now read into `run:`
+LEGACY_RUN_KEYS = ("executor", "ray_address")
+
+
+def _merge_sections(data: dict[str, Any], where: Path, run: dict[str, Any]) -> None:
+    """Fold older top-level run keys and the `run` overrides into `run:`, and the finetune_config file under the
+    inline `finetune:` keys (the file's seed gives way to the pipeline's, as the inline keys do not)."""
+    moved = {k: data.pop(k) for k in LEGACY_RUN_KEYS if k in data}
+    section = data.get("run", {})
+    if isinstance(section, dict) and (moved or run):
+        clash = sorted(set(moved) & set(section))
+        if clash:
+            raise ConfigError(f"pipeline config {where} sets {', '.join(clash)} both at the top level and under "
+                              "`run:`; keep the one under `run:`")
+        data["run"] = {**section, **moved, **run}
+    if isinstance(data.get("finetune_config"), str) and isinstance(data.get("finetune", {}), dict):
+        ft_path = Path(data["finetune_config"])
+        values = read_yaml(ft_path, "fine-tuning config file", section="finetune")
+        validate(FinetuneConfig, values, "fine-tuning", f"config file {ft_path}")
+        values.pop("seed", None)
+        data["finetune"] = {**values, **data.get("finetune", {})}
 
 
 def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Read and validate a pipeline YAML; problems become one-line ConfigErrors. Keys of the file are checked first
-    (unknown keys, bad values, unknown scenario sets), then that it sets every one of REQUIRED_KEYS (after the
-    overrides, so `--out` counts) unless it says `defaults: true`."""
+    """Read and validate a pipeline YAML; problems become one-line ConfigErrors. `overrides` (flags): `out` and
+    `run` (execution settings), None values ignored. Keys of the file are checked first (unknown keys, bad
+    values, unknown scenario sets), then that it sets every one of REQUIRED_KEYS (after the overrides, so `--out`
+    counts) unless it says `defaults: true`."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"pipeline config {p} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"pipeline config {p} is a directory, not a YAML file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"pipeline config {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(f"pipeline config {p} must be a mapping, got {type(data).__name__}")
+    data = read_yaml(p, "pipeline config")
     empty = not data
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        cfg = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"])
-        raise ConfigError(f"pipeline config {p}: {where}: {e['msg']}") from exc
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None and k != "run"}
+    data.update(flags)
+    _merge_sections(data, p, {k: v for k, v in ((overrides or {}).get("run") or {}).items() if v is not None})
+    cfg = validate(PipelineConfig, data, "pipeline", f"pipeline config {p}", flags)
     scenario_sets(cfg.measure.sets, cfg.measure.donation_framings)
     missing = [k for k in PipelineConfig.REQUIRED_KEYS if not any(alt in data for alt in k.split("|"))]
     if missing and not cfg.defaults:
@@ -115,8 +162,6 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
 def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tuple[list[str], list[str]]]:
     """(games, framings) of each named scenario set: the study's sets as the arena defines them, plus the
     donation game in `donation_framings`."""
-    from tomarena.arena.config import scenario_set
-
     known = {name: scenario_set(name) for name in ("in_sample", "oos_framings", "oos_games")}
     known["donation"] = (["donation"], donation_framings)
     for s in sets:
@@ -125,101 +170,191 @@ def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tu
     return {s: known[s] for s in sets}
 
 
-def _complete(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").is_file()
-
-
-def _run_stage(name: str, run_dir: Path, cfg_dict: dict[str, Any], log: list[str]) -> Path:
-    """Run (or resume, or skip when complete) one arena run."""
-    from tomarena.api import run_config
-    from tomarena.arena.config import validate_config
-
-    t0 = time.perf_counter()
-    if _complete(run_dir):
-        log.append(f"{name}: complete, skipped")
-        return run_dir
-    print(f"[pipeline] {name} -> {run_dir}", flush=True)
-    run_config(validate_config(cfg_dict), run_dir, resume=(run_dir / "manifest.json").exists())
-    log.append(f"{name}: {time.perf_counter() - t0:.1f}s")
-    return run_dir
-
-
 def student_with_adapter(cfg: PipelineConfig, adapter: Path) -> str:
     """The policy spec of the fine-tuned student: the base student's spec plus its adapter option."""
     sep = "&" if "?" in cfg.student else "?"
     return f"{cfg.student}{sep}{cfg.student_adapter_option}={adapter.resolve()}"
 
 
-def _measure(cfg: PipelineConfig, root: Path, role: str, policy: str, timings: dict, log: list[str]) -> list[Path]:
-    runs = []
-    for set_name, (games, framings) in scenario_sets(cfg.measure.sets, cfg.measure.donation_framings).items():
-        if role == "teacher" and set_name == "in_sample" and cfg.measure.samples == cfg.teacher_stage.samples:
-            runs.append(root / "teacher_sweep")  # the same sweep (policy, scenarios, samples, seed): not twice
-            continue
-        d = {"kind": "sweep", "policies": [policy], "games": games, "framings": framings, "seed": cfg.seed,
-             "samples": cfg.measure.samples, "executor": cfg.executor, "ray_address": cfg.ray_address,
-             "roles": {role: policy}}
+# ---- stages ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage did this session: its timings key, its log line and its seconds."""
+
+    key: str
+    line: str
+    seconds: float
+
+
+@dataclass
+class Stage(ABC):
+    """One step of the pipeline, writing `out`: `complete()` says whether `out` is done (then it is skipped),
+    `build()` makes it; `key` names the pipeline.json timing it counts toward, `label` its log line."""
+
+    key: str
+    label: str
+    out: Path
+
+    @abstractmethod
+    def complete(self) -> bool:
+        """Whether this stage's output is complete."""
+
+    @abstractmethod
+    def build(self) -> None:
+        """Make (or resume) this stage's output."""
+
+    def execute(self) -> StageRecord:
+        """Build the output unless it is complete; the stage's log line and time."""
         t0 = time.perf_counter()
-        runs.append(_run_stage(f"measure {role} {set_name}", root / f"measure_{role}" / set_name, d, log))
-        timings[f"measure_{role}"] = timings.get(f"measure_{role}", 0.0) + time.perf_counter() - t0
-    return runs
+        if self.complete():
+            return StageRecord(self.key, f"{self.label}: complete, skipped", time.perf_counter() - t0)
+        print(f"[pipeline] {self.label} -> {self.out}", flush=True)
+        self.build()
+        seconds = time.perf_counter() - t0
+        return StageRecord(self.key, f"{self.label}: {seconds:.1f}s", seconds)
 
 
-def _teacher(cfg: PipelineConfig, root: Path, timings: dict, log: list[str]) -> Path:
-    from tomarena.arena.config import scenario_set
-    from tomarena.arena.export import export_traces
+@dataclass
+class ArenaStage(Stage):
+    """One arena run (sweep or tournament); complete once its summary.json exists."""
 
-    t0 = time.perf_counter()
+    config: RunConfig
+
+    def complete(self) -> bool:
+        """summary.json is written last, so it marks a complete run."""
+        return (self.out / "summary.json").is_file()
+
+    def build(self) -> None:
+        """Play the run (resuming a started one) and write its summary tables."""
+        run_config(self.config, self.out, resume=(self.out / "manifest.json").exists())
+
+
+@dataclass
+class TracesStage(Stage):
+    """The teacher's answers in `runs` exported as one TRL chat JSONL."""
+
+    runs: list[Path]
+    teacher: str
+    max_per_scenario: int | None
+
+    def complete(self) -> bool:
+        """The JSONL is written atomically, so its presence marks it complete."""
+        return self.out.is_file()
+
+    def build(self) -> None:
+        """Export each run into a part file, then join the parts into `out`."""
+        parts = [self.out.with_name(f"part{i}.jsonl") for i in range(len(self.runs))]
+        for run, part in zip(self.runs, parts, strict=True):
+            export_traces(run, self.teacher, part, max_per_scenario=self.max_per_scenario)
+        write_text_atomic(self.out, "".join(p.read_text(encoding="utf-8") for p in parts))
+
+
+@dataclass
+class FinetuneStage(Stage):
+    """The LoRA student trained on the teacher's traces; complete once its adapter manifest exists."""
+
+    traces: Path
+    base: str
+    config: FinetuneConfig
+
+    def complete(self) -> bool:
+        """The adapter's manifest is written last."""
+        return (self.out / "tomarena_finetune.json").is_file()
+
+    def build(self) -> None:
+        """Fine-tune, resuming from the checkpoint an interrupted session left."""
+        resume = (self.out.parent / (self.out.name + ".partial")).is_dir()
+        finetune(self.traces, self.base, self.out, self.config, resume=resume)
+
+
+@dataclass
+class ReportStage(Stage):
+    """The report over every measurement and the tournament, and the headline figures (report/headline.json);
+    complete when the headline is newer than every run it was made from."""
+
+    runs: list[Path]
+    tournament: Path
+    roles: dict[str, str]
+    seed: int
+
+    @property
+    def headline_path(self) -> Path:
+        """Where the headline figures are kept."""
+        return self.out / "headline.json"
+
+    def complete(self) -> bool:
+        """The headline exists and no run was completed after it."""
+        if not self.headline_path.is_file():
+            return False
+        made = self.headline_path.stat().st_mtime
+        return all((r / "summary.json").stat().st_mtime <= made for r in [*self.runs, self.tournament])
+
+    def build(self) -> None:
+        """Write the report, then the headline: alignment per set, the study's own figures, the top 3."""
+        import pandas as pd
+
+        report = build_report([*self.runs, self.tournament], self.out, roles=self.roles, seed=self.seed)
+        top3 = pd.read_csv(self.tournament / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]]
+        headline = {"alignment": report.headline, "study": study_ref.headline(seed=self.seed),
+                    "tournament_top3": top3.to_dict("records")}
+        write_text_atomic(self.headline_path, json.dumps(headline, indent=2, default=_plain))
+
+    def headline(self) -> dict[str, Any]:
+        """The headline figures the last build wrote."""
+        return json.loads(self.headline_path.read_text(encoding="utf-8"))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers for JSON, anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def plan(cfg: PipelineConfig) -> list[Stage]:
+    """Every stage of the pipeline in the order they run; the report comes last."""
+    root = Path(cfg.out)
     ts = cfg.teacher_stage
+
+    def arena(key: str, label: str, out: str, **settings: Any) -> ArenaStage:
+        config = validate_config({**cfg.run.model_dump(), "seed": cfg.seed, **settings})
+        return ArenaStage(key, label, root / out, config=config)
+
     games, framings = scenario_set("in_sample")
-    sweep = _run_stage("teacher sweep", root / "teacher_sweep", {
-        "kind": "sweep", "policies": [cfg.teacher], "games": games, "framings": framings,
-        "samples": ts.samples, "seed": cfg.seed, "executor": cfg.executor, "ray_address": cfg.ray_address}, log)
-    runs = [sweep]
+    teacher = [arena("teacher", "teacher sweep", "teacher_sweep", kind="sweep", policies=[cfg.teacher],
+                     games=games, framings=framings, samples=ts.samples)]
     if ts.repeated_opponents:
-        runs.append(_run_stage("teacher repeated", root / "teacher_repeated", {
-            "policies": [cfg.teacher, *ts.repeated_opponents], "games": ts.repeated_games,
-            "framings": ts.repeated_framings, "rounds": ts.rounds, "self_play": False, "seed": cfg.seed,
-            "executor": cfg.executor, "ray_address": cfg.ray_address}, log))
-    out = root / "traces" / "teacher.jsonl"
-    if not out.exists():
-        parts = []
-        for i, r in enumerate(runs):
-            part = root / "traces" / f"part{i}.jsonl"
-            export_traces(r, cfg.teacher, part, max_per_scenario=ts.max_per_scenario)
-            parts.append(part)
-        tmp = out.with_name(".teacher.jsonl.tmp")
-        tmp.write_text("".join(p.read_text(encoding="utf-8") for p in parts), encoding="utf-8")
-        tmp.replace(out)
-    timings["teacher"] = time.perf_counter() - t0
-    return out
-
-
-def _finetune(cfg: PipelineConfig, traces: Path, adapter: Path, timings: dict, log: list[str]) -> None:
-    from tomarena.training.config import load_config
-    from tomarena.training.finetune import finetune
-
-    t0 = time.perf_counter()
-    if (adapter / "tomarena_finetune.json").is_file():
-        log.append("finetune: complete, skipped")
-        return
-    print(f"[pipeline] finetune -> {adapter}", flush=True)
-    path = Path(cfg.finetune_config) if cfg.finetune_config else None
-    ft_cfg = load_config(path, {"seed": cfg.seed, **cfg.finetune})
-    resume = (adapter.parent / (adapter.name + ".partial")).is_dir()
-    finetune(traces, cfg.student, adapter, ft_cfg, resume=resume)
-    timings["finetune"] = time.perf_counter() - t0
-    log.append(f"finetune: {timings['finetune']:.1f}s")
+        teacher.append(arena("teacher", "teacher repeated", "teacher_repeated",
+                             policies=[cfg.teacher, *ts.repeated_opponents], games=ts.repeated_games,
+                             framings=ts.repeated_framings, rounds=ts.rounds, self_play=False))
+    traces = TracesStage("teacher", "teacher traces", root / "traces" / "teacher.jsonl",
+                         runs=[s.out for s in teacher], teacher=cfg.teacher, max_per_scenario=ts.max_per_scenario)
+    adapter = FinetuneStage("finetune", "finetune", root / "adapter", traces=traces.out, base=cfg.student,
+                            config=cfg.finetune)
+    student = student_with_adapter(cfg, adapter.out)
+    measured: list[Path] = []
+    measures: dict[str, list[Stage]] = {}
+    for role, policy in (("base", cfg.student), ("teacher", cfg.teacher), ("student", student)):
+        measures[role] = []
+        for name, (games, framings) in scenario_sets(cfg.measure.sets, cfg.measure.donation_framings).items():
+            if role == "teacher" and name == "in_sample" and cfg.measure.samples == ts.samples:
+                measured.append(teacher[0].out)  # the same sweep (policy, scenarios, samples, seed): not twice
+                continue
+            measures[role].append(arena(f"measure_{role}", f"measure {role} {name}", f"measure_{role}/{name}",
+                                        kind="sweep", policies=[policy], games=games, framings=framings,
+                                        samples=cfg.measure.samples, roles={role: policy}))
+            measured.append(measures[role][-1].out)
+    t = cfg.tournament
+    tour = arena("tournament", "tournament", "tournament", policies=[cfg.teacher, cfg.student, student, *t.classics],
+                 games=t.games, framings=t.framings, rounds=t.rounds, repetitions=t.repetitions)
+    report = ReportStage("report", "report", root / "report", runs=measured, tournament=tour.out, seed=cfg.seed,
+                         roles={"teacher": cfg.teacher, "base": cfg.student, "student": student})
+    return [*teacher, traces, *measures["base"], *measures["teacher"], adapter, *measures["student"], tour, report]
 
 
 def check_pipeline(cfg: PipelineConfig) -> None:
-    """Catch every config mistake before the first stage runs: scenario sets, games, framings, policy specs
-    (without loading any model) and the fine-tuning settings."""
-    from tomarena.agents.resolve import resolve_policy
-    from tomarena.envs.framings import get_framing
-    from tomarena.envs.games import get_game
-    from tomarena.training.config import load_config
-
+    """Catch every config mistake before the first stage runs: scenario sets, games, framings and policy specs
+    (without loading any model); the fine-tuning settings were checked when the config was read."""
     scenario_sets(cfg.measure.sets, cfg.measure.donation_framings)
     stage = cfg.teacher_stage
     for game in [*stage.repeated_games, *cfg.tournament.games]:
@@ -228,71 +363,23 @@ def check_pipeline(cfg: PipelineConfig) -> None:
         get_framing(framing)
     for spec in [cfg.teacher, cfg.student, *stage.repeated_opponents, *cfg.tournament.classics]:
         resolve_policy(spec)  # models load lazily: this checks names, options and paths only
-    load_config(Path(cfg.finetune_config) if cfg.finetune_config else None, {"seed": cfg.seed, **cfg.finetune})
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run every stage (skipping complete ones) and return the headline figures and where the report is."""
-    import pandas as pd
-
-    from tomarena.analysis.report import build_report
-
+    """Run every stage (skipping complete ones), write pipeline.json and return it: where the report is, the
+    headline figures, the roles, each stage's seconds this session and the log."""
     check_pipeline(cfg)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    log: list[str] = []
     t_all = time.perf_counter()
-    traces = _teacher(cfg, root, timings, log)
-    base_runs = _measure(cfg, root, "base", cfg.student, timings, log)
-    teacher_runs = _measure(cfg, root, "teacher", cfg.teacher, timings, log)
-    adapter = root / "adapter"
-    _finetune(cfg, traces, adapter, timings, log)
-    student = student_with_adapter(cfg, adapter)
-    student_runs = _measure(cfg, root, "student", student, timings, log)
-    t0 = time.perf_counter()
-    tour = _run_stage("tournament", root / "tournament", {
-        "policies": [cfg.teacher, cfg.student, student, *cfg.tournament.classics], "games": cfg.tournament.games,
-        "framings": cfg.tournament.framings, "rounds": cfg.tournament.rounds,
-        "repetitions": cfg.tournament.repetitions, "seed": cfg.seed, "executor": cfg.executor,
-        "ray_address": cfg.ray_address}, log)
-    timings["tournament"] = time.perf_counter() - t0
-    roles = {"teacher": cfg.teacher, "base": cfg.student, "student": student}
-    t0 = time.perf_counter()
-    report = build_report([*base_runs, *teacher_runs, *student_runs, tour], root / "report", roles=roles,
-                          seed=cfg.seed)
-    top3 = pd.read_csv(tour / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]].to_dict("records")
-    from tomarena.analysis import study_ref
-
-    headline = {"alignment": report.headline, "study": study_ref.headline(seed=cfg.seed), "tournament_top3": top3}
-    timings["report"] = time.perf_counter() - t0
+    stages = plan(cfg)
+    records = [stage.execute() for stage in stages]
+    report = next(s for s in stages if isinstance(s, ReportStage))
+    timings: dict[str, float] = {}
+    for r in records:
+        timings[r.key] = timings.get(r.key, 0.0) + r.seconds
     timings["total_this_session"] = time.perf_counter() - t_all
-    result = {"report": str(report.html), "headline": headline, "roles": roles,
-              "timings_s": {k: round(v, 1) for k, v in timings.items()}, "log": log}
-    (root / "pipeline.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    result = {"report": str(report.out / "report.html"), "headline": report.headline(), "roles": report.roles,
+              "timings_s": {k: round(v, 1) for k, v in timings.items()}, "log": [r.line for r in records]}
+    write_text_atomic(root / "pipeline.json", json.dumps(result, indent=2, default=str))
     return result
-
-
-def _figures(h: dict[str, Any]) -> str:
-    """A headline row's mean improvement [CI], median and r, as one fragment."""
-    nan = float("nan")
-    return (f"{h['mean_improvement']:7.1f}% [95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
-            f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}")
-
-
-def print_summary(result: dict[str, Any]) -> None:
-    """Print where the report is and the headline figures of a pipeline run, each scenario set beside the study's
-    own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, from the shipped counts)."""
-    print(f"\nreport: {result['report']}")
-    study = (result.get("headline") or {}).get("study") or {}
-    for name, h in (result.get("headline") or {}).get("alignment", {}).items():
-        if not isinstance(h, dict) or h.get("mean_improvement") is None:
-            continue
-        print(f"  {name:<13} improvement {_figures(h)}  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
-        if study.get(name):
-            print(f"  {'':<13} the study   {_figures(study[name])}  (LLaMa-2-7b -> LoRA vs 70b)")
-    top = (result.get("headline") or {}).get("tournament_top3") or []
-    if top:
-        ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
-        print("  tournament top 3: " + ranked)
-    print("  stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
