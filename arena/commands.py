@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,25 @@ class ExportOptions(BaseModel):
     rounds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(split_commas)] = Field(
         default_factory=list, description="only these round indices (comma list, from 0)")
     max_per_scenario: int | None = Field(None, ge=1, description="at most this many examples per game x framing")
+
+
+#: `tomarena tournament` and `tomarena sweep`: (one-line help, description)
+RUN_COMMANDS = {
+    "tournament": ("round-robin of policies in repeated games, stored as traces", """
+Play every group of policies (with or without self-play) in every game x framing, repeated, into a run directory:
+traces/*.parquet, manifest.json, standings.csv, crossplay.csv, compositions.csv, seats.csv. A group is every
+multiset of the game's seats drawn from --policies (pairs in two-player games); in n-player and asymmetric games
+each group also plays every cyclic rotation of its seats, so every policy sits in every seat equally often.
+Standings do not depend on the order of --policies. Cooperation: share of C in C/D games, share of the endowment
+given in the donation game."""),
+    "sweep": ("one-shot scenario grid per policy (the study's propensity measurement)", """
+Ask each policy alone every game x framing scenario once (exact scoring) or --samples times (sampled answers), as
+the study did. Exact scoring: P(C) = P(first answer token = C | first token in {C, D}) under the letter prompt, from
+one forward pass (no temperature, top-p or parser; the mass on neither letter is recorded as other_mass). The
+study's own estimator: --samples 300 with a policy spec ending 'mode=generate&protocol=letter&decoding=study'
+(temperature 0.8, top-p 0.9, repetition penalty 1.1, D iff a standalone D appears). Writes propensities.csv (P(C),
+CI, other_mass per model x framing x game; donations.csv for donation scenarios) and prints it."""),
+}
 
 
 def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
@@ -123,27 +143,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the arena's sub-commands to the `tomarena` parser."""
-    t = sub.add_parser("tournament", help="round-robin of policies in repeated games, stored as traces",
-                       description="Play every group of policies (with or without self-play) in every game x framing, "
-                       "repeated, into a run directory: traces/*.parquet, manifest.json, standings.csv, crossplay.csv, "
-                       "compositions.csv, seats.csv. A group is every multiset of the game's seats drawn from "
-                       "--policies (pairs in two-player games); in n-player and asymmetric games each group also "
-                       "plays every cyclic rotation of its seats, so every policy sits in every seat equally often. "
-                       "Standings do not depend on the order of --policies. Cooperation: share of C in C/D games, "
-                       "share of the endowment given in the donation game.")
-    _run_flags(t, "tournament")
-    t.set_defaults(func=lambda a: _run(a, "tournament"))
-    s = sub.add_parser("sweep", help="one-shot scenario grid per policy (the study's propensity measurement)",
-                       description="Ask each policy alone every game x framing scenario once (exact scoring) or "
-                       "--samples times (sampled answers), as the study did. Exact scoring: P(C) = P(first answer "
-                       "token = C | first token in {C, D}) under the letter prompt, from one forward pass (no "
-                       "temperature, top-p or parser; the mass on neither letter is recorded as other_mass). The "
-                       "study's own estimator: --samples 300 with a policy spec ending "
-                       "'mode=generate&protocol=letter&decoding=study' (temperature 0.8, top-p 0.9, repetition "
-                       "penalty 1.1, D iff a standalone D appears). Writes propensities.csv (P(C), CI, other_mass per "
-                       "model x framing x game; donations.csv for donation scenarios) and prints it.")
-    _run_flags(s, "sweep")
-    s.set_defaults(func=lambda a: _run(a, "sweep"))
+    for kind, (short, description) in RUN_COMMANDS.items():
+        p = sub.add_parser(kind, help=short, description=" ".join(description.split()))
+        _run_flags(p, kind)
+        p.set_defaults(func=functools.partial(_run, kind=kind))
     p = sub.add_parser("play", help="one match with a readable transcript",
                        description="Play one repeated match between two policies and print it round by round.")
     p.add_argument("a", help="policy of player_0")

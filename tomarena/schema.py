@@ -10,39 +10,45 @@ from typing import Any
 
 DICT = "dictionary<string>"
 
-#: (column, arrow type name, nullable, meaning). "dictionary<string>": a string column of few distinct values, stored
-#: dictionary-encoded (int32 codes into the distinct strings); it reads back as a pandas categorical.
-COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
-    ("run_id", DICT, False, "id of the run directory that wrote the row"),
-    ("kind", DICT, False, "'tournament' (repeated matches) or 'sweep' (one-shot scenario grid)"),
-    ("episode_id", DICT, False, "match_key + '#' + repetition; unique within a run"),
-    ("match_key", DICT, False, "policies | game | framing of the match"),
-    ("repetition", "int64", False, "repetition index of the match"),
-    ("seed", "int64", False, "seed derived from (run seed, match key, repetition)"),
-    ("game", DICT, False, "game id"),
-    ("framing", DICT, False, "framing id"),
-    ("horizon", "int64", True, "number of rounds, null when the end is uncertain"),
-    ("round", "int64", False, "round index from 0"),
-    ("agent", DICT, False, "player_0, player_1, ..."),
-    ("policy", DICT, False, "label of the policy that played (its spec)"),
-    ("opponents", DICT, False, "labels of the co-players, comma separated ('' in sweeps)"),
-    ("intended_action", "int64", False, "action the policy chose"),
-    ("action", "int64", False, "action executed (differs from intended only under noise)"),
-    ("action_label", DICT, False, "label of the executed action (C, D, or the contribution)"),
-    ("probs", "list<double>", True, "probability of each action when the policy knows it"),
-    ("p_cooperate", "double", True, "probability of action 0 (C) when known"),
-    ("source", DICT, False, "rule | strategist | llm | fallback | replay (recorded study data) | replay-model"),
-    ("protocol", DICT, True, "prompt protocol (letter | motivation | repeated...) for LLM-style policies"),
-    ("prompt", "string", True, "the chat messages shown to the policy, as JSON"),
-    ("completion", "string", True, "the text the policy wrote (answer and motivation)"),
-    ("parse_status", DICT, True, "ok | scored | default (study parser: no D, counted C) | failed | fallback"),
-    ("prompt_tokens", "int64", True, "prompt length in tokens"),
-    ("completion_tokens", "int64", True, "completion length in tokens"),
-    ("other_mass", "double", True, "probability mass on neither label (scoring mode)"),
-    ("error", "string", True, "backend failure text after retries, if any"),
-    ("reward", "double", True, "payoff of this round (null in sweeps without a co-player)"),
-    ("cumulative_reward", "double", True, "payoff so far including this round"),
-)
+#: the columns, one per line: name, arrow type ("dict": a string column of few distinct values, stored
+#: dictionary-encoded as int32 codes into the distinct strings; it reads back as a pandas categorical), "null" when
+#: the column may be null ("-" when not), and what it means
+_TABLE = """
+run_id             dict         -     id of the run directory that wrote the row
+kind               dict         -     'tournament' (repeated matches) or 'sweep' (one-shot scenario grid)
+episode_id         dict         -     match_key + '#' + repetition; unique within a run
+match_key          dict         -     policies | game | framing of the match
+repetition         int64        -     repetition index of the match
+seed               int64        -     seed derived from (run seed, match key, repetition)
+game               dict         -     game id
+framing            dict         -     framing id
+horizon            int64        null  number of rounds, null when the end is uncertain
+round              int64        -     round index from 0
+agent              dict         -     player_0, player_1, ...
+policy             dict         -     label of the policy that played (its spec)
+opponents          dict         -     labels of the co-players, comma separated ('' in sweeps)
+intended_action    int64        -     action the policy chose
+action             int64        -     action executed (differs from intended only under noise)
+action_label       dict         -     label of the executed action (C, D, or the contribution)
+probs              list<double> null  probability of each action when the policy knows it
+p_cooperate        double       null  probability of action 0 (C) when known
+source             dict         -     rule | strategist | llm | fallback | replay (recorded study data) | replay-model
+protocol           dict         null  prompt protocol (letter | motivation | repeated...) for LLM-style policies
+prompt             string       null  the chat messages shown to the policy, as JSON
+completion         string       null  the text the policy wrote (answer and motivation)
+parse_status       dict         null  ok | scored | default (study parser: no D, counted C) | failed | fallback
+prompt_tokens      int64        null  prompt length in tokens
+completion_tokens  int64        null  completion length in tokens
+other_mass         double       null  probability mass on neither label (scoring mode)
+error              string       null  backend failure text after retries, if any
+reward             double       null  payoff of this round (null in sweeps without a co-player)
+cumulative_reward  double       null  payoff so far including this round
+"""
+
+#: (column, arrow type name, nullable, meaning)
+COLUMNS: tuple[tuple[str, str, bool, str], ...] = tuple(
+    (name, DICT if kind == "dict" else kind, null == "null", meaning)
+    for name, kind, null, meaning in (line.split(maxsplit=3) for line in _TABLE.strip().splitlines()))
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
 
