@@ -1,54 +1,118 @@
 """Ray scaling: decisions/s of the model service on the simulated accelerator against matches in flight and replicas.
 
-The device is `sim:flat` (agents/sim_backend.py, a benchmark device only): each forward of up to 64 prompts sleeps a
-fixed latency, so throughput comes only from how many decisions reach one call. Tournament: the simulated model
-against tit_for_tat, prisoners_dilemma, many repetitions; only the model's decisions are counted. Rows: today's Ray
-executor (one synchronous actor, chunks of 64), and the model service (replicas 1 or 2) with 1, 8 and 64 matches in
-flight (chunks of one match each), plus 128 in flight where one replica needs two forwards per round. Guard: every
-run's trace rows equal the local executor's. RATIO: decisions/s at 64 matches over 1 match (target >= 10x); the
-replica ratio (2 over 1 at 128 in flight, target >= 1.8x) is printed and stored too.
+The device is `sim:flat` (agents/sim_backend.py, a benchmark device only): each forward of up to 64 prompts sleeps
+200 ms (100 ms with --quick). The device is the dominant cost: a decision costs ~0.9 ms of CPU in all processes
+together (runner, replica, Ray calls; measured here), against >= 3.1 ms of device time per decision per replica
+(200 ms / 64), so throughput comes from how many decisions reach one call and how many replicas make calls.
+Tournament: the simulated model against tit_for_tat, prisoners_dilemma, 5 rounds (3 with --quick); only the
+model's decisions are counted. Rows: the local executor and today's Ray executor (one synchronous actor), both
+with chunks of 64 matches; the model service with 1 or 2 replicas and 1, 8, 64 and 256 matches in flight (chunks
+of one match up to 8 in flight, then 8 or 16 chunks of 8 or 16 matches); then a one-shot sweep (4 framings x 256
+samples) on the local executor, the model service and Ray Data, each timed from the executor's start. Guard: every
+run's trace rows equal the local executor's for the same matches. RATIO: decisions/s at 64 matches in flight over 1
+(target >= 10x); replicas 2 over 1 at 256 in flight (target >= 1.8x) is printed and stored too.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import time
 from typing import Any
 
-from bench.common import guard, parser, print_table, ratio_line, timed, write_result
+from bench.common import guard, parser, print_table, ratio_line, write_result
 
+#: a benchmark row: (name, config keys, executor keys, matches played)
+Case = tuple[str, dict[str, Any], dict[str, Any], int]
 NAME = "ray_scaling"
 TARGET = 10.0
+REPLICA_TARGET = 1.8
+#: (matches in flight, chunks in flight, matches per chunk, matches played)
+IN_FLIGHT = [(1, 1, 1, 4), (8, 8, 1, 32), (64, 8, 8, 256), (256, 16, 16, 256)]
+#: the sweep's rows: (name, config keys, executor keys, decisions); chunks of 64 one-shot decisions each
+SWEEP_CASES = [("sweep: local executor (chunks of 64)", {"executor": "local"}, {}, 1024),
+               ("sweep: ray today: 1 sync actor", {"executor": "ray"}, {}, 1024),
+               ("sweep: service, 2 replicas, 16 chunks in flight", {"executor": "ray", "replicas": 2,
+                                                                   "concurrency": 16}, {"sweeps": "service"}, 1024),
+               ("sweep: Ray Data, 2 replica workers", {"executor": "ray", "replicas": 2}, {"sweeps": "ray_data"}, 1024)]
 
 
 def settings(quick: bool, latency_ms: int) -> dict[str, Any]:
-    """The tournament: the simulated model vs tit_for_tat, `reps` repetitions."""
+    """The tournament: the simulated model vs tit_for_tat, 256 repetitions."""
     sim = f"sim:flat?latency_ms={latency_ms}&max_batch=64&p=0.7"
     return {"policies": [sim, "classic/tit_for_tat"], "self_play": False, "games": ["prisoners_dilemma"],
-            "framings": ["business"], "rounds": 3 if quick else 5, "repetitions": 128, "seed": 0}
+            "framings": ["business"], "rounds": 3 if quick else 5, "repetitions": 256, "seed": 0}
 
 
-def run_one(cfg: dict[str, Any], out: Path) -> tuple[Any, float]:
-    """(trace table, seconds of the executor's run only: actors and replicas are started before the clock)."""
+def sweep_settings(latency_ms: int) -> dict[str, Any]:
+    """The one-shot sweep: the simulated model, 4 framings x 256 samples."""
+    return {"kind": "sweep", "policies": [f"sim:flat?latency_ms={latency_ms}&max_batch=64&p=0.7"],
+            "games": ["prisoners_dilemma"], "framings": ["business", "friendsharing", "team", "none"],
+            "samples": 256, "seed": 0}
+
+
+def make_executor(cfg: Any, pols: dict[str, Any], **extra: Any) -> Any:
+    """The run's executor, as arena.runner builds it (plus `extra` executor keys)."""
+    from tomarena.arena.executors import LocalExecutor, RayExecutor
+
+    if cfg.executor == "local":
+        return LocalExecutor(pols)
+    return RayExecutor(pols, workers=cfg.workers, replicas=cfg.replicas, concurrency=cfg.concurrency,
+                       max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms, **extra)
+
+
+def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
+            extra: dict[str, Any] | None = None) -> tuple[list[dict], float]:
+    """(sorted trace rows without run_id, seconds) of the first `n_matches` matches. With `warm`, actors and runners
+    are started by a two-match run before the clock; without, the clock includes the executor's start."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.arena.config import build_specs, validate_config
-    from tomarena.arena.executors import LocalExecutor, RayExecutor
-    from tomarena.arena.runner import _chunks, chunk_size
+    from tomarena.arena.runner import chunk_size, chunks
 
-    c = validate_config(cfg)
-    specs = build_specs(c, {"prisoners_dilemma": 2})
+    c = validate_config(cfg_dict)
+    specs = build_specs(c, {"prisoners_dilemma": 2})[:n_matches]
     pols = {p: resolve_policy(p) for p in c.policies}
-    ex = LocalExecutor(pols) if c.executor == "local" else RayExecutor(
-        pols, replicas=c.replicas, concurrency=c.concurrency, max_batch=c.max_batch)
+    t0 = time.perf_counter()
+    ex = make_executor(c, pols, **(extra or {}))
     try:
-        warm = list(ex.run(_chunks(specs[:2], 1), c.seed, "warm"))  # processes up, imports done
-        assert warm
-        out_ = timed(lambda: list(ex.run(_chunks(specs, chunk_size(c, len(specs))), c.seed, "r")))
+        if warm:
+            assert list(ex.run(chunks(specs[:2], 1), c.seed, "warm"))  # processes up, imports done
+            t0 = time.perf_counter()
+        parts = list(ex.run(chunks(specs, chunk_size(c, len(specs))), c.seed, "r"))
+        secs = time.perf_counter() - t0
     finally:
         ex.close()
-    parts, secs = out_
     rows = [r for _, t in parts for r in t.drop_columns(["run_id"]).to_pylist()]
     return sorted(rows, key=lambda r: (r["episode_id"], r["round"], r["agent"])), secs
+
+
+def tournament_cases() -> list[Case]:
+    """(row name, config keys, matches played) of the tournament rows."""
+    cases = [("local executor (chunks of 64)", {"executor": "local"}, {}, 256),
+             ("ray today: 1 sync actor, chunks of 64", {"executor": "ray"}, {}, 256)]
+    for r in (1, 2):
+        cases += [(f"service: {r} replica(s), {m} matches in flight", {
+            "executor": "ray", "replicas": r, "concurrency": c, "chunk_size": size, "max_batch": 64}, {}, n)
+            for m, c, size, n in IN_FLIGHT]
+    return cases
+
+
+def measure(cases: list[Case], base: dict[str, Any], ref: list[dict], warm: bool,
+            model: str) -> list[dict[str, Any]]:
+    """Run each case, guard its rows against the reference's rows for the same matches, and tabulate."""
+    rows = []
+    for name, keys, extra, n in cases:
+        table, secs = run_one({**base, **keys}, n, warm, extra)
+        episodes = {r["episode_id"] for r in table}
+        guard(table == [r for r in ref if r["episode_id"] in episodes], f"{name}: {len(table)} rows equal local's")
+        k = sum(1 for r in table if r["policy"] == model)
+        rows.append({"run": name, "seconds": secs, "model_decisions": k, "decisions_per_s": k / secs})
+    return rows
+
+
+def with_ratios(rows: list[dict[str, Any]], today: str) -> list[dict[str, Any]]:
+    """Each row with its decisions/s over today's Ray executor's and the local executor's (the first row)."""
+    rate = {r["run"]: r["decisions_per_s"] for r in rows}
+    return [{**r, "vs_ray_today": r["decisions_per_s"] / rate[today], "vs_local": r["decisions_per_s"] /
+             rows[0]["decisions_per_s"]} for r in rows]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -56,36 +120,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tomarena.arena.executors import ensure_ray
 
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    latency = 20 if args.quick else 50
-    base = settings(args.quick, latency)
+    latency = 100 if args.quick else 200
+    base, sweep = settings(args.quick, latency), sweep_settings(latency)
+    model = base["policies"][0]
     ray = ensure_ray(None)
-    cases = [("local executor (chunks of 64)", {"executor": "local"}),
-             ("ray today: 1 sync actor, chunks of 64", {"executor": "ray"})]
-    cases += [(f"service: {r} replica(s), {c} matches in flight", {"executor": "ray", "replicas": r,
-               "concurrency": c, "chunk_size": 1, "max_batch": 64}) for r, c in
-              [(1, 1), (1, 8), (1, 64), (1, 128), (2, 1), (2, 8), (2, 64), (2, 128)]]
-    rows, tables = [], {}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for k, (name, extra) in enumerate(cases):
-                table, secs = run_one({**base, **extra}, Path(tmp) / str(k))
-                n = sum(1 for r in table if r["policy"].startswith("sim:"))
-                tables[name] = table
-                rows.append({"run": name, "seconds": secs, "model_decisions": n, "decisions_per_s": n / secs})
+        ref, _ = run_one({**base, "executor": "local"}, 256, warm=False)
+        tour = with_ratios(measure(tournament_cases(), base, ref, True, model), "ray today: 1 sync actor, chunks of 64")
+        sweep_ref, _ = run_one({**sweep, "executor": "local"}, 1024, warm=False)
+        sweeps = with_ratios(measure(SWEEP_CASES, sweep, sweep_ref, False, model), SWEEP_CASES[1][0])
     finally:
         ray.shutdown()
-    ref = tables[cases[0][0]]
-    guard(all(t == ref for t in tables.values()), f"every run's {len(ref)} trace rows equal the local run's")
-    rate = {r["run"]: r["decisions_per_s"] for r in rows}
+    rate = {r["run"]: r["decisions_per_s"] for r in tour + sweeps}
     conc = rate["service: 1 replica(s), 64 matches in flight"] / rate["service: 1 replica(s), 1 matches in flight"]
-    reps = rate["service: 2 replica(s), 128 matches in flight"] / rate["service: 1 replica(s), 128 matches in flight"]
-    vs_today = rate["service: 1 replica(s), 64 matches in flight"] / rate["ray today: 1 sync actor, chunks of 64"]
-    print_table(rows, f"sim:flat latency {latency} ms per forward of <= 64, {base['repetitions']} matches x "
-                      f"{base['rounds']} rounds")
-    print(f"replicas 2 vs 1 at 128 matches in flight: {reps:.2f}x (target >= 1.8x); service at 64 in flight vs "
-          f"today's Ray executor: {vs_today:.2f}x")
-    result = {"quick": args.quick, "config": base, "latency_ms": latency, "table": rows, "concurrency_ratio": conc,
-              "replica_ratio": reps, "service_vs_today": vs_today, "ratio": conc, "target": TARGET}
+    reps = rate["service: 2 replica(s), 256 matches in flight"] / rate["service: 1 replica(s), 256 matches in flight"]
+    print_table(tour, f"sim:flat {latency} ms per forward of <= 64; {base['rounds']} rounds per match")
+    print_table(sweeps, "one-shot sweep, 1024 decisions, timed from the executor's start (actors included)")
+    print(f"replicas 2 vs 1 at 256 matches in flight: {reps:.2f}x (target >= {REPLICA_TARGET}x)")
+    result = {"quick": args.quick, "config": base, "sweep_config": sweep, "latency_ms": latency, "table": tour,
+              "sweep_table": sweeps, "concurrency_ratio": conc, "replica_ratio": reps,
+              "replica_target": REPLICA_TARGET, "ratio": conc, "target": TARGET}
     write_result(NAME, result)
     result["ratio_line"] = ratio_line(NAME, conc, TARGET)
     return result

@@ -39,15 +39,16 @@ def test_local_and_ray_write_identical_traces(tmp_path, tiny_model_dir, ray_sess
 
 def test_killed_policy_actor_is_restarted_and_results_equal_fault_free(tmp_path, tiny_model_dir, ray_session):
     from tomarena.arena.config import build_specs
-    from tomarena.arena.runner import _chunks
+    from tomarena.arena.runner import chunks as cut
 
     cfg = validate_config({"policies": [f"hf:{tiny_model_dir}", "classic/tit_for_tat", "classic/always_defect"],
                            "rounds": 3, "repetitions": 2, "seed": 1})
     specs = build_specs(cfg, {"prisoners_dilemma": 2})
-    chunks = _chunks(specs, 2)
+    chunks = cut(specs, 2)
     pols = {p: resolve_policy(p) for p in cfg.policies}
     expected = {i: t for i, t in LocalExecutor(pols).run(chunks, cfg.seed, "r")}
     ex = RayExecutor(pols, workers=1)
+    ex.start()
     (handle,) = ex.actors.values()
     first_pid = ray_session.get(handle.pid.remote())
     got = {}

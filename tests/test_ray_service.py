@@ -87,14 +87,15 @@ def test_model_service_with_two_replicas_writes_the_local_traces(tmp_path, ray_s
 def test_killed_replica_restarts_and_results_equal_local(ray_session) -> None:
     from tomarena.arena.config import build_specs, validate_config
     from tomarena.arena.executors import LocalExecutor, RayExecutor
-    from tomarena.arena.runner import _chunks
+    from tomarena.arena.runner import chunks as cut
 
     cfg = validate_config({"policies": [SIM, "classic/tit_for_tat", "classic/always_defect"], "rounds": 4,
                            "repetitions": 3, "seed": 3})
-    chunks = _chunks(build_specs(cfg, {"prisoners_dilemma": 2}), 2)
+    chunks = cut(build_specs(cfg, {"prisoners_dilemma": 2}), 2)
     pols = {p: resolve_policy(p) for p in cfg.policies}
     expected = dict(LocalExecutor(pols).run(chunks, cfg.seed, "r"))
     ex = RayExecutor(pols, replicas=2, concurrency=3, max_batch=4)
+    ex.start()
     victim = ex.replicas[SIM][0]
     first_pid = ray_session.get(victim.pid.remote())
     got = {}
