@@ -4,8 +4,10 @@ stage writes its output, the report and headline exist, a re-run skips every sta
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,66 @@ def test_bad_pipeline_configs_are_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert needle in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_run_section_finetune_section_and_overrides(tmp_path: Path) -> None:
+    from tomarena.pipeline import load_pipeline_config
+
+    ft = tmp_path / "ft.yaml"
+    ft.write_text("epochs: 7\nrank: 4\nseed: 99\n")
+    p = tmp_path / "p.yaml"
+    p.write_text(f"defaults: true\nseed: 5\nexecutor: ray\nfinetune_config: {ft}\nfinetune: {{rank: 2}}\n")
+    cfg = load_pipeline_config(p, {"out": "o", "run": {"workers": 3, "ray_address": None}})
+    assert (cfg.run.executor, cfg.run.workers, cfg.out) == ("ray", 3, "o")  # the older top-level key is read
+    assert (cfg.finetune.epochs, cfg.finetune.rank, cfg.finetune.seed) == (7, 2, 5)  # inline > file; pipeline seed
+    p.write_text("defaults: true\nfinetune: {seed: 8}\nrun: {executor: local, chunk_size: 2}\n")
+    cfg = load_pipeline_config(p, {"run": {"executor": "ray"}})
+    assert (cfg.run.executor, cfg.run.chunk_size, cfg.finetune.seed) == ("ray", 2, 8)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("executor: ray\nrun: {executor: local}\n", "sets executor both at the top level and under `run:`"),
+    ("run: {replicas: 0}\n", "bad pipeline value run.replicas=0 in pipeline config "),
+    ("run: {slots: 2}\n", "unknown pipeline key 'run.slots' in pipeline config "),
+    ("finetune: {lr: -1}\n", "bad pipeline value finetune.lr=-1 in pipeline config "),
+    ("finetune_config: nowhere.yaml\n", "fine-tuning config file nowhere.yaml does not exist"),
+])
+def test_bad_run_and_finetune_sections_are_one_line(tmp_path: Path, text: str, needle: str) -> None:
+    from tomarena.errors import ConfigError
+    from tomarena.pipeline import load_pipeline_config
+
+    (tmp_path / "p.yaml").write_text("defaults: true\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config(tmp_path / "p.yaml")
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_stages_are_planned_in_order_and_skip_once_complete(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tomarena.pipeline import ArenaStage, ReportStage, load_pipeline_config, plan
+
+    cfg = load_pipeline_config(smoke_config(tmp_path, tiny_model_dir))
+    stages = plan(cfg)
+    assert [(s.key, s.label) for s in stages] == [
+        ("teacher", "teacher sweep"), ("teacher", "teacher repeated"), ("teacher", "teacher traces"),
+        ("measure_base", "measure base in_sample"), ("measure_base", "measure base oos_games"),
+        ("measure_teacher", "measure teacher in_sample"),  # exact, not the teacher sweep's 1 sample: measured
+        ("measure_teacher", "measure teacher oos_games"), ("finetune", "finetune"),
+        ("measure_student", "measure student in_sample"),
+        ("measure_student", "measure student oos_games"), ("tournament", "tournament"), ("report", "report")]
+    report = stages[-1]
+    assert isinstance(report, ReportStage) and len(report.runs) == 6 and report.tournament == tmp_path / "run" / \
+        "tournament"
+    sweep = stages[0]
+    assert isinstance(sweep, ArenaStage) and not sweep.complete()
+    (sweep.out).mkdir(parents=True)
+    (sweep.out / "summary.json").write_text("{}")
+    record = sweep.execute()
+    assert (record.key, record.line) == ("teacher", "teacher sweep: complete, skipped") and record.seconds < 1
+    for run in [*report.runs, report.tournament]:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "summary.json").write_text("{}")
+    report.out.mkdir(parents=True)
+    report.headline_path.write_text("{}")
+    assert report.complete()
+    os.utime(report.tournament / "summary.json", (time.time() + 5, time.time() + 5))  # a run newer than the report
+    assert not report.complete()
