@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
 from collections.abc import Callable
 from typing import Any
+
+from tomarena.agents.axelrod_adapter import strategy_table
+from tomarena.agents.base import POLICIES
+from tomarena.agents.resolve import PREFIXES
+from tomarena.envs.framings import FRAMINGS
+from tomarena.envs.games import GAMES, DonationGame
 
 #: What each policy option means (the names, types and defaults come from the factory signatures, the same source
 #: `agents.resolve.build_with_options` validates against). Keyed by option name; "<policy id or prefix>:<name>"
@@ -79,8 +86,6 @@ def _profile(labels: tuple[str, ...], profile: tuple[int, ...]) -> str:
 
 
 def _game_row(gid: str) -> dict[str, Any]:
-    from tomarena.envs.games import GAMES, DonationGame
-
     g = GAMES.get(gid)
     row: dict[str, Any] = {"id": gid, "name": g.name, "players": g.n_players, "actions": list(g.action_labels),
                            "tags": list(g.tags)}
@@ -102,8 +107,6 @@ def _game_row(gid: str) -> dict[str, Any]:
 
 
 def _framing_row(fid: str) -> dict[str, Any]:
-    from tomarena.envs.framings import FRAMINGS
-
     f = FRAMINGS.get(fid)
     return {"id": fid, "title": f.title, "sample": f.sample, "co_player": f.co_player, "option_c": f.option_c,
             "option_d": f.option_d, "goal": f.goal, **f.attributes}
@@ -112,18 +115,11 @@ def _framing_row(fid: str) -> dict[str, Any]:
 def listing(what: str) -> list[dict[str, Any]]:
     """Rows describing every registered entry of `what` ('games', 'framings' or 'policies')."""
     if what == "games":
-        from tomarena.envs.games import GAMES
-
         return [_game_row(g) for g in GAMES.ids()]
     if what == "framings":
-        from tomarena.envs.framings import FRAMINGS
-
         return [_framing_row(f) for f in FRAMINGS.ids()]
     if what == "axelrod":
         return axelrod_rows()
-    import tomarena.agents  # noqa: F401  (wires the registry loader)
-    from tomarena.agents.base import POLICIES
-
     rows = [{"id": p, "kind": POLICIES.get(p).kind, "summary": POLICIES.get(p).summary,
              "options": policy_options(p, POLICIES.get(p).factory)} for p in POLICIES.ids()]
     return rows + family_rows()
@@ -153,10 +149,6 @@ def option_help(policy_id: str, name: str) -> str:
 
 def family_rows() -> list[dict[str, Any]]:
     """One row per spec family (axelrod:, hf:, openai:) with the options its factory takes."""
-    import importlib
-
-    from tomarena.agents.resolve import PREFIXES
-
     rows = []
     for prefix, (module, fn) in PREFIXES.items():
         spec, summary = FAMILIES.get(prefix, (f"{prefix}:<name>", ""))
@@ -167,8 +159,6 @@ def family_rows() -> list[dict[str, Any]]:
 
 def axelrod_rows() -> list[dict[str, Any]]:
     """Every strategy of the installed Axelrod library (from its name table; the library is not imported)."""
-    from tomarena.agents.axelrod_adapter import strategy_table
-
     return [{"id": f"axelrod:{i.class_name}", "name": i.name, "stochastic": i.stochastic,
              "reads": list(i.makes_use_of), "vectorised": i.vectorised, "refused": i.refused or None}
             for i in sorted(strategy_table(), key=lambda i: i.class_name.lower())]
