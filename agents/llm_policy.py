@@ -251,9 +251,10 @@ def _check_fallback(fallback: str) -> str:
     raise ConfigError(f"unknown fallback {fallback!r}; allowed: score, random, or an action label such as C or D")
 
 
-def _policy(backend: Any, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
-            **explicit: Any) -> LLMPolicy:
-    """An LLMPolicy with the decoding preset resolved and the explicit (non-None) options put over it."""
+def policy_on_backend(backend: Any, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
+                      **explicit: Any) -> LLMPolicy:
+    """An LLMPolicy on any backend (hf, openai, sim), with the decoding preset resolved and the explicit (non-None)
+    options put over it."""
     settings = decoding_settings(decoding, **explicit)
     return LLMPolicy(backend, mode, protocol, settings.pop("temperature"), settings.pop("max_new_tokens"),
                      _check_fallback(fallback), policy_id=policy_id, decoding=decoding, **settings)
@@ -268,7 +269,7 @@ def from_hf_spec(path: str, adapter: str | None = None, mode: str = "score", pro
     unset decoding options (None) come from the `decoding` preset (DECODING_PRESETS)."""
     backend = HFBackend(path, adapter=adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
                         batch_size=batch_size)
-    return _policy(backend, f"hf:{path}", mode, protocol, fallback, decoding, temperature=temperature,
+    return policy_on_backend(backend, f"hf:{path}", mode, protocol, fallback, decoding, temperature=temperature,
                    max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
                    parser=parser)
 
@@ -285,7 +286,7 @@ def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protoc
     go out `concurrency` at a time (http_backend.DEFAULT_CONCURRENCY)."""
     backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                             backoff=backoff, top_logprobs=top_logprobs, concurrency=concurrency)
-    return _policy(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,
+    return policy_on_backend(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,
                    max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
                    parser=parser)
 
@@ -302,6 +303,8 @@ def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "le
     policy.id = EMBEDDED_ID
     return policy
 
+
+_policy = policy_on_backend  # the old name, still imported by agents/sim_backend.py: remove once it is not
 
 register_policy(EMBEDDED_ID, smollm2, "SmolLM2-135M-Instruct, embedded (scores C/D exactly; mode=generate writes)",
                 kind="llm")

@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from urllib.parse import parse_qsl
 
 import numpy as np
 
@@ -361,8 +362,6 @@ def parse_game_spec(spec: str) -> Game | DonationGame:
     their orderings enforced; omitted payoffs keep the study's values), `symmetric?R=..&S=..&T=..&P=..` (no
     ordering), `matrix?row=r11/r12/r21/r22&col=c11/c12/c21/c22[&labels=A/B]`,
     `donation?n_players=4&endowment=10&multiplier=2`."""
-    from urllib.parse import parse_qsl
-
     family, _, query = spec.partition("?")
     if family not in INLINE_FAMILIES:
         raise GameError(f"unknown game family {family!r} in {spec!r}; allowed: {', '.join(INLINE_FAMILIES)}")

@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
 
 from tomarena.envs.framings import Framing, get_framing
 from tomarena.envs.games import DonationGame, Game, get_game
@@ -277,6 +278,4 @@ def parallel_env(**kwargs: object) -> SocialDilemmaEnv:
 
 def env(**kwargs: object):
     """The same environment in PettingZoo's AEC form, via PettingZoo's parallel-to-AEC converter."""
-    from pettingzoo.utils.conversions import parallel_to_aec
-
     return parallel_to_aec(parallel_env(**kwargs))

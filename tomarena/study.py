@@ -11,7 +11,7 @@ replay policies that read them stay light.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -135,19 +135,17 @@ def donation_values(model: str) -> list[float]:
     return [float(d) for d, n in sorted(donation_counts()[check_model(model).id].items()) for _ in range(n)]
 
 
-def validate() -> dict[str, int]:
-    """Check the shipped files against themselves and the registries (models, sets, games, framings, counts);
+def validate(games: Container[str] | None = None, framings: Container[str] | None = None) -> dict[str, int]:
+    """Check the shipped files against themselves (models, sets, counts) and, when given, against the registered
+    game and framing ids (this data module sits below envs, so the caller passes them: `validate(GAMES, FRAMINGS)`);
     returns {set: scenarios per model}. Raises ConfigError naming the first inconsistency."""
-    from tomarena.envs.framings import FRAMINGS
-    from tomarena.envs.games import GAMES
-
     per_set: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for c in one_shot_cells():
         where = f"study cell {c.model}/{c.framing}/{c.game}"
         check_model(c.model)
         if c.set not in SETS:
             raise ConfigError(f"{where}: unknown set {c.set!r}; allowed: {', '.join(SETS)}")
-        if c.framing not in FRAMINGS or c.game not in GAMES:
+        if (framings is not None and c.framing not in framings) or (games is not None and c.game not in games):
             raise ConfigError(f"{where}: framing or game is not registered")
         if not 0 <= c.n_cooperate <= c.n_total <= STUDY_SAMPLES:
             raise ConfigError(f"{where}: counts {c.n_cooperate}/{c.n_total} outside 0..{STUDY_SAMPLES}")

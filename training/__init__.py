@@ -8,14 +8,6 @@ and lets the KL term and exact resumption be written directly (measured figures 
 """
 
 from tomarena.training.config import FinetuneConfig, load_config, make_config
+from tomarena.training.finetune import finetune
 
 __all__ = ["FinetuneConfig", "finetune", "load_config", "make_config"]
-
-
-def __getattr__(name: str):
-    """Lazy access to `finetune` (keeps `import tomarena.training` free of numpy/torch work)."""
-    if name == "finetune":
-        from tomarena.training.finetune import finetune
-
-        return finetune
-    raise AttributeError(name)
