@@ -1,8 +1,9 @@
 """A run's summary tables, written beside its traces when it completes: a tournament's standings, cross-play,
 per-composition and per-seat results; a sweep's propensities and, for donation scenarios, donations.
 
-The traces are read back with only the columns the tables use, their repeated strings kept dictionary-encoded
-(pandas categoricals), so summarising a tournament of millions of rows costs a fraction of playing it."""
+`SummarySink` takes the run's stored tables one at a time as the arena writes them (only the columns the tables
+use, repeated strings as categoricals): a tournament's chunk is reduced at once to one seat result per episode,
+so summarising millions of rows costs a fraction of playing them and nothing is read back from disk."""
 
 from __future__ import annotations
 
@@ -19,27 +20,41 @@ from tomarena.schema import COLUMN_NAMES, arrow_schema
 
 #: the trace columns each kind of run's tables read (a sweep's donation table needs the answer distributions)
 COLUMNS = {
-    "tournament": ["kind", "episode_id", "game", "framing", "agent", "policy", "opponents", "action",
-                   "action_label", "reward"],
-    "sweep": list(COLUMN_NAMES),
+    "tournament": ("kind", "episode_id", "game", "framing", "agent", "policy", "opponents", "action",
+                   "action_label", "reward"),
+    "sweep": COLUMN_NAMES,
 }
 
 
-def read_columns(root: str | Path, columns: list[str]) -> pd.DataFrame:
-    """Some columns of a run's stored traces as a DataFrame (shard order; repeated strings as categoricals)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class SummarySink:
+    """Collects a run's tables (`add`) and writes its summary CSVs (`finish`); see arena.runner.RunSink."""
 
-    paths = shard_paths(root)
-    if not paths:
-        return arrow_schema().empty_table().select(columns).to_pandas()
-    schema = pa.schema([arrow_schema().field(c) for c in columns])
-    tables = [pq.read_table(p, columns=columns) for p in paths]  # shards written before the encoding: cast
-    return pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema) for t in tables]).to_pandas()
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.columns = COLUMNS[kind]
+        self._parts: list[Any] = []
+
+    def add(self, table: Any) -> None:
+        """Take one stored table: a tournament's is reduced to seat results now, a sweep's kept whole."""
+        frame = table.select(list(self.columns)).to_pandas()
+        self._parts.append(tournament.prepare(frame) if self.kind == "tournament" else frame)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The summary tables of everything added so far, by file stem."""
+        parts = [p for p in self._parts if len(p)] or self._parts[:1]
+        if not parts:
+            parts = [arrow_schema().empty_table().select(list(self.columns)).to_pandas()]
+        return summary_tables(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], self.kind)
+
+    def finish(self, out: Path) -> None:
+        """Write the summary tables as OUT/<name>.csv, atomically."""
+        for name, table in self.tables().items():
+            write_csv_atomic(Path(out) / f"{name}.csv", table)
 
 
 def summary_tables(frame: pd.DataFrame, kind: str) -> dict[str, pd.DataFrame]:
-    """The run's summary tables by file stem, from its trace frame; `kind` is "tournament" or "sweep"."""
+    """The run's summary tables by file stem, from trace rows (or a tournament's seat results, see
+    `tournament.prepare`); `kind` is "tournament" or "sweep"."""
     if kind == "sweep":
         tables = {"propensities": propensity_table(frame)}
         donations = donation_table(frame)
@@ -54,9 +69,11 @@ def write_csv_atomic(path: Path, table: pd.DataFrame) -> Path:
     return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.10g"))
 
 
-def write_summaries(root: str | Path, kind: str = "tournament", frame: Any = None) -> dict[str, Path]:
-    """Write the run's summary tables as ROOT/<name>.csv (atomically) and return their paths; the traces are read
-    from ROOT unless their `frame` is given."""
-    frame = read_columns(root, COLUMNS[kind]) if frame is None else frame
-    return {name: write_csv_atomic(Path(root) / f"{name}.csv", table)
-            for name, table in summary_tables(frame, kind).items()}
+def write_summaries(root: str | Path, kind: str = "tournament") -> None:
+    """(Re)write the summary tables of the run directory `root` from its stored shards, one shard at a time."""
+    import pyarrow.parquet as pq
+
+    sink = SummarySink(kind)
+    for path in shard_paths(root):
+        sink.add(pq.read_table(path, columns=list(sink.columns)))
+    sink.finish(Path(root))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
@@ -27,10 +27,21 @@ def chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
 _chunks = chunks  # old name, removed once every caller uses `chunks`
 
 
-def chunk_size(cfg: RunConfig, n_matches: int) -> int:
-    """Matches per chunk: `chunk_size`, made smaller on Ray when `concurrency` is set so every slot gets a chunk."""
+#: decisions per chunk a local run of light (rule-based) policies aims at when `chunk_size` is not set: batches
+#: sized for models would cut a fast classic tournament into hundreds of small shards, each written and synced
+LIGHT_CHUNK_DECISIONS = 400_000
+
+
+def chunk_size(cfg: RunConfig, n_matches: int, policies: dict[str, Any] | None = None) -> int:
+    """Matches per chunk: `chunk_size`, made smaller on Ray when `concurrency` is set so every slot gets a chunk;
+    on the local executor, when `chunk_size` was not set and no policy is heavy, about LIGHT_CHUNK_DECISIONS
+    decisions per chunk."""
     if cfg.executor == "ray" and cfg.concurrency:
         return max(1, min(cfg.chunk_size, -(-n_matches // cfg.concurrency)))
+    light = policies is not None and not any(p.heavy for p in policies.values())
+    if cfg.executor == "local" and light and "chunk_size" not in cfg.model_fields_set:
+        rounds = cfg.rounds if cfg.continuation is None else min(cfg.max_rounds, round(1 / (1 - cfg.continuation)))
+        return max(cfg.chunk_size, LIGHT_CHUNK_DECISIONS // (2 * rounds))
     return cfg.chunk_size
 
 
@@ -44,15 +55,29 @@ def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: called with (run directory, run kind) once a run's traces are complete, before summary.json marks it so; the
-#: top floor passes `analysis.summaries.write_summaries` (see `tomarena.api.run_config`): the arena knows no analysis
-OnComplete = Callable[[Path, str], object]
+class RunSink(Protocol):
+    """Receives every stored table of a run once (old shards on resume, then each new one as it is written) and
+    is finished before summary.json marks the run complete. The top floor passes
+    `analysis.summaries.SummarySink` (see `tomarena.api.run_config`): the arena itself knows no analysis."""
+
+    #: trace columns the sink reads
+    columns: Sequence[str]
+
+    def add(self, table: Any) -> None:
+        """Take one stored table (a pyarrow Table of at least `columns`)."""
+
+    def finish(self, out: Path) -> None:
+        """Write what the sink made of the run's tables under the run directory `out`."""
+
+
+#: the columns summary.json counts
+COUNT_COLUMNS = ("episode_id", "parse_status", "source", "error")
 
 
 def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
-        on_complete: OnComplete | None = None) -> Path:
-    """Play every match of `cfg` into the run directory `out` (resuming if asked), call `on_complete`, write
-    summary.json (last, so its presence marks a complete run) and return the run's path."""
+        sink: RunSink | None = None) -> Path:
+    """Play every match of `cfg` into the run directory `out` (resuming if asked), feed every stored table to
+    `sink` and finish it, write summary.json (last, so its presence marks a complete run); returns the path."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.envs.games import get_game
 
@@ -65,24 +90,36 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
                 "roles": cfg.roles, "models": {k: p.describe() for k, p in policies.items()},
                 "schedule": SCHEDULE if cfg.kind == "tournament" else None}, resume=resume)
     specs = build_specs(cfg, {g: get_game(g).n_players for g in cfg.games})
-    done = store.completed_episodes()
+    columns = list(dict.fromkeys([*COUNT_COLUMNS, *(sink.columns if sink else ())]))
+    counts: dict[str, int] = {}
+
+    def take(table: Any) -> None:
+        for key, value in _counts(table).items():
+            counts[key] = counts.get(key, 0) + value
+        if sink is not None:
+            sink.add(table)
+
+    done: set[str] = set()
+    for table in store.iter_tables(columns):  # what a resumed run stored before
+        done.update(table.column("episode_id").unique().to_pylist())
+        take(table)
     todo = [s for s in specs if s.episode_id not in done]
     executor = _executor(cfg, policies)
     started = time.perf_counter()
     bar = _progress(len(specs), len(specs) - len(todo), cfg.kind, progress)
     decisions = 0
     try:
-        for _, table in executor.run(chunks(todo, chunk_size(cfg, len(todo))), cfg.seed, out.name):
+        for _, table in executor.run(chunks(todo, chunk_size(cfg, len(todo), policies)), cfg.seed, out.name):
             store.write_shard(table)
+            take(table)
             decisions += table.num_rows
             bar.update(len(table.column("episode_id").unique()))
             bar.set_postfix(decisions=decisions)
     finally:
         bar.close()
         executor.close()
-    counts = _counts(store.read_columns(["episode_id", "parse_status", "source", "error"]))
-    if on_complete is not None:
-        on_complete(out, cfg.kind)
+    if sink is not None:
+        sink.finish(out)
     write_json_atomic(out / "summary.json", {  # last: its presence marks the run complete
         **counts, "backend_stats": _backend_stats(policies),
         "seconds_this_session": round(time.perf_counter() - started, 3),
@@ -91,7 +128,7 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
 
 
 def _counts(table: Any) -> dict[str, int]:
-    """summary.json's counts from the stored episode_id, parse_status, source and error columns."""
+    """summary.json's counts of one stored table (episodes never span tables, so counts of tables add up)."""
     import pyarrow.compute as pc
 
     def n_equal(column: str, value: str) -> int:

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,12 +81,7 @@ class RunStore:
 
     def completed_episodes(self) -> set[str]:
         """Ids of the episodes already stored."""
-        import pyarrow.parquet as pq
-
-        done: set[str] = set()
-        for p in self.shard_paths():
-            done.update(pq.read_table(p, columns=["episode_id"]).column("episode_id").to_pylist())
-        return done
+        return {e for t in self.iter_tables(["episode_id"]) for e in t.column("episode_id").unique().to_pylist()}
 
     def write_shard(self, rows: Iterable[dict[str, Any]] | Any) -> Path | None:
         """Write complete episodes' rows (dicts, or a pyarrow Table) as one new shard, atomically."""
@@ -104,16 +99,16 @@ class RunStore:
                 os.fsync(fh.fileno())
         return final
 
-    def read_columns(self, columns: Sequence[str]) -> Any:
-        """Some columns of every stored row as one pyarrow Table, in shard order, dictionary-encoded columns kept
-        as they are stored (the cheap read for counts and aggregates)."""
+    def iter_tables(self, columns: Sequence[str]) -> Iterator[Any]:
+        """Some columns of each stored shard as a pyarrow Table, one shard at a time in name order, dictionary-
+        encoded columns kept as stored (shards written before the encoding are cast to it)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = pa.schema([arrow_schema().field(c) for c in columns])
-        tables = [pq.read_table(p, columns=list(columns)) for p in self.shard_paths()]
-        return pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema) for t in tables]) if tables \
-            else schema.empty_table()
+        for path in self.shard_paths():
+            table = pq.read_table(path, columns=list(columns))
+            yield table if table.schema.equals(schema) else table.cast(schema)
 
     def read_table(self) -> Any:
         """All stored rows as one pyarrow Table, sorted by episode, round and agent; dictionary-encoded columns come

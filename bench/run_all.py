@@ -16,8 +16,8 @@ from typing import Any
 
 from bench.common import machine_info, print_table
 
-BENCHMARKS = ("classic", "axelrod", "propensity", "llm_play", "executors", "ray_scaling", "finetune", "distill",
-              "trunk", "pipeline")
+BENCHMARKS = ("classic_cli_vs_axelrod", "axelrod", "propensity", "llm_play", "executors", "ray_scaling", "finetune",
+              "distill", "trunk", "pipeline")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -142,10 +142,10 @@ def report(runs: Sequence[str | Path | Result] | str | Path | Result, out: str |
 def run_config(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Play a validated run config into the run directory `out` (resuming if asked) and write its summary tables
     (standings, cross-play, ... or propensities); the one way every command, the pipeline and the API run one."""
-    from tomarena.analysis.summaries import write_summaries
+    from tomarena.analysis.summaries import SummarySink
     from tomarena.arena.runner import run
 
-    return run(cfg, out, resume=resume, progress=progress, on_complete=write_summaries)
+    return run(cfg, out, resume=resume, progress=progress, sink=SummarySink(cfg.kind))
 
 
 def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progress: bool,
