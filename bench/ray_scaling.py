@@ -8,7 +8,8 @@ Tournament: the simulated model against tit_for_tat, prisoners_dilemma, 5 rounds
 model's decisions are counted. Rows: the local executor and today's Ray executor (one synchronous actor), both
 with chunks of 64 matches; the model service with 1 or 2 replicas and 1, 8, 64 and 256 matches in flight (chunks
 of one match up to 8 in flight, then 8 or 16 chunks of 8 or 16 matches); then a one-shot sweep (4 framings x 256
-samples) on the local executor, the model service and Ray Data, each timed from the executor's start. Guard: every
+samples) on the local executor, the model service and Ray Data, each timed from the executor's start (its actors'
+start included), with the rate after the first chunk beside it (the steady rate of a long sweep). Guard: every
 run's trace rows equal the local executor's for the same matches. RATIO: decisions/s at 64 matches in flight over 1
 (target >= 10x); replicas 2 over 1 at 256 in flight (target >= 1.8x) is printed and stored too.
 """
@@ -60,8 +61,9 @@ def make_executor(cfg: Any, pols: dict[str, Any], **extra: Any) -> Any:
 
 
 def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
-            extra: dict[str, Any] | None = None) -> tuple[list[dict], float]:
-    """(sorted trace rows without run_id, seconds) of the first `n_matches` matches. With `warm`, actors and runners
+            extra: dict[str, Any] | None = None) -> tuple[list[dict], float, float, Any]:
+    """(sorted trace rows without run_id, seconds, seconds to the first chunk, first chunk's table) of the first
+    `n_matches` matches. With `warm`, actors and runners
     are started by a two-match run before the clock; without, the clock includes the executor's start."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.arena.config import build_specs, validate_config
@@ -76,12 +78,15 @@ def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
         if warm:
             assert list(ex.run(chunks(specs[:2], 1), c.seed, "warm"))  # processes up, imports done
             t0 = time.perf_counter()
-        parts = list(ex.run(chunks(specs, chunk_size(c, len(specs))), c.seed, "r"))
+        parts, first = [], None
+        for part in ex.run(chunks(specs, chunk_size(c, len(specs))), c.seed, "r"):
+            parts.append(part)
+            first = first or time.perf_counter() - t0
         secs = time.perf_counter() - t0
     finally:
         ex.close()
     rows = [r for _, t in parts for r in t.drop_columns(["run_id"]).to_pylist()]
-    return sorted(rows, key=lambda r: (r["episode_id"], r["round"], r["agent"])), secs
+    return sorted(rows, key=lambda r: (r["episode_id"], r["round"], r["agent"])), secs, first or secs, parts[0][1]
 
 
 def tournament_cases() -> list[Case]:
@@ -100,11 +105,13 @@ def measure(cases: list[Case], base: dict[str, Any], ref: list[dict], warm: bool
     """Run each case, guard its rows against the reference's rows for the same matches, and tabulate."""
     rows = []
     for name, keys, extra, n in cases:
-        table, secs = run_one({**base, **keys}, n, warm, extra)
+        table, secs, first, first_table = run_one({**base, **keys}, n, warm, extra)
         episodes = {r["episode_id"] for r in table}
         guard(table == [r for r in ref if r["episode_id"] in episodes], f"{name}: {len(table)} rows equal local's")
         k = sum(1 for r in table if r["policy"] == model)
-        rows.append({"run": name, "seconds": secs, "model_decisions": k, "decisions_per_s": k / secs})
+        k_first = sum(1 for p in first_table.column("policy").to_pylist() if p == model)
+        rows.append({"run": name, "seconds": secs, "model_decisions": k, "decisions_per_s": k / secs,
+                     "first_chunk_s": first, "after_first_per_s": (k - k_first) / max(secs - first, 1e-9)})
     return rows
 
 
@@ -125,9 +132,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = base["policies"][0]
     ray = ensure_ray(None)
     try:
-        ref, _ = run_one({**base, "executor": "local"}, 256, warm=False)
+        ref, *_ = run_one({**base, "executor": "local"}, 256, warm=False)
         tour = with_ratios(measure(tournament_cases(), base, ref, True, model), "ray today: 1 sync actor, chunks of 64")
-        sweep_ref, _ = run_one({**sweep, "executor": "local"}, 1024, warm=False)
+        sweep_ref, *_ = run_one({**sweep, "executor": "local"}, 1024, warm=False)
         sweeps = with_ratios(measure(SWEEP_CASES, sweep, sweep_ref, False, model), SWEEP_CASES[1][0])
     finally:
         ray.shutdown()
