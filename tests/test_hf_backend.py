@@ -186,6 +186,7 @@ def test_adapter_changes_scores_and_is_hashed(tiny_model_dir, adapter_dir) -> No
     expected = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
     assert info["adapter_sha256"] == expected and info["adapter"] == str(adapter_dir)
     assert info["model_sha256"] == hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert HFBackend(str(tiny_model_dir)).hashes() == {"model_sha256": info["model_sha256"], "adapter_sha256": None}
 
 
 def test_pickling_drops_the_loaded_model(tiny_model_dir) -> None:
@@ -241,3 +242,4 @@ def test_batches_keep_unrelated_prompts_apart() -> None:
     rows = sorted([a + (1, 2), a + (3, 4), (5,) * 31, (6,) * 31])
     batches = plan_batches(rows, [1] * len(rows), 8)
     assert sorted(map(sorted, batches)) == sorted([[(5,) * 31], [(6,) * 31], sorted([a + (1, 2), a + (3, 4)])])
+    assert plan_batches(rows, [1] * len(rows), 3, reuse=False) == [rows[:3], rows[3:]]  # plain consecutive batches
