@@ -7,6 +7,11 @@ import json
 import math
 from typing import Any
 
+from tomarena.analysis import alignment, study_ref
+from tomarena.analysis.load import read_propensity_file
+from tomarena.analysis.render import md_table
+from tomarena.analysis.report import build_report, format_headline
+
 REPORT_HELP = """Analyse one or more run directories (written by `tomarena run`/`sweep`) and write DIR/report.html
 (self-contained, figures embedded), DIR/report.md, the PNG figures and every table as CSV: propensities p(C) per
 model x framing x game (exact or Wilson CIs), alignment of the fine-tuned student with the teacher (the study's
@@ -28,12 +33,8 @@ Pearson r; scenarios with |p_teacher - p_base| < 0.05 are flagged (small_gap) bu
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tomarena.analysis.report import build_report, format_headline
-
     rep = build_report(args.runs, args.out, roles={"teacher": args.teacher, "base": args.base,
                                                    "student": args.student}, min_gap=args.min_gap, seed=args.seed)
-    from tomarena.analysis import study_ref
-
     print(format_headline(rep.headline, study_ref.headline(seed=args.seed)))
     print(f"wrote {rep.html} and {rep.markdown} (+{len(rep.files)} tables and figures)")
     return 0
@@ -46,15 +47,8 @@ def _clean(v: Any) -> Any:
 
 
 def _alignment(args: argparse.Namespace) -> int:
-    from tomarena.analysis import alignment
-    from tomarena.analysis.load import read_propensity_file
-    from tomarena.analysis.render import md_table
-    from tomarena.analysis.report import format_headline
-
     roles = (args.base, args.student, args.teacher)
     if args.propensities == "study":
-        from tomarena.analysis import study_ref
-
         table = study_ref.scenario_table(args.raw_counts, dict(zip(("base", "student", "teacher"), roles)),
                                          min_gap=args.min_gap)
     else:

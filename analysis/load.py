@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tomarena.errors import TraceError
+from tomarena.errors import ConfigError, TraceError
 from tomarena.schema import COLUMN_NAMES, arrow_schema, missing_columns
 
 ROLES = ("teacher", "base", "student")
@@ -105,7 +105,6 @@ def read_propensity_file(path: str | os.PathLike[str], raw: bool = False) -> Any
     `raw`: p = n_cooperate / 300, as the study's notebooks computed it, instead of n_cooperate / n_total."""
     import pandas as pd
 
-    from tomarena.errors import ConfigError
 
     p = Path(path)
     try:
@@ -129,7 +128,6 @@ def read_propensity_file(path: str | os.PathLike[str], raw: bool = False) -> Any
 def _propensity_values(df: Any, p: Path, counts: bool, raw: bool = False) -> Any:
     import pandas as pd
 
-    from tomarena.errors import ConfigError
 
     out = df[["model", "framing", "game"]].astype(str)
     try:

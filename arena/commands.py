@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from tomarena.agents.resolve import resolve_policy
+from tomarena.api import run_config
 from tomarena.arena.config import (
     SWEEP_ONLY,
     TOURNAMENT_ONLY,
@@ -17,6 +19,9 @@ from tomarena.arena.config import (
     load_config,
     validate_config,
 )
+from tomarena.arena.episode import MatchSpec, play_episode
+from tomarena.arena.export import export_traces
+from tomarena.arena.runner import describe_run
 from tomarena.options import CommaList, add_flags, flag_values, split_commas, validate
 
 
@@ -76,9 +81,6 @@ def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
 
 
 def _run(args: argparse.Namespace, kind: str) -> int:
-    from tomarena.api import run_config
-    from tomarena.arena.runner import describe_run
-
     cfg = load_config(args.config, {**flag_values(args, RunConfig), "kind": kind})
     out = run_config(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(describe_run(out))
@@ -112,9 +114,6 @@ def short_table(table: Any, max_rows: int = 40) -> str:
 
 
 def _play(args: argparse.Namespace) -> int:
-    from tomarena.agents.resolve import resolve_policy
-    from tomarena.arena.episode import MatchSpec, play_episode
-
     o = validate(PlayOptions, flag_values(args, PlayOptions), "play", "flags")
     cfg = validate_config({"policies": [args.a, args.b], "games": [o.game], "framings": [o.framing],
                            "rounds": o.rounds, "seed": o.seed, "noise": o.noise}, "flags")
@@ -132,8 +131,6 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tomarena.arena.export import export_traces
-
     o = validate(ExportOptions, flag_values(args, ExportOptions), "export", "flags")
     n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed, games=o.games,
                       framings=o.framings, rounds=o.rounds, max_per_scenario=o.max_per_scenario)

@@ -27,6 +27,7 @@ actor can rebuild.
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,15 +36,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tomarena.agents.base import POLICIES, Policy, PolicyInfo
+from tomarena.agents.resolve import resolve_policy, split_spec
+from tomarena.analysis.report import Report, build_report
+from tomarena.arena.config import RunConfig, validate_config
+from tomarena.arena.runner import run
+from tomarena.arena.store import RunStore
 from tomarena.errors import ConfigError
 from tomarena.outputs import guard_outputs
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from tomarena.agents.base import Policy
-    from tomarena.analysis.report import Report
-    from tomarena.arena.config import RunConfig
 
 __all__ = ["Result", "report", "sweep", "tournament"]
 
@@ -59,11 +62,7 @@ class Result:
     @classmethod
     def load(cls, path: str | Path) -> Result:
         """Read a run directory written by `tournament`, `sweep` or the CLI (TraceError if it is not one)."""
-        import json
-
         import pandas as pd
-
-        from tomarena.arena.store import RunStore
 
         root = Path(path)
         RunStore(root).read_manifest()
@@ -90,8 +89,6 @@ class Result:
     @cached_property
     def traces(self) -> pd.DataFrame:
         """Every stored decision, one row per (episode, round, agent); read on first use."""
-        from tomarena.arena.store import RunStore
-
         return RunStore(self.path).read_frame()
 
     def _table(self, name: str) -> pd.DataFrame:
@@ -129,8 +126,6 @@ def report(runs: Sequence[str | Path | Result] | str | Path | Result, out: str |
            min_gap: float = 0.0, seed: int = 0) -> Report:
     """Analyse run directories into `out` (report.html, report.md, tables, figures), as `tomarena report`; roles
     default to the runs' manifests. Returns the Report (paths, roles used, headline alignment figures)."""
-    from tomarena.analysis.report import build_report
-
     if isinstance(runs, (str, Path, Result)):
         runs = [runs]
     paths = [r.path if isinstance(r, Result) else Path(r) for r in runs]
@@ -143,15 +138,12 @@ def run_config(cfg: RunConfig, out: str | Path, resume: bool = False, progress: 
     """Play a validated run config into the run directory `out` (resuming if asked) and write its summary tables
     (standings, cross-play, ... or propensities); the one way every command, the pipeline and the API run one."""
     from tomarena.analysis.summaries import SummarySink
-    from tomarena.arena.runner import run
 
     return run(cfg, out, resume=resume, progress=progress, sink=SummarySink(cfg.kind))
 
 
 def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progress: bool,
          settings: dict[str, Any]) -> Result:
-    from tomarena.arena.config import validate_config
-
     labels, objects = _labels(policies)
     data = {k: ([v] if isinstance(v, str) and k in ("games", "framings") else v) for k, v in settings.items()
             if v is not None}
@@ -172,9 +164,6 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
 
 def _labels(policies: Any) -> tuple[list[str], dict[str, Policy]]:
     """Run labels in order, and the Policy objects to register under theirs."""
-    from tomarena.agents.base import Policy
-    from tomarena.agents.resolve import resolve_policy
-
     if isinstance(policies, (str, Policy)):
         policies = [policies]
     items = list(policies.items()) if isinstance(policies, Mapping) else [(None, p) for p in policies]
@@ -211,9 +200,6 @@ def _object_label(pol: Policy) -> str:
 @contextmanager
 def _registered(objects: Mapping[str, Policy]) -> Iterator[None]:
     """Register each object under its label (options in the label are accepted and ignored) for the run only."""
-    from tomarena.agents.base import POLICIES, PolicyInfo
-    from tomarena.agents.resolve import split_spec
-
     POLICIES.ids()  # load the built-in and plugin policies first, so a label may shadow one for this run
     saved: dict[str, Any] = {}
     try:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from tomarena.options import add_flags, flag_values
 from tomarena.training.config import FinetuneConfig, load_config
+from tomarena.training.finetune import finetune
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from tomarena.training.finetune import finetune
-
     config = load_config(args.config, flag_values(args, FinetuneConfig))
     manifest = finetune(args.traces, args.base, args.out, config, resume=args.resume, overwrite=args.overwrite)
     last = manifest["metrics"][-1] if manifest["metrics"] else {}
