@@ -1,7 +1,8 @@
 """Cached-trunk KL step: LoRA on the top 6 decoder layers, the 24 frozen layers below run once per prompt, vs today's
 step (LoRA on every layer's attention projections, as configs/finetune_cpu.yaml).
 
-Data: the letter prompts of bench/distill.py (the demo's 20 in-sample scenarios plus 5 repeated-game rounds, rendered
+Data: the letter prompts of bench/distill_step_prefix_bf16.py (the demo's 20 in-sample scenarios plus 5
+repeated-game rounds, rendered
 with the embedded SmolLM2-135M-Instruct's chat template, targets = the reference strategist's P(C)). One "step" =
 forward and backward of the KL loss over a draw of 20 distinct prompts, in the preset's planning (`kl_chunks`: shared
 prefixes forwarded once, batches of 4) and precision (`mixed_precision: auto`: bf16 autocast where the CPU computes
@@ -24,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import guard, parser, print_table, ratio_line, write_result
-from bench.distill import kl_items, letter_records
+from bench.distill_step_prefix_bf16 import kl_items, letter_records
 
-NAME = "trunk"
+NAME = "distill_step_trunk_cache"
 TARGET = 3.0
 PER_STEP = 20
 TOP = 6

@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.common import guard, parser, print_table, ratio_line, write_result
 
-NAME = "distill"
+NAME = "distill_step_prefix_bf16"
 TARGET = 1.3
 GAMES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
 PER_STEP = 12

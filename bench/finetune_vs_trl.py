@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.common import guard, parser, print_table, ratio_line, timed, write_result
 
-NAME = "finetune"
+NAME = "finetune_vs_trl"
 TARGET = 1.0
 GAMES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
 ROUNDS = 3

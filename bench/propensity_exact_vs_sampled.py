@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.common import guard, parser, print_table, ratio_line, timed, write_result
 
-NAME = "propensity"
+NAME = "propensity_exact_vs_sampled"
 TARGET = 100.0
 GAMES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
 BUDGET = 300

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.common import guard, parser, print_table, ratio_line, write_result
 
-NAME = "pipeline"
+NAME = "demo_stage_times"
 BUDGET_S = 600.0
 TARGET = 1.0
 ROOT = Path(__file__).resolve().parent.parent

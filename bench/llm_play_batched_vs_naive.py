@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.common import guard, machine_info, parser, print_table, ratio_line, timed, write_result
 
-NAME = "llm_play"
+NAME = "llm_play_batched_vs_naive"
 TARGET = 5.0
 LLM = "llm/smollm2-135m-instruct"
 TOLERANCE = 1e-4

@@ -1,9 +1,9 @@
-"""Axelrod-strategy tournament vs the same-size classic tournament, end to end (`arena.runner.run`).
+"""Axelrod-strategy tournament vs the same-size classic tournament, end to end (`tomarena.api.run_config`).
 
 Seven deterministic strategies as tomarena classic policies, and the same seven as Axelrod-library strategies
 (`axelrod:TitForTat`, ...), every pair with self-play, 200 rounds, 10 repetitions (2 with --quick) on
-prisoners_dilemma_axelrod. Both runs go through `arena.runner.run` into a temporary directory (resolve, play,
-Parquet shard, read-back, summary CSVs), best of 3, after one warm-up run that imports the Axelrod library; the
+prisoners_dilemma_axelrod. Both runs go through `tomarena.api.run_config` into a temporary directory (resolve, play,
+Parquet shard, summary CSVs), best of 3, after one warm-up run that imports the Axelrod library; the
 library's one-time import is timed separately in a fresh interpreter. Also shown: the issue's case (six classic
 strategies plus one Axelrod strategy) and a stochastic Axelrod strategy, which takes the per-decision path.
 Guard: the Axelrod tournament's mean payoff per turn equals the classic one's for every pair.
@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.common import guard, machine_info, parser, print_table, ratio_line, timed, write_result
 
-NAME = "axelrod"
+NAME = "axelrod_library_vs_classic"
 TARGET = 2.0
 REPEATS = 3
 GAME = "prisoners_dilemma_axelrod"
