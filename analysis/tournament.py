@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.envs.games import DonationGame, get_game
 from tomarena.errors import ConfigError
 
 STANDINGS_COLUMNS = ["policy", "games_played", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
@@ -36,7 +37,6 @@ def cooperation(frame: Any) -> Any:
     game, NaN in other games."""
     import pandas as pd
 
-    from tomarena.envs.games import DonationGame, get_game
 
     out = pd.Series(np.nan, index=frame.index, dtype=float)
     for game, g in frame.groupby("game", observed=True):

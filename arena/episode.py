@@ -17,6 +17,7 @@ import numpy as np
 from tomarena.agents.base import Decision, Policy
 from tomarena.arena.rows import decision_row, game_labels
 from tomarena.envs.social_dilemma import SocialDilemmaEnv
+from tomarena.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,6 @@ class _Live:
                                     continuation=spec.continuation, max_rounds=spec.max_rounds, noise=spec.noise)
         n = self.env.game.n_players
         if len(spec.policies) != n and spec.kind != "sweep":
-            from tomarena.errors import ConfigError
 
             raise ConfigError(f"game {spec.game!r} needs {n} players, got {len(spec.policies)}: {spec.policies}")
         self.seats = list(range(n)) if spec.kind != "sweep" else [0]

@@ -21,7 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tomarena.agents.prompts import build_messages
 from tomarena.arena.store import RunStore
+from tomarena.envs.framings import get_framing
+from tomarena.envs.games import get_game
+from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, TraceError
 
 PROVENANCE = ("run_id", "episode_id", "game", "framing", "round", "policy", "protocol", "parse_status", "agent")
@@ -30,10 +34,6 @@ KEPT_STATUSES = ("ok", "scored", "default")
 
 
 def _letter_messages(row: Any, history: list[tuple[tuple[int, ...], tuple[float, ...]]]) -> list[dict[str, str]]:
-    from tomarena.agents.prompts import build_messages
-    from tomarena.envs.framings import get_framing
-    from tomarena.envs.games import get_game
-    from tomarena.envs.social_dilemma import Observation
 
     horizon = None if row["horizon"] is None or row["horizon"] != row["horizon"] else int(row["horizon"])
     obs = Observation(get_game(row["game"]), get_framing(row["framing"]), int(row["agent"].split("_")[1]),
@@ -129,6 +129,5 @@ def parquet_schema() -> Any:
 
 
 def _labels(game: str) -> tuple[str, ...]:
-    from tomarena.envs.games import get_game
 
     return get_game(game).action_labels

@@ -17,12 +17,11 @@ import numpy as np
 from tomarena.agents.base import Policy
 from tomarena.arena.episode import MatchSpec, derive_seed, player_rng
 from tomarena.arena.rows import coded, columns_table, game_labels, pair_list
+from tomarena.envs.games import Game, get_game
 
 
 def vectorisable(specs: Sequence[MatchSpec], policies: Mapping[str, Policy]) -> bool:
     """True when the chunk can take the vectorised path."""
-    from tomarena.envs.games import Game, get_game
-
     for s in specs:
         if s.kind != "tournament" or s.continuation is not None or s.noise > 0 or len(s.policies) != 2:
             return False
@@ -37,8 +36,6 @@ def vectorisable(specs: Sequence[MatchSpec], policies: Mapping[str, Policy]) -> 
 def _simulate(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], rounds: int,
               seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Actions [m, t, seat], p(C) [m, t, seat] and payoffs [m, t, seat] of matches sharing one horizon."""
-    from tomarena.envs.games import get_game
-
     n = len(specs)
     uniforms = np.empty((n, 2, rounds))
     for m, seed in enumerate(seeds):
@@ -95,8 +92,6 @@ def _per_match(values: Sequence[str], m_of_row: np.ndarray) -> Any:
 def _table(specs: Sequence[MatchSpec], run_id: str, rounds: int, seeds: np.ndarray, actions: np.ndarray,
            pcs: np.ndarray, pay: np.ndarray) -> Any:
     """The trace rows of matches sharing one horizon, built column by column through the row spec."""
-    from tomarena.envs.games import get_game
-
     n = len(specs)
     per = rounds * 2
     total = n * per

@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from tomarena.agents.resolve import resolve_policy
 from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
+from tomarena.arena.executors import LocalExecutor, RayExecutor
 from tomarena.arena.store import RunStore
+from tomarena.envs.games import get_game
 from tomarena.files import write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
@@ -78,9 +81,6 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         sink: RunSink | None = None) -> Path:
     """Play every match of `cfg` into the run directory `out` (resuming if asked), feed every stored table to
     `sink` and finish it, write summary.json (last, so its presence marks a complete run); returns the path."""
-    from tomarena.agents.resolve import resolve_policy
-    from tomarena.envs.games import get_game
-
     out = Path(out)
     labels = list(dict.fromkeys(cfg.policies))
     policies = {label: resolve_policy(label) for label in labels}
@@ -141,7 +141,6 @@ def _counts(table: Any) -> dict[str, int]:
 
 
 def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:
-    from tomarena.arena.executors import LocalExecutor, RayExecutor
 
     if cfg.executor == "ray":
         return RayExecutor(policies, cfg.ray_address, cfg.workers, replicas=cfg.replicas,
