@@ -129,9 +129,9 @@ class RayExecutor:
                  batch_wait_ms: float = 2.0, num_cpus: float = 0, num_gpus: float = 0,
                  sweeps: str = "ray_data") -> None:
         check_service(replicas, concurrency, max_batch, batch_wait_ms, num_cpus, num_gpus)
-        self.ray = ray = ensure_ray(address)
         if sweeps not in SWEEP_PATHS:
             raise ConfigError(f"sweeps must be one of {', '.join(SWEEP_PATHS)}, got {sweeps!r}")
+        self.ray = ray = ensure_ray(address)
         self.service, self.n_routes, self.local_policies = replicas is not None, replicas or 1, dict(policies)
         self.sweeps = sweeps
         self.threads = None if address else _driver_threads()

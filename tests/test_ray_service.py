@@ -119,3 +119,83 @@ def test_service_knobs_out_of_range_are_one_line_config_errors(key: str, value: 
     with pytest.raises(ConfigError) as err:
         validate_config({"policies": ["classic/tit_for_tat"], key: value})
     assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_batcher_merges_queued_requests_up_to_max_batch_and_keeps_each_stream() -> None:
+    """Without Ray: 5 requests of 2 decisions each queued at once reach the policy as calls of 4, 4 and 2 decisions
+    (max_batch 4), and every decision equals the same decision made alone with its own seeded rng."""
+    import asyncio
+
+    from tomarena.arena.ray_service import Batcher
+
+    pol = resolve_policy("sim:flat?latency_ms=0&max_batch=64&p=0.4")
+    obs = _obs(10)
+    batcher = Batcher(pol, max_batch=4, wait=0.05)
+
+    async def main() -> list:
+        reqs = [([obs[2 * k], obs[2 * k + 1]], [None, None],
+                 [np.random.default_rng(2 * k + j).bit_generator.state for j in range(2)]) for k in range(5)]
+        return await asyncio.gather(*(batcher.submit(*r) for r in reqs))
+
+    out = asyncio.run(main())
+    assert batcher.stats == {"calls": 3, "requests": 5, "decisions": 10}
+    assert pol.backend.stats["score_calls"] == 3
+    for k, (decisions, states) in enumerate(out):
+        for j in range(2):
+            rng = np.random.default_rng(2 * k + j)
+            assert decisions[j] == pol.act(obs[2 * k + j], None, rng)
+            assert states[j] == rng.bit_generator.state
+
+
+def test_routed_stand_in_sends_every_request_to_its_replica() -> None:
+    from tomarena.arena.ray_service import RemotePolicy
+
+    pol = RemotePolicy(["a", "b", "c"], "m", None)
+    assert [pol.routed(k).handles[pol.routed(k).route] for k in range(5)] == ["a", "b", "c", "a", "b"]
+    assert pol.route == 0 and pol.routed(4).handles == ["a", "b", "c"]
+
+
+def test_sweep_detection_and_shards_round_trip_through_arrow_ipc() -> None:
+    from tomarena.arena.config import build_specs, validate_config
+    from tomarena.arena.executors import LocalExecutor
+    from tomarena.arena.ray_data import ipc_to_table, is_sweep, table_to_ipc
+
+    sweep = validate_config({"kind": "sweep", "policies": [SIM], "samples": 3, "framings": ["business", "none"]})
+    tour = validate_config({"policies": [SIM, "classic/tit_for_tat"], "rounds": 2})
+    specs = build_specs(sweep, {"prisoners_dilemma": 2})
+    assert len(specs) == 6 and is_sweep([specs[:4], specs[4:]])
+    assert not is_sweep([specs, build_specs(tour, {"prisoners_dilemma": 2})]) and not is_sweep([])
+    pols = {SIM: resolve_policy(SIM)}
+    (_, table), = LocalExecutor(pols).run([specs], 1, "r")
+    back = ipc_to_table(table_to_ipc(table))
+    assert back.schema.equals(table.schema) and back.equals(table) and back.num_rows == 6
+
+
+def test_unknown_sweep_path_is_a_one_line_config_error() -> None:
+    from tomarena.arena.executors import RayExecutor
+
+    with pytest.raises(ConfigError, match="sweeps must be one of ray_data, service, got 'spark'"):
+        RayExecutor({}, sweeps="spark")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["ray_data", "service"])
+def test_sweep_on_two_replicas_equals_local(ray_session, path: str) -> None:
+    """A one-shot sweep (2 framings x 24 samples, chunks of 8) through Ray Data's workers or the model service gives
+    the local executor's shards; the Ray Data path starts no service replica."""
+    from tomarena.arena.config import build_specs, validate_config
+    from tomarena.arena.executors import LocalExecutor, RayExecutor
+    from tomarena.arena.runner import chunks as cut
+
+    cfg = validate_config({"kind": "sweep", "policies": [SIM, "classic/random"], "samples": 24, "seed": 2,
+                           "framings": ["business", "none"]})
+    chunks = cut(build_specs(cfg, {"prisoners_dilemma": 2}), 8)
+    pols = {p: resolve_policy(p) for p in cfg.policies}
+    expected = dict(LocalExecutor(pols).run(chunks, cfg.seed, "r"))
+    ex = RayExecutor(pols, replicas=2, concurrency=4, sweeps=path)
+    got = dict(ex.run(chunks, cfg.seed, "r"))
+    assert (ex.replicas == {}) == (path == "ray_data")
+    ex.close()
+    assert sorted(got) == list(range(len(chunks))) == list(range(12))
+    for i in expected:
+        assert got[i].equals(expected[i]), i
