@@ -23,7 +23,6 @@ from tomarena.agents.hf_generate import generate_one, generation_params
 from tomarena.agents.hf_load import (
     check_options,
     load_model,
-    quiet_transformers,
     resolve_adapter,
     resolve_model_path,
     weight_hashes,
@@ -33,7 +32,7 @@ from tomarena.agents.prefix import Row, plan_batches, shared_prefix
 from tomarena.agents.sampling import check_sampling
 from tomarena.errors import ConfigError
 
-__all__ = ["HFBackend", "quiet_transformers"]  # quiet_transformers: also used by the training benchmarks
+__all__ = ["HFBackend"]
 
 
 class HFBackend:

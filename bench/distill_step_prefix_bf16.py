@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/distill.json."""
     import torch
 
-    from tomarena.agents.hf_backend import quiet_transformers
+    from tomarena.agents.hf_load import quiet_transformers
     from tomarena.training.config import load_config
     from tomarena.training.model import cpu_has_native_bf16, kl_chunks, load_lora_model, load_tokenizer
 

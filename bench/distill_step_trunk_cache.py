@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/trunk.json."""
     import torch
 
-    from tomarena.agents.hf_backend import quiet_transformers
+    from tomarena.agents.hf_load import quiet_transformers
     from tomarena.training.config import load_config
     from tomarena.training.model import load_tokenizer, trunk_start, use_bf16_autocast
     from tomarena.training.trunk import build_trunk

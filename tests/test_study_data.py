@@ -22,13 +22,15 @@ from tomarena.analysis.comparisons import donation_tests, model_tests
 from tomarena.analysis.propensity import propensity_table
 from tomarena.analysis.stats import student_t
 from tomarena.envs import Observation, get_framing, get_game
+from tomarena.envs.framings import FRAMINGS
+from tomarena.envs.games import GAMES
 from tomarena.errors import ConfigError
 
 STUDY_ROLES = ["--base", "llama2-7b", "--student", "llama2-7b-lora", "--teacher", "llama2-70b"]
 
 
 def test_shipped_files_validate_against_the_registries() -> None:
-    assert study.validate() == {"in_sample": 20, "oos_framings": 12, "oos_games": 20}
+    assert study.validate(GAMES.ids(), FRAMINGS.ids()) == {"in_sample": 20, "oos_framings": 12, "oos_games": 20}
     per_model = Counter(c.model for c in study.one_shot_cells())
     assert per_model == {"llama2-70b": 52, "llama2-7b": 52, "llama2-7b-lora": 52, "llama2-70b-letter": 20}
     short = sorted((c.model, c.framing, c.game, c.n_total) for c in study.one_shot_cells() if c.n_total != 300)
