@@ -158,8 +158,8 @@ class RayExecutor:
         self.policies = {label: RemotePolicy(self.replicas[label], label, initial[label])
                          if label in self.replicas else pol for label, pol in self.local_policies.items()}
         if self.service:
-            per, n = -(-self.concurrency // self.workers), min(self.workers, self.concurrency)
-            self.runners = [runner_class().options(max_concurrency=per).remote() for _ in range(n)]
+            self.per_runner, n = -(-self.concurrency // self.workers), min(self.workers, self.concurrency)
+            self.runners = [runner_class().options(max_concurrency=self.per_runner).remote() for _ in range(n)]
 
     def _start_models(self, policies: Mapping[str, Policy]) -> dict[str, list[Any]]:
         """Start the actors of every heavy policy: one PolicyActor, or `replicas` ModelReplicas spread over nodes."""
@@ -174,6 +174,15 @@ class RayExecutor:
             out[label] = [cls.remote(label, self.threads, self.max_batch, self.batch_wait_ms)
                           for _ in range(self.n_routes)]
         return out
+
+    def _replace_runner(self, k: int) -> None:
+        """A fresh runner in slot `k` when the one there is gone for good (its restarts spent or its node lost)."""
+        if not self.service:
+            return
+        try:
+            self.ray.get(self.runners[k].node_id.remote(), timeout=30)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError):
+            self.runners[k] = runner_class().options(max_concurrency=self.per_runner).remote()
 
     def _submit(self, runner: int, route: int, chunk: Sequence[MatchSpec], pol_ref: Any, run_seed: int,
                 run_id: str) -> Any:
@@ -215,9 +224,9 @@ class RayExecutor:
             except (ray.exceptions.ObjectLostError, ray.exceptions.RayActorError):
                 if attempt >= RESTARTS:  # a chunk lost with its node (or its runner) is played again
                     raise
-                k2 = min(range(len(load)), key=load.__getitem__)
-                load[k2], routed[r] = load[k2] + 1, routed[r] + 1
-                running[self._submit(k2, r, chunks[i], pol_ref, run_seed, run_id)] = (i, k2, r, attempt + 1)
+                self._replace_runner(k)
+                load[k], routed[r] = load[k] + 1, routed[r] + 1
+                running[self._submit(k, r, chunks[i], pol_ref, run_seed, run_id)] = (i, k, r, attempt + 1)
                 continue
             yield i, table
 

@@ -98,17 +98,44 @@ def test_killed_replica_restarts_and_results_equal_local(ray_session) -> None:
     ex.start()
     victim = ex.replicas[SIM][0]
     first_pid = ray_session.get(victim.pid.remote())
-    got = {}
+    got = []
     for i, table in ex.run(chunks, cfg.seed, "r"):
-        got[i] = table
+        got.append((i, table))
         if len(got) == 1:
             ray_session.kill(victim, no_restart=False)  # one replica dies while other chunks are in flight
     assert ray_session.get(victim.pid.remote()) != first_pid
     merged = sum(ray_session.get(h.service_stats.remote())["requests"] for h in ex.replicas[SIM])
     ex.close()
-    assert merged > 0 and sorted(got) == sorted(expected)
-    for i in expected:
-        assert got[i].equals(expected[i]), i
+    assert merged > 0 and sorted(i for i, _ in got) == list(range(len(chunks))) == list(range(9))  # each once
+    for i, table in got:
+        assert table.equals(expected[i]), i
+
+
+@pytest.mark.slow
+def test_chunks_of_a_runner_gone_for_good_are_played_again_once(ray_session) -> None:
+    """A chunk runner killed without restart mid-run: its chunks in flight fail, are resubmitted to a fresh runner,
+    and every chunk arrives once with the local executor's rows."""
+    from tomarena.arena.config import build_specs, validate_config
+    from tomarena.arena.executors import LocalExecutor, RayExecutor
+    from tomarena.arena.runner import chunks as cut
+
+    cfg = validate_config({"policies": [SIM, "classic/tit_for_tat"], "rounds": 5, "repetitions": 6, "seed": 9})
+    chunks = cut(build_specs(cfg, {"prisoners_dilemma": 2}), 2)
+    pols = {p: resolve_policy(p) for p in cfg.policies}
+    expected = dict(LocalExecutor(pols).run(chunks, cfg.seed, "r"))
+    ex = RayExecutor(pols, workers=2, replicas=1, concurrency=4, max_batch=8)
+    ex.start()
+    victim = ex.runners[0]
+    got = []
+    for i, table in ex.run(chunks, cfg.seed, "r"):
+        got.append((i, table))
+        if len(got) == 1:
+            ray_session.kill(victim, no_restart=True)  # gone for good, with chunks in flight
+    replaced = ex.runners[0] is not victim
+    ex.close()
+    assert replaced and sorted(i for i, _ in got) == list(range(len(chunks))) == list(range(9))  # 18 matches
+    for i, table in got:
+        assert table.equals(expected[i]), i
 
 
 @pytest.mark.parametrize(("key", "value"), [("replicas", 0), ("concurrency", 0), ("max_batch", 0),
