@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tomarena.agents.resolve import resolve_policy
-from tomarena.arena.config import SCHEDULE, RunConfig, build_specs
+from tomarena.arena.config import SCHEDULE, ExecutionSettings, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
 from tomarena.arena.executors import LocalExecutor, RayExecutor
 from tomarena.arena.store import RunStore
@@ -18,8 +18,7 @@ from tomarena.envs.games import get_game
 from tomarena.files import write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
-EXECUTION_KEYS = {"executor", "ray_address", "workers", "chunk_size", "replicas", "concurrency", "max_batch",
-                  "batch_wait_ms"}
+EXECUTION_KEYS = set(ExecutionSettings.model_fields)
 
 
 def chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:

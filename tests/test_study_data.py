@@ -172,12 +172,14 @@ def test_analyze_alignment_on_the_shipped_study_counts() -> None:
 
 
 def test_pipeline_measures_the_teacher_once_when_its_sweep_is_the_measurement(tmp_path) -> None:
-    from tomarena.pipeline import PipelineConfig, _measure
+    from tomarena.pipeline import PipelineConfig, ReportStage, plan
 
     same = PipelineConfig.model_validate({"out": str(tmp_path), "teacher_stage": {"samples": 2},
                                           "measure": {"sets": ["in_sample"], "samples": 2}})
-    log: list[str] = []
-    assert _measure(same, tmp_path, "teacher", same.teacher, {}, log) == [tmp_path / "teacher_sweep"] and log == []
+    stages = plan(same)
+    assert "measure teacher in_sample" not in [s.label for s in stages]
+    assert isinstance(stages[-1], ReportStage) and tmp_path / "teacher_sweep" in stages[-1].runs
     other = same.model_copy(update={"measure": same.measure.model_copy(update={"samples": 3})})
-    runs = _measure(other, tmp_path, "teacher", other.teacher, {}, log)
-    assert runs == [tmp_path / "measure_teacher" / "in_sample"] and (runs[0] / "summary.json").is_file()
+    stage = next(s for s in plan(other) if s.label == "measure teacher in_sample")
+    assert stage.out == tmp_path / "measure_teacher" / "in_sample"
+    assert stage.execute().line.startswith("measure teacher in_sample: ") and (stage.out / "summary.json").is_file()
