@@ -23,6 +23,9 @@ from tomarena.arena.ray_data import is_sweep, sweep_with_ray_data
 from tomarena.arena.ray_service import RESTARTS, RemotePolicy, policy_actor_class, replica_class
 from tomarena.errors import ConfigError
 
+#: CPUs a replica asks for when none are set: Ray's SPREAD spreads only actors that ask for some resource (zero-CPU
+#: replicas all landed on one node of two in tests/test_cluster.py)
+SPREAD_CPU = 0.01
 #: how a one-shot sweep runs on the model service: Ray Data workers each holding a replica, or the service itself
 SWEEP_PATHS = ("ray_data", "service")
 
@@ -170,7 +173,7 @@ class RayExecutor:
             if not self.service:
                 out[label] = [policy_actor_class().remote(label, self.threads)]
                 continue
-            cls = replica_class(self.num_cpus, self.num_gpus).options(scheduling_strategy="SPREAD")
+            cls = replica_class(self.num_cpus or SPREAD_CPU, self.num_gpus).options(scheduling_strategy="SPREAD")
             out[label] = [cls.remote(label, self.threads, self.max_batch, self.batch_wait_ms)
                           for _ in range(self.n_routes)]
         return out
