@@ -130,13 +130,13 @@ class RayExecutor:
     def __init__(self, policies: Mapping[str, Policy], address: str | None = None, workers: int | None = None,
                  replicas: int | None = None, concurrency: int | None = None, max_batch: int = 64,
                  batch_wait_ms: float = 2.0, num_cpus: float = 0, num_gpus: float = 0,
-                 sweeps: str = "ray_data") -> None:
+                 sweep_path: str = "ray_data") -> None:
         check_service(replicas, concurrency, max_batch, batch_wait_ms, num_cpus, num_gpus)
-        if sweeps not in SWEEP_PATHS:
-            raise ConfigError(f"sweeps must be one of {', '.join(SWEEP_PATHS)}, got {sweeps!r}")
+        if sweep_path not in SWEEP_PATHS:
+            raise ConfigError(f"sweep_path must be one of {', '.join(SWEEP_PATHS)}, got {sweep_path!r}")
         self.ray = ray = ensure_ray(address)
         self.service, self.n_routes, self.local_policies = replicas is not None, replicas or 1, dict(policies)
-        self.sweeps = sweeps
+        self.sweep_path = sweep_path
         self.threads = None if address else _driver_threads()
         self.max_batch, self.batch_wait_ms, self.num_cpus, self.num_gpus = max_batch, batch_wait_ms, num_cpus, num_gpus
         self.workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
@@ -198,7 +198,7 @@ class RayExecutor:
         rest wait on the driver as specs, so memory stays bounded by the chunks in flight). A one-shot sweep on the
         model service runs through Ray Data instead."""
         heavy = any(p.heavy for p in self.local_policies.values())
-        if self.service and self.sweeps == "ray_data" and heavy and is_sweep(chunks):
+        if self.service and self.sweep_path == "ray_data" and heavy and is_sweep(chunks):
             self.close()  # the sweep's workers hold their own replicas (and the GPUs)
             yield from sweep_with_ray_data(chunks, self.local_policies, run_seed, run_id, play_chunk, self.n_routes,
                                            self.threads, self.num_cpus, self.num_gpus)

@@ -27,13 +27,13 @@ NAME = "ray_scaling"
 TARGET = 10.0
 REPLICA_TARGET = 1.8
 #: (matches in flight, chunks in flight, matches per chunk, matches played)
-IN_FLIGHT = [(1, 1, 1, 4), (8, 8, 1, 32), (64, 8, 8, 256), (256, 16, 16, 256)]
+IN_FLIGHT = [(1, 1, 1, 4), (8, 8, 1, 16), (64, 8, 8, 128), (256, 16, 16, 256)]
 #: the sweep's rows: (name, config keys, executor keys, decisions); chunks of 64 one-shot decisions each
+SERVICE2 = {"executor": "ray", "replicas": 2, "concurrency": 16}
 SWEEP_CASES = [("sweep: local executor (chunks of 64)", {"executor": "local"}, {}, 1024),
                ("sweep: ray today: 1 sync actor", {"executor": "ray"}, {}, 1024),
-               ("sweep: service, 2 replicas, 16 chunks in flight", {"executor": "ray", "replicas": 2,
-                                                                   "concurrency": 16}, {"sweeps": "service"}, 1024),
-               ("sweep: Ray Data, 2 replica workers", {"executor": "ray", "replicas": 2}, {"sweeps": "ray_data"}, 1024)]
+               ("sweep: service, 2 replicas, 16 chunks in flight", SERVICE2, {"sweep_path": "service"}, 1024),
+               ("sweep: Ray Data, 2 replica workers", SERVICE2, {"sweep_path": "ray_data"}, 1024)]
 
 
 def settings(quick: bool, latency_ms: int) -> dict[str, Any]:

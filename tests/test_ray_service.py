@@ -201,8 +201,8 @@ def test_sweep_detection_and_shards_round_trip_through_arrow_ipc() -> None:
 def test_unknown_sweep_path_is_a_one_line_config_error() -> None:
     from tomarena.arena.executors import RayExecutor
 
-    with pytest.raises(ConfigError, match="sweeps must be one of ray_data, service, got 'spark'"):
-        RayExecutor({}, sweeps="spark")
+    with pytest.raises(ConfigError, match="sweep_path must be one of ray_data, service, got .spark."):
+        RayExecutor({}, sweep_path="spark")
 
 
 @pytest.mark.slow
@@ -219,7 +219,7 @@ def test_sweep_on_two_replicas_equals_local(ray_session, path: str) -> None:
     chunks = cut(build_specs(cfg, {"prisoners_dilemma": 2}), 8)
     pols = {p: resolve_policy(p) for p in cfg.policies}
     expected = dict(LocalExecutor(pols).run(chunks, cfg.seed, "r"))
-    ex = RayExecutor(pols, replicas=2, concurrency=4, sweeps=path)
+    ex = RayExecutor(pols, replicas=2, concurrency=4, sweep_path=path)
     got = dict(ex.run(chunks, cfg.seed, "r"))
     assert (ex.replicas == {}) == (path == "ray_data")
     ex.close()
