@@ -60,11 +60,24 @@ def make_executor(cfg: Any, pols: dict[str, Any], **extra: Any) -> Any:
                        max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms, **extra)
 
 
-def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
-            extra: dict[str, Any] | None = None) -> tuple[list[dict], float, float, Any]:
+def executor_for(c: Any, pols: dict[str, Any], extra: dict[str, Any], pool: dict[Any, Any] | None) -> Any:
+    """A fresh executor, or (with `pool`) the warm one kept for this replica count, started with runner threads for
+    the most chunks in flight of any case and set to this case's `concurrency`."""
+    if pool is None or c.executor == "local" or not c.replicas:
+        return make_executor(c, pols, **extra)
+    if c.replicas not in pool:
+        pool[c.replicas] = make_executor(c.model_copy(update={"concurrency": max(x[1] for x in IN_FLIGHT)}), pols)
+        pool[c.replicas].start()  # runners sized for the most chunks in flight
+    ex = pool[c.replicas]
+    ex.concurrency = c.concurrency
+    return ex
+
+
+def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True, extra: dict[str, Any] | None = None,
+            pool: dict[Any, Any] | None = None) -> tuple[list[dict], float, float, Any]:
     """(sorted trace rows without run_id, seconds, seconds to the first chunk, first chunk's table) of the first
-    `n_matches` matches. With `warm`, actors and runners
-    are started by a two-match run before the clock; without, the clock includes the executor's start."""
+    `n_matches` matches. With `warm`, actors and runners are started by a two-match run before the clock (and
+    service executors are kept in `pool` for the next case); without, the clock includes the executor's start."""
     from tomarena.agents.resolve import resolve_policy
     from tomarena.arena.config import build_specs, validate_config
     from tomarena.arena.runner import chunk_size, chunks
@@ -73,7 +86,7 @@ def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
     specs = build_specs(c, {"prisoners_dilemma": 2})[:n_matches]
     pols = {p: resolve_policy(p) for p in c.policies}
     t0 = time.perf_counter()
-    ex = make_executor(c, pols, **(extra or {}))
+    ex = executor_for(c, pols, extra or {}, pool if warm else None)
     try:
         if warm:
             assert list(ex.run(chunks(specs[:2], 1), c.seed, "warm"))  # processes up, imports done
@@ -84,7 +97,8 @@ def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True,
             first = first or time.perf_counter() - t0
         secs = time.perf_counter() - t0
     finally:
-        ex.close()
+        if ex not in (pool or {}).values():
+            ex.close()
     rows = [r for _, t in parts for r in t.drop_columns(["run_id"]).to_pylist()]
     return sorted(rows, key=lambda r: (r["episode_id"], r["round"], r["agent"])), secs, first or secs, parts[0][1]
 
@@ -103,15 +117,21 @@ def tournament_cases() -> list[Case]:
 def measure(cases: list[Case], base: dict[str, Any], ref: list[dict], warm: bool,
             model: str) -> list[dict[str, Any]]:
     """Run each case, guard its rows against the reference's rows for the same matches, and tabulate."""
-    rows = []
-    for name, keys, extra, n in cases:
-        table, secs, first, first_table = run_one({**base, **keys}, n, warm, extra)
-        episodes = {r["episode_id"] for r in table}
-        guard(table == [r for r in ref if r["episode_id"] in episodes], f"{name}: {len(table)} rows equal local's")
-        k = sum(1 for r in table if r["policy"] == model)
-        k_first = sum(1 for p in first_table.column("policy").to_pylist() if p == model)
-        rows.append({"run": name, "seconds": secs, "model_decisions": k, "decisions_per_s": k / secs,
-                     "first_chunk_s": first, "after_first_per_s": (k - k_first) / max(secs - first, 1e-9)})
+    rows, pool = [], {}
+    try:
+        for name, keys, extra, n in cases:
+            table, secs, first, first_table = run_one({**base, **keys}, n, warm, extra, pool)
+            episodes = {r["episode_id"] for r in table}
+            guard(table == [r for r in ref if r["episode_id"] in episodes], f"{name}: {len(table)} rows equal local's")
+            k = sum(1 for r in table if r["policy"] == model)
+            row = {"run": name, "seconds": secs, "model_decisions": k, "decisions_per_s": k / secs}
+            if not warm:  # sweeps: when the first chunk came, and the rate after it (a long sweep's steady rate)
+                k_first = sum(1 for p in first_table.column("policy").to_pylist() if p == model)
+                row |= {"first_chunk_s": first, "after_first_per_s": (k - k_first) / max(secs - first, 1e-9)}
+            rows.append(row)
+    finally:
+        for ex in pool.values():
+            ex.close()
     return rows
 
 
