@@ -60,7 +60,7 @@ def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
 class RunSink(Protocol):
     """Receives every stored table of a run once (old shards on resume, then each new one as it is written) and
     is finished before summary.json marks the run complete. The top floor passes
-    `analysis.summaries.SummarySink` (see `tomarena.api.run_config`): the arena itself knows no analysis."""
+    `analysis.summaries.SummarySink` (see `tomarena.app.api.run_config`): the arena itself knows no analysis."""
 
     #: trace columns the sink reads
     columns: Sequence[str]

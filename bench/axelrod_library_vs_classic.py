@@ -1,8 +1,8 @@
-"""Axelrod-strategy tournament vs the same-size classic tournament, end to end (`tomarena.api.run_config`).
+"""Axelrod-strategy tournament vs the same-size classic tournament, end to end (`tomarena.app.api.run_config`).
 
 Seven deterministic strategies as tomarena classic policies, and the same seven as Axelrod-library strategies
 (`axelrod:TitForTat`, ...), every pair with self-play, 200 rounds, 10 repetitions (2 with --quick) on
-prisoners_dilemma_axelrod. Both runs go through `tomarena.api.run_config` into a temporary directory (resolve, play,
+prisoners_dilemma_axelrod. Both runs go through `tomarena.app.api.run_config` into a temporary directory (resolve, play,
 Parquet shard, summary CSVs), best of 3, after one warm-up run that imports the Axelrod library; the
 library's one-time import is timed separately in a fresh interpreter. Also shown: the issue's case (six classic
 strategies plus one Axelrod strategy) and a stochastic Axelrod strategy, which takes the per-decision path.
@@ -35,7 +35,7 @@ STOCHASTIC = [*CLASSIC[:6], "axelrod:GTFT"]
 
 def run_tournament(policies: list[str], turns: int, reps: int, n: int = REPEATS) -> tuple[Any, float]:
     """Best of n end-to-end runs: (trace frame of the last, fastest seconds)."""
-    from tomarena.api import run_config as run
+    from tomarena.app.api import run_config as run
     from tomarena.arena.config import validate_config
     from tomarena.arena.store import RunStore
 

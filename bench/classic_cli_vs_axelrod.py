@@ -45,7 +45,7 @@ def tomarena_config(turns: int, reps: int) -> Any:
 
 def cli_command(out: str, turns: int, reps: int) -> list[str]:
     """The `tomarena tournament` command of the round-robin, default settings, into `out`."""
-    return [sys.executable, "-m", "tomarena.cli", "tournament", "--policies",
+    return [sys.executable, "-m", "tomarena.app.cli", "tournament", "--policies",
             ",".join(f"classic/{k}" for k in STRATEGIES), "--game", GAME, "--rounds", str(turns), "--repetitions",
             str(reps), "--seed", "0", "--out", out, "--no-progress"]
 

@@ -40,7 +40,7 @@ def quick_config(tmp: Path) -> Path:
 
 def run_cli(config: Path, out: Path) -> tuple[float, str]:
     """`tomarena pipeline --config CONFIG --out OUT` as a subprocess: (wall seconds, its output)."""
-    cmd = [sys.executable, "-m", "tomarena.cli", "pipeline", "--config", str(config), "--out", str(out)]
+    cmd = [sys.executable, "-m", "tomarena.app.cli", "pipeline", "--config", str(config), "--out", str(out)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0

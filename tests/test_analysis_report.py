@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_analysis_fixtures import match_rows, row, sweep_rows, write_run
 from tomarena.analysis.report import build_report
-from tomarena.cli import main
+from tomarena.app.cli import main
 
 ROLES = {"teacher": "llm/teacher", "base": "llm/base", "student": "llm/student"}
 RATES = {"llm/teacher": 4, "llm/base": 8, "llm/student": 6}  # C answers out of 10
@@ -113,7 +113,7 @@ def test_cli_analyze_alignment_bad_input(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_analysis_import_pulls_no_heavy_libraries() -> None:
-    code = ("import sys, tomarena.analysis, tomarena.analysis.report, tomarena.analysis.commands; "
+    code = ("import sys, tomarena.analysis, tomarena.analysis.report, tomarena.app.commands.analysis; "
             "print(sorted(m for m in ('torch', 'transformers', 'ray', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

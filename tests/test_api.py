@@ -15,7 +15,7 @@ import pytest
 
 import tomarena
 from tomarena.agents import POLICIES, Decision, Policy
-from tomarena.cli import main
+from tomarena.app.cli import main
 from tomarena.errors import BackendError, ConfigError, RegistryError
 
 TFT, ALLD = "classic/tit_for_tat", "classic/always_defect"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tomarena.agents.resolve import resolve_policy
-from tomarena.api import run_config as run
+from tomarena.app.api import run_config as run
 from tomarena.arena.config import RunConfig, build_specs, validate_config
 from tomarena.arena.episode import MatchSpec, derive_seed, play_episode, play_episodes
 from tomarena.arena.store import RunStore
@@ -18,7 +18,7 @@ from tomarena.errors import ConfigError, TomarenaError
 
 CLASSICS = ["classic/always_cooperate", "classic/always_defect", "classic/tit_for_tat", "classic/grim_trigger",
             "classic/win_stay_lose_shift"]
-TOMARENA = [sys.executable, "-m", "tomarena.cli"]
+TOMARENA = [sys.executable, "-m", "tomarena.app.cli"]
 
 
 def _pols(labels):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tomarena.cli import main
+from tomarena.app.cli import main
 
 TFT = "classic/tit_for_tat"
 
@@ -166,7 +166,7 @@ def test_empty_or_partial_pipeline_config_names_the_missing_keys(tmp_path: Path,
 
 
 def test_pipeline_defaults_true_takes_the_defaults_and_the_shipped_configs_are_complete() -> None:
-    from tomarena.pipeline import PipelineConfig, load_pipeline_config
+    from tomarena.app.pipeline import PipelineConfig, load_pipeline_config
 
     root = Path(__file__).parents[1] / "configs"
     for name in ("demo", "paper", "smoke"):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tomarena import catalog
-from tomarena.cli import main
+from tomarena.app import catalog
+from tomarena.app.cli import main
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomarena.cli", *args], capture_output=True, text=True, check=False,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run([sys.executable, "-m", "tomarena.app.cli", *args], capture_output=True, text=True,
+                          check=False, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def _one_error_line(out: subprocess.CompletedProcess) -> str:
@@ -127,7 +127,7 @@ def test_list_policies_shows_options_from_the_factory_signatures(capsys: pytest.
 
 
 def test_list_policies_axelrod_lists_every_strategy_without_importing_the_library() -> None:
-    code = ("import sys, json\nfrom tomarena.cli import main\nmain(['list', 'policies', '--axelrod', '--json'])\n"
+    code = ("import sys, json\nfrom tomarena.app.cli import main\nmain(['list', 'policies', '--axelrod', '--json'])\n"
             "print(json.dumps('axelrod' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     *body, imported = out.stdout.strip().splitlines()

@@ -21,7 +21,7 @@ ARGS = ["tournament", "--policies",
 
 
 def _cmd(out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "tomarena.cli", *ARGS, "--out", str(out)] + (["--resume"] if resume else [])
+    return [sys.executable, "-m", "tomarena.app.cli", *ARGS, "--out", str(out)] + (["--resume"] if resume else [])
 
 
 def _kill_after_shards(out: Path, resume: bool, min_shards: int, rng: random.Random) -> bool:
@@ -70,7 +70,7 @@ def test_pipeline_killed_at_random_points_then_resumed_equals_uninterrupted(tmp_
     config.write_text(yaml.safe_dump(cfg))
 
     def cmd(out: Path) -> list[str]:
-        return [sys.executable, "-m", "tomarena.cli", "pipeline", "--config", str(config), "--out", str(out)]
+        return [sys.executable, "-m", "tomarena.app.cli", "pipeline", "--config", str(config), "--out", str(out)]
 
     # both runs use the same directory: the student's label (hence its seeds) names its adapter's path
     full, cut = tmp_path / "full", tmp_path / "cut"

@@ -25,10 +25,10 @@ def _heavy_after(body: str) -> list[str]:
 @pytest.mark.parametrize("body", [
     "import tomarena.envs",
     "import tomarena.envs as e; e.parallel_env(game='donation').reset(seed=0); e.env(game='stag_hunt').reset()",
-    ("import contextlib, io\nfrom tomarena.cli import main\n"
+    ("import contextlib, io\nfrom tomarena.app.cli import main\n"
      "with contextlib.redirect_stdout(io.StringIO()):\n"
      "    try:\n        main(['--help'])\n    except SystemExit:\n        pass"),
-    ("import contextlib, io\nfrom tomarena.cli import main\n"
+    ("import contextlib, io\nfrom tomarena.app.cli import main\n"
      "with contextlib.redirect_stdout(io.StringIO()):\n    main(['list', 'games']); main(['list', 'framings'])"),
 ])
 def test_no_heavy_imports(body: str) -> None:

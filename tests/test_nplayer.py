@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tomarena.api import run_config as run
+from tomarena.app.api import run_config as run
+from tomarena.app.cli import main
 from tomarena.arena.config import RunConfig, build_specs, compositions, seat_orders, validate_config
 from tomarena.arena.store import RunStore
-from tomarena.cli import main
 
 GIVE_ALL, GIVE_NONE = "classic/fixed_contributor?amount=10", "classic/fixed_contributor?amount=0"
 COND = "classic/conditional_cooperator"

@@ -174,8 +174,8 @@ def test_load_reads_the_file_then_applies_the_flags(tmp_path: Path) -> None:
 
 
 def test_every_config_field_is_described() -> None:
+    from tomarena.app.pipeline import MeasureStage, PipelineConfig, TeacherStage, TournamentStage
     from tomarena.arena.config import RunConfig
-    from tomarena.pipeline import MeasureStage, PipelineConfig, TeacherStage, TournamentStage
     from tomarena.training.config import FinetuneConfig
 
     for model in (RunConfig, FinetuneConfig, PipelineConfig, TeacherStage, MeasureStage, TournamentStage):

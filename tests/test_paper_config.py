@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tomarena.agents.resolve import resolve_policy, split_spec
+from tomarena.app.pipeline import load_pipeline_config, student_with_adapter
 from tomarena.errors import ConfigError
-from tomarena.pipeline import load_pipeline_config, student_with_adapter
 from tomarena.training.config import load_config
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper.yaml"
@@ -78,7 +78,7 @@ def test_finetuning_uses_the_study_recipe(cfg) -> None:
 
 
 def test_arena_runs_use_the_model_service_on_ray(cfg) -> None:
-    from tomarena.pipeline import ArenaStage, plan
+    from tomarena.app.pipeline import ArenaStage, plan
 
     runs = [s for s in plan(cfg) if isinstance(s, ArenaStage)]
     assert len(runs) == 1 + 3 * 4 - 1 + 1  # teacher sweep, 4 sets x 3 models (teacher in-sample reused), tournament

@@ -27,7 +27,7 @@ def smoke_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
 
 def tomarena(*args: str) -> subprocess.CompletedProcess:
     """Run the CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "tomarena.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tomarena.app.cli", *args], capture_output=True, text=True,
                           timeout=600, cwd=ROOT, check=False)
 
 
@@ -78,7 +78,7 @@ def test_bad_pipeline_configs_are_one_line(tmp_path: Path) -> None:
 
 
 def test_run_section_finetune_section_and_overrides(tmp_path: Path) -> None:
-    from tomarena.pipeline import load_pipeline_config
+    from tomarena.app.pipeline import load_pipeline_config
 
     ft = tmp_path / "ft.yaml"
     ft.write_text("epochs: 7\nrank: 4\nseed: 99\n")
@@ -100,8 +100,8 @@ def test_run_section_finetune_section_and_overrides(tmp_path: Path) -> None:
     ("finetune_config: nowhere.yaml\n", "fine-tuning config file nowhere.yaml does not exist"),
 ])
 def test_bad_run_and_finetune_sections_are_one_line(tmp_path: Path, text: str, needle: str) -> None:
+    from tomarena.app.pipeline import load_pipeline_config
     from tomarena.errors import ConfigError
-    from tomarena.pipeline import load_pipeline_config
 
     (tmp_path / "p.yaml").write_text("defaults: true\n" + text)
     with pytest.raises(ConfigError) as info:
@@ -110,7 +110,7 @@ def test_bad_run_and_finetune_sections_are_one_line(tmp_path: Path, text: str, n
 
 
 def test_stages_are_planned_in_order_and_skip_once_complete(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tomarena.pipeline import ArenaStage, ReportStage, load_pipeline_config, plan
+    from tomarena.app.pipeline import ArenaStage, ReportStage, load_pipeline_config, plan
 
     cfg = load_pipeline_config(smoke_config(tmp_path, tiny_model_dir))
     stages = plan(cfg)

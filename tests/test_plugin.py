@@ -49,7 +49,7 @@ def run(args: list[str], plugin: Path | None) -> subprocess.CompletedProcess:
 
 
 def test_plugin_policies_are_listed(plugin_path):
-    out = run(["-m", "tomarena.cli", "list", "policies"], plugin_path)
+    out = run(["-m", "tomarena.app.cli", "list", "policies"], plugin_path)
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if line.strip()}
     assert rows["plugin/contrarian"] == "plugin" and rows["plugin/stubborn"] == "plugin"

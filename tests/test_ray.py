@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from tomarena.agents.resolve import resolve_policy
-from tomarena.api import run_config as run
+from tomarena.app.api import run_config as run
 from tomarena.arena.config import validate_config
 from tomarena.arena.executors import LocalExecutor, RayExecutor
 from tomarena.arena.runner import EXECUTION_KEYS

@@ -69,7 +69,7 @@ def _table(run_dir):
 def test_model_service_with_two_replicas_writes_the_local_traces(tmp_path, ray_session) -> None:
     """Requests of 4 chunks in flight are merged into batches (sim: is batch-invariant) on 2 replicas. (An hf: model
     is left out: its prefix KV cache makes its scores depend on the replica's history in the last float bits.)"""
-    from tomarena.api import run_config as run
+    from tomarena.app.api import run_config as run
     from tomarena.arena.config import validate_config
 
     base = {"policies": [SIM, "sim:flat?latency_ms=1&p=0.3", "strategist/reference", "classic/random"],

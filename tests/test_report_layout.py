@@ -14,7 +14,7 @@ import pytest
 from tests.test_analysis_report import ROLES, _sweep, _tournament
 from tomarena.analysis import plots
 from tomarena.analysis.report import FILES_LIST, build_report, check_role_labels, clean_previous
-from tomarena.cli import main
+from tomarena.app.cli import main
 from tomarena.errors import ConfigError
 
 

@@ -153,7 +153,8 @@ def test_student_t_on_the_studys_donations() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomarena.cli", *args], capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, "-m", "tomarena.app.cli", *args], capture_output=True, text=True,
+                          check=False)
 
 
 def test_analyze_alignment_on_the_shipped_study_counts() -> None:
@@ -172,7 +173,7 @@ def test_analyze_alignment_on_the_shipped_study_counts() -> None:
 
 
 def test_pipeline_measures_the_teacher_once_when_its_sweep_is_the_measurement(tmp_path) -> None:
-    from tomarena.pipeline import PipelineConfig, ReportStage, plan
+    from tomarena.app.pipeline import PipelineConfig, ReportStage, plan
 
     same = PipelineConfig.model_validate({"out": str(tmp_path), "teacher_stage": {"samples": 2},
                                           "measure": {"sets": ["in_sample"], "samples": 2}})

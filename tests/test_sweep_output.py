@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tomarena.app.cli import main
 from tomarena.arena.config import expand_scenario_sets, load_config, validate_config
-from tomarena.cli import main
 
 STUDY_GAMES = ["prisoners_delight", "prisoners_dilemma", "snowdrift", "stag_hunt"]
 IN_FRAMINGS = ["business", "environment", "friendsharing", "ir", "team"]

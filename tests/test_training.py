@@ -450,7 +450,7 @@ def test_mixed_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch: pyt
 
 def test_cli_finetune_runs_and_rejects_bad_input(tiny_model_dir: Path, tmp_path: Path) -> None:
     traces = write_traces(tmp_path / "t.jsonl")
-    exe = [sys.executable, "-m", "tomarena.cli", "finetune", "--traces", str(traces), "--base", str(tiny_model_dir)]
+    exe = [sys.executable, "-m", "tomarena.app.cli", "finetune", "--traces", str(traces), "--base", str(tiny_model_dir)]
     ok = subprocess.run([*exe, "--out", str(tmp_path / "a"), "--max-steps", "1", "--batch-size", "2",
                          "--grad-accum", "1", "--no-progress"], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr

@@ -1,7 +1,7 @@
 """tomarena: repeated social dilemmas as PettingZoo environments, LLM and classic agents,
 Ray-parallel tournaments, LoRA distillation from gameplay, and behavioural analysis.
 
-Python API (see tomarena.api): `tomarena.tournament(...)`, `tomarena.sweep(...)` -> Result (run directory and
+Python API (see tomarena.app.api): `tomarena.tournament(...)`, `tomarena.sweep(...)` -> Result (run directory and
 pandas tables), `tomarena.report(...)` -> Report. They load on first use, so `import tomarena` stays light.
 """
 
@@ -22,9 +22,9 @@ _API = ("Result", "report", "sweep", "tournament")
 
 
 def __getattr__(name: str) -> Any:
-    """Load the API (tomarena.api) on first access of one of its names."""
+    """Load the API (tomarena.app.api) on first access of one of its names."""
     if name in _API:
-        from tomarena import api
+        from tomarena.app import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'tomarena' has no attribute {name!r}")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tomarena.agents.resolve import resolve_policy
 from tomarena.analysis import study_ref
 from tomarena.analysis.report import build_report
-from tomarena.api import run_config
+from tomarena.app.api import run_config
 from tomarena.arena.config import ExecutionSettings, RunConfig, scenario_set, validate_config
 from tomarena.arena.export import export_traces
 from tomarena.envs.framings import get_framing

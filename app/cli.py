@@ -18,15 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tomarena import __version__, catalog
-from tomarena.analysis import commands as analysis_commands
-from tomarena.arena import commands as arena_commands
+from tomarena import __version__
+from tomarena.app import catalog
+from tomarena.app.commands import analysis as analysis_commands
+from tomarena.app.commands import arena as arena_commands
+from tomarena.app.commands import training as training_commands
+from tomarena.app.pipeline import load_pipeline_config, run_pipeline
 from tomarena.arena.config import ExecutionSettings
 from tomarena.errors import ConfigError, TomarenaError
 from tomarena.options import add_flags, flag_values
 from tomarena.outputs import guard_outputs
-from tomarena.pipeline import load_pipeline_config, run_pipeline
-from tomarena.training import commands as training_commands
 
 #: layer modules that contribute sub-commands, in the order they appear in --help
 COMMAND_MODULES = (arena_commands, training_commands, analysis_commands)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tomarena.agents.resolve import resolve_policy
-from tomarena.api import run_config
+from tomarena.app.api import run_config
 from tomarena.arena.config import (
     SWEEP_ONLY,
     TOURNAMENT_ONLY,
