@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.agents.llm_policy import policy_on_backend
 from tomarena.errors import BackendError, ConfigError
 
 PROFILES = ("flat",)  # cost per forward: flat up to max_batch
@@ -94,7 +95,5 @@ class SimBackend:
 def from_sim_spec(profile: str, latency_ms: float = 50.0, max_batch: int = 64, p: float = 0.5, spread: float = 0.2,
                   temperature: float | None = None, protocol: str = "letter") -> Any:
     """An LLM policy (mode=score) on the simulated accelerator `sim:<profile>` (benchmarks only)."""
-    from tomarena.agents.llm_policy import _policy
-
     backend = SimBackend(profile, latency_ms, max_batch, p, spread)
-    return _policy(backend, f"sim:{profile}", "score", protocol, "score", "default", temperature=temperature)
+    return policy_on_backend(backend, f"sim:{profile}", "score", protocol, "score", "default", temperature=temperature)

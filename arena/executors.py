@@ -19,9 +19,13 @@ from typing import Any
 
 from tomarena.agents.base import Policy
 from tomarena.arena.episode import MatchSpec, play_episodes
+from tomarena.arena.fast import play_vectorised, vectorisable
 from tomarena.arena.ray_data import is_sweep, sweep_with_ray_data
 from tomarena.arena.ray_service import RESTARTS, RemotePolicy, policy_actor_class, replica_class
+from tomarena.envs.framings import FRAMINGS
+from tomarena.envs.games import GAMES
 from tomarena.errors import ConfigError
+from tomarena.schema import arrow_schema
 
 #: CPUs a replica asks for when none are set: Ray's SPREAD spreads only actors that ask for some resource (zero-CPU
 #: replicas all landed on one node of two in tests/test_cluster.py)
@@ -33,9 +37,6 @@ SWEEP_PATHS = ("ray_data", "service")
 def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int, run_id: str) -> Any:
     """Play a chunk of matches and return its rows as one pyarrow Table (the shard to write)."""
     import pyarrow as pa
-
-    from tomarena.arena.fast import play_vectorised, vectorisable
-    from tomarena.schema import arrow_schema
 
     if vectorisable(specs, policies):
         return play_vectorised(specs, policies, run_seed, run_id)
@@ -68,9 +69,6 @@ def runner_class() -> Any:
         at once without a process each."""
 
         def __init__(self) -> None:
-            from tomarena.envs.framings import FRAMINGS
-            from tomarena.envs.games import GAMES
-
             FRAMINGS.ids(), GAMES.ids()  # load the lazy registries before threads race to do it
 
         def play(self, chunk: list, policies: Mapping[str, Policy], run_seed: int, run_id: str, route: int) -> Any:

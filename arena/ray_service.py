@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.agents.base import Decision, Policy
+from tomarena.agents.resolve import resolve_policy
 
 #: how often Ray restarts a crashed actor and retries the calls it had in flight
 RESTARTS = 3
@@ -79,8 +80,6 @@ class RemotePolicy(Policy):
 
 def load_policy(spec: str, threads: int | None) -> Policy:
     """Resolve a heavy policy inside an actor, with the driver's torch threads so float reductions match."""
-    from tomarena.agents.resolve import resolve_policy
-
     if threads:
         import torch
 

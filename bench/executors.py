@@ -22,7 +22,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.common import guard, machine_info, parser, print_table, ratio_line, timed, write_result
+from tomarena.agents.resolve import resolve_policy
+from tomarena.arena.config import validate_config
+from tomarena.arena.executors import ensure_ray
+from tomarena.arena.runner import run
+from tomarena.arena.store import RunStore
 
 NAME = "executors"
 TARGET = 1.3
@@ -60,10 +67,6 @@ def cases(tournament: dict[str, Any], sweep: dict[str, Any]) -> list[tuple[str, 
 
 def run_one(settings: dict[str, Any], out: Path) -> tuple[Any, float]:
     """One run through arena.runner.run: (trace table without run_id, seconds)."""
-    from tomarena.arena.config import validate_config
-    from tomarena.arena.runner import run
-    from tomarena.arena.store import RunStore
-
     cfg = validate_config(settings)
     _, secs = timed(lambda: run(cfg, out, progress=False))
     return RunStore(out).read_table().drop_columns(["run_id"]), secs
@@ -71,8 +74,6 @@ def run_one(settings: dict[str, Any], out: Path) -> tuple[Any, float]:
 
 def compare(a: Any, b: Any) -> dict[str, Any]:
     """Guard: the two trace tables are equal, row for row and column for column."""
-    import numpy as np
-
     same_cols = [c for c in a.column_names if a.column(c).equals(b.column(c))]
     pa_, pb = (np.array([p if p is not None else [np.nan, np.nan] for p in t.column("probs").to_pylist()])
                for t in (a, b))
@@ -85,9 +86,6 @@ def compare(a: Any, b: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/executors.json."""
-    from tomarena.agents.resolve import resolve_policy
-    from tomarena.arena.executors import ensure_ray
-
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     settings = config_dict(args.quick)
     resolve_policy(LLM).backend.load()  # converts the GGUF if needed and warms the page cache; not timed

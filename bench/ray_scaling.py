@@ -20,6 +20,10 @@ import time
 from typing import Any
 
 from bench.common import guard, parser, print_table, ratio_line, write_result
+from tomarena.agents.resolve import resolve_policy
+from tomarena.arena.config import build_specs, validate_config
+from tomarena.arena.executors import LocalExecutor, RayExecutor, ensure_ray
+from tomarena.arena.runner import chunk_size, chunks
 
 #: a benchmark row: (name, config keys, executor keys, matches played)
 Case = tuple[str, dict[str, Any], dict[str, Any], int]
@@ -52,8 +56,6 @@ def sweep_settings(latency_ms: int) -> dict[str, Any]:
 
 def make_executor(cfg: Any, pols: dict[str, Any], **extra: Any) -> Any:
     """The run's executor, as arena.runner builds it (plus `extra` executor keys)."""
-    from tomarena.arena.executors import LocalExecutor, RayExecutor
-
     if cfg.executor == "local":
         return LocalExecutor(pols)
     return RayExecutor(pols, workers=cfg.workers, replicas=cfg.replicas, concurrency=cfg.concurrency,
@@ -78,10 +80,6 @@ def run_one(cfg_dict: dict[str, Any], n_matches: int, warm: bool = True, extra: 
     """(sorted trace rows without run_id, seconds, seconds to the first chunk, first chunk's table) of the first
     `n_matches` matches. With `warm`, actors and runners are started by a two-match run before the clock (and
     service executors are kept in `pool` for the next case); without, the clock includes the executor's start."""
-    from tomarena.agents.resolve import resolve_policy
-    from tomarena.arena.config import build_specs, validate_config
-    from tomarena.arena.runner import chunk_size, chunks
-
     c = validate_config(cfg_dict)
     specs = build_specs(c, {"prisoners_dilemma": 2})[:n_matches]
     pols = {p: resolve_policy(p) for p in c.policies}
@@ -144,8 +142,6 @@ def with_ratios(rows: list[dict[str, Any]], today: str) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/ray_scaling.json."""
-    from tomarena.arena.executors import ensure_ray
-
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     latency = 100 if args.quick else 200
     base, sweep = settings(args.quick, latency), sweep_settings(latency)
