@@ -59,6 +59,12 @@ class LocalExecutor:
         """Nothing to release."""
 
 
+def load_registries() -> None:
+    """Fill the lazy game and framing registries of this process (a module function, so that Ray workers call it on
+    their own registries, not on copies pickled with a class defined inside a function)."""
+    FRAMINGS.ids(), GAMES.ids()
+
+
 def runner_class() -> Any:
     """The Ray actor class that plays chunks against the model service, many at once in threads."""
     import ray
@@ -69,7 +75,7 @@ def runner_class() -> Any:
         at once without a process each."""
 
         def __init__(self) -> None:
-            FRAMINGS.ids(), GAMES.ids()  # load the lazy registries before threads race to do it
+            load_registries()  # before threads race to do it
 
         def play(self, chunk: list, policies: Mapping[str, Policy], run_seed: int, run_id: str, route: int) -> Any:
             routed = {k: p.routed(route) if isinstance(p, RemotePolicy) else p for k, p in policies.items()}

@@ -226,3 +226,35 @@ def test_sweep_on_two_replicas_equals_local(ray_session, path: str) -> None:
     assert sorted(got) == list(range(len(chunks))) == list(range(12))
     for i in expected:
         assert got[i].equals(expected[i]), i
+
+
+@pytest.mark.slow
+def test_sweep_worker_killed_mid_run_is_restarted_and_nothing_is_lost_or_repeated(ray_session) -> None:
+    """A Ray Data worker process of the sweep path killed (SIGKILL) after the first chunk: Ray Data restarts it and
+    retries its batches; every chunk arrives once with the local executor's rows."""
+    import os
+    import signal
+
+    import psutil
+
+    from tomarena.arena.config import build_specs, validate_config
+    from tomarena.arena.executors import LocalExecutor, RayExecutor
+    from tomarena.arena.runner import chunks as cut
+
+    cfg = validate_config({"kind": "sweep", "policies": ["sim:flat?latency_ms=150&max_batch=8"], "samples": 16,
+                           "seed": 4, "framings": ["business", "none", "team"]})
+    chunks = cut(build_specs(cfg, {"prisoners_dilemma": 2}), 4)
+    pols = {p: resolve_policy(p) for p in cfg.policies}
+    expected = dict(LocalExecutor(pols).run(chunks, cfg.seed, "r"))
+    ex = RayExecutor(pols, replicas=2)
+    got, killed = [], []
+    for i, table in ex.run(chunks, cfg.seed, "r"):
+        got.append((i, table))
+        if len(got) == 1:
+            killed = [p.pid for p in psutil.process_iter(["cmdline"]) if "SweepWorker" in " ".join(
+                p.info["cmdline"] or [])][:1]
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+    assert killed and sorted(i for i, _ in got) == list(range(len(chunks))) == list(range(12))
+    for i, table in got:
+        assert table.equals(expected[i]), i
