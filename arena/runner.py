@@ -26,8 +26,6 @@ def chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
     return [specs[i: i + size] for i in range(0, len(specs), size)]
 
 
-_chunks = chunks  # old name, removed once every caller uses `chunks`
-
 
 #: decisions per chunk a local run of light (rule-based) policies aims at when `chunk_size` is not set: batches
 #: sized for models would cut a fast classic tournament into hundreds of small shards, each written and synced
