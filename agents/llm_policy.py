@@ -304,7 +304,6 @@ def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "le
     return policy
 
 
-_policy = policy_on_backend  # the old name, still imported by agents/sim_backend.py: remove once it is not
 
 register_policy(EMBEDDED_ID, smollm2, "SmolLM2-135M-Instruct, embedded (scores C/D exactly; mode=generate writes)",
                 kind="llm")

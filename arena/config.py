@@ -39,6 +39,13 @@ class ExecutionSettings(BaseModel):
     max_batch: int = Field(default=64, ge=1, le=1_000_000, description="model service: most decisions per batch")
     batch_wait_ms: float = Field(default=2.0, ge=0, le=60_000,
                                  description="model service: longest wait for more requests to fill a batch")
+    replica_cpus: float = Field(default=0, ge=0, le=1024,
+                                description="model service: CPUs reserved per replica (0: a token 0.01, so that "
+                                "replicas still spread over the nodes)")
+    replica_gpus: float = Field(default=0, ge=0, le=64, description="model service: GPUs per replica")
+    sweep_path: Literal["ray_data", "service"] = Field(
+        default="ray_data", description="ray with replicas: one-shot sweeps through Ray Data workers that each hold "
+        "a replica, or through the model service")
 
 
 #: fields of RunConfig that only tournaments (repeated matches) or only sweeps (one-shot scenarios) read

@@ -138,10 +138,10 @@ def _counts(table: Any) -> dict[str, int]:
 
 
 def _executor(cfg: RunConfig, policies: dict[str, Any]) -> Any:
-
     if cfg.executor == "ray":
         return RayExecutor(policies, cfg.ray_address, cfg.workers, replicas=cfg.replicas,
-                           concurrency=cfg.concurrency, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms)
+                           concurrency=cfg.concurrency, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,
+                           num_cpus=cfg.replica_cpus, num_gpus=cfg.replica_gpus, sweep_path=cfg.sweep_path)
     return LocalExecutor(policies)
 
 

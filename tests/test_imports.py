@@ -35,17 +35,6 @@ RANKS = {"base": 0, "envs": 1, "agents": 2, "arena": 3, "training": 4, "analysis
 #: the one upward edge on purpose: the package root loads its API on first attribute access (PEP 562), so
 #: `import tomarena` (run by every submodule import) stays light
 FACADES = frozenset({("tomarena", "tomarena.app.api")})
-#: violations in modules owned by others when this test was written, each "rule: importer -> target"; to be
-#: emptied as they are fixed (a key listed here that no longer occurs fails the test too, so the list only shrinks)
-KNOWN_VIOLATIONS: frozenset[str] = frozenset({
-    "function-level: tomarena.agents.sim_backend -> tomarena.agents.llm_policy",
-    "function-level: tomarena.arena.executors -> tomarena.arena.fast",
-    "function-level: tomarena.arena.executors -> tomarena.envs.framings",
-    "function-level: tomarena.arena.executors -> tomarena.envs.games",
-    "function-level: tomarena.arena.executors -> tomarena.schema",
-    "function-level: tomarena.arena.ray_service -> tomarena.agents.resolve",
-    "private: tomarena.agents.sim_backend -> tomarena.agents.llm_policy._policy",
-})
 
 
 @dataclass(frozen=True)
@@ -200,11 +189,7 @@ def imports() -> dict[str, list[Import]]:
 
 
 def _check(found: dict[str, str], rule: str) -> None:
-    known = {k for k in KNOWN_VIOLATIONS if k.startswith(rule + ":")}
-    new = {k: v for k, v in found.items() if k not in known}
-    assert not new, "\n".join(sorted(new.values()))
-    fixed = known - set(found)
-    assert not fixed, f"no longer violated, remove from KNOWN_VIOLATIONS: {sorted(fixed)}"
+    assert not found, f"{rule} rule broken:\n" + "\n".join(sorted(found.values()))
 
 
 def test_every_module_has_a_layer(imports: dict[str, list[Import]]) -> None:
