@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from tomarena.analysis import tournament
-from tomarena.analysis.load import shard_paths
 from tomarena.analysis.propensity import donation_table, propensity_table
 from tomarena.files import write_atomic
 from tomarena.schema import COLUMN_NAMES, arrow_schema
@@ -41,10 +40,10 @@ class SummarySink:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The summary tables of everything added so far, by file stem."""
-        parts = [p for p in self._parts if len(p)] or self._parts[:1]
+        parts = [p for p in self._parts if len(p)]  # an empty frame's object columns would spoil the dtypes
         if not parts:
-            parts = [arrow_schema().empty_table().select(list(self.columns)).to_pandas()]
-        return summary_tables(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], self.kind)
+            return summary_tables(arrow_schema().empty_table().select(list(self.columns)).to_pandas(), self.kind)
+        return summary_tables(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True), self.kind)
 
     def finish(self, out: Path) -> None:
         """Write the summary tables as OUT/<name>.csv, atomically."""
@@ -67,13 +66,3 @@ def summary_tables(frame: pd.DataFrame, kind: str) -> dict[str, pd.DataFrame]:
 def write_csv_atomic(path: Path, table: pd.DataFrame) -> Path:
     """Write a DataFrame as CSV atomically (floats to 10 significant digits)."""
     return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.10g"))
-
-
-def write_summaries(root: str | Path, kind: str = "tournament") -> None:
-    """(Re)write the summary tables of the run directory `root` from its stored shards, one shard at a time."""
-    import pyarrow.parquet as pq
-
-    sink = SummarySink(kind)
-    for path in shard_paths(root):
-        sink.add(pq.read_table(path, columns=list(sink.columns)))
-    sink.finish(Path(root))

@@ -37,7 +37,6 @@ def cooperation(frame: Any) -> Any:
     game, NaN in other games."""
     import pandas as pd
 
-
     out = pd.Series(np.nan, index=frame.index, dtype=float)
     for game, g in frame.groupby("game", observed=True):
         spec = get_game(str(game))

@@ -96,8 +96,8 @@ class PipelineConfig(_Strict):
     student: str = Field(default="llm/smollm2-135m-instruct", description="policy spec of the base student")
     student_adapter_option: str = Field(default="adapter", description="spec option that attaches an adapter")
     run: ExecutionSettings = Field(default_factory=ExecutionSettings,
-                                   description="execution settings of every arena run (executor, ray_address, "
-                                   "workers, chunk_size, replicas, concurrency, max_batch, batch_wait_ms)")
+                                   description="execution settings of every arena run (the execution flags of "
+                                   "`tomarena tournament --help`: executor, ray_address, replicas, ...)")
     teacher_stage: TeacherStage = Field(default_factory=TeacherStage, description="how the teacher makes traces")
     measure: MeasureStage = Field(default_factory=MeasureStage, description="the propensity measurements")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig,

@@ -14,34 +14,34 @@ result is lost with its node is played again.
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from tomarena.agents.base import Policy
+from tomarena.arena.config import ExecutionSettings
 from tomarena.arena.episode import MatchSpec, play_episodes
 from tomarena.arena.fast import play_vectorised, vectorisable
 from tomarena.arena.ray_data import is_sweep, sweep_with_ray_data
 from tomarena.arena.ray_service import RESTARTS, RemotePolicy, policy_actor_class, replica_class
+from tomarena.arena.rows import rows_table
 from tomarena.envs.framings import FRAMINGS
 from tomarena.envs.games import GAMES
 from tomarena.errors import ConfigError
-from tomarena.schema import arrow_schema
 
 #: CPUs a replica asks for when none are set: Ray's SPREAD spreads only actors that ask for some resource (zero-CPU
 #: replicas all landed on one node of two in tests/test_cluster.py)
 SPREAD_CPU = 0.01
 #: how a one-shot sweep runs on the model service: Ray Data workers each holding a replica, or the service itself
-SWEEP_PATHS = ("ray_data", "service")
+SWEEP_PATHS = typing.get_args(ExecutionSettings.model_fields["sweep_path"].annotation)
 
 
 def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int, run_id: str) -> Any:
     """Play a chunk of matches and return its rows as one pyarrow Table (the shard to write)."""
-    import pyarrow as pa
-
     if vectorisable(specs, policies):
         return play_vectorised(specs, policies, run_seed, run_id)
     episodes = play_episodes(specs, policies, run_seed, run_id)
-    return pa.Table.from_pylist([r for s in specs for r in episodes[s.episode_id]], schema=arrow_schema())
+    return rows_table(r for s in specs for r in episodes[s.episode_id])
 
 
 class LocalExecutor:

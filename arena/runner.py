@@ -26,7 +26,6 @@ def chunks(specs: list[MatchSpec], size: int) -> list[list[MatchSpec]]:
     return [specs[i: i + size] for i in range(0, len(specs), size)]
 
 
-
 #: decisions per chunk a local run of light (rule-based) policies aims at when `chunk_size` is not set: batches
 #: sized for models would cut a fast classic tournament into hundreds of small shards, each written and synced
 LIGHT_CHUNK_DECISIONS = 400_000

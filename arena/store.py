@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tomarena.arena.rows import rows_table
 from tomarena.errors import ConfigError, TraceError
 from tomarena.files import atomic_path, versions, write_json_atomic
 from tomarena.schema import COLUMN_NAMES, arrow_schema
@@ -35,7 +36,7 @@ def git_sha() -> str | None:
 
 
 class RunStore:
-    """A run directory: create it (or reopen it to resume), append shards, list completed episodes."""
+    """A run directory: create it (or reopen it to resume), append shards, read them back (whole or some columns)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -79,16 +80,12 @@ class RunStore:
         """Complete shards, in name order (temp files are never listed)."""
         return sorted(self.traces.glob("part-*.parquet")) if self.traces.is_dir() else []
 
-    def completed_episodes(self) -> set[str]:
-        """Ids of the episodes already stored."""
-        return {e for t in self.iter_tables(["episode_id"]) for e in t.column("episode_id").unique().to_pylist()}
-
     def write_shard(self, rows: Iterable[dict[str, Any]] | Any) -> Path | None:
         """Write complete episodes' rows (dicts, or a pyarrow Table) as one new shard, atomically."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=arrow_schema())
+        table = rows if isinstance(rows, pa.Table) else rows_table(rows)
         if table.num_rows == 0:
             return None
         name = f"part-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
