@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -141,3 +143,41 @@ def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], floa
         return (math.nan, math.nan)
     lo, hi = np.nanquantile(stats_, [(1 - level) / 2, (1 + level) / 2])
     return (float(lo), float(hi))
+
+
+def cluster_bootstrap(sums: Any, counts: Any, statistic: Callable[[np.ndarray], np.ndarray] | None = None, *,
+                      n_boot: int = 2000, seed: int = 0, chunk_cells: int = 4_000_000) -> np.ndarray:
+    """Bootstrap replicates that resample whole clusters (matches) with a seeded rng: `sums` and `counts` hold one
+    row per cluster (any trailing shape); a replicate is the ratio sum(w * sums) / sum(w * counts) per trailing cell
+    (NaN where its count is 0), passed through `statistic` (vectorised over replicates) when given."""
+    s, c = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    if s.shape != c.shape or s.ndim == 0:
+        raise ConfigError(f"sums and counts must share one shape with a cluster axis, got {s.shape} and {c.shape}")
+    n = s.shape[0]
+    rng = np.random.default_rng(seed)
+    flat_s, flat_c, out = s.reshape(n, -1), c.reshape(n, -1), []
+    step = max(1, chunk_cells // max(n, 1))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        w = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (w @ flat_s) / (w @ flat_c)
+        ratio = ratio.reshape((b, *s.shape[1:]))
+        out.append(statistic(ratio) if statistic is not None else ratio)
+    return np.concatenate(out, axis=0)
+
+
+def cluster_bootstrap_ci(sums: Any, counts: Any, statistic: Callable[[np.ndarray], np.ndarray] | None = None, *,
+                         n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[Any, Any]:
+    """Percentile CI of a cluster bootstrap (`cluster_bootstrap`): floats for a scalar statistic, else arrays of the
+    trailing shape; replicates where the statistic is NaN are skipped; NaN where none is defined or no clusters."""
+    s = np.asarray(sums, dtype=float)
+    if s.ndim == 0 or s.shape[0] == 0:
+        nan = math.nan if s.ndim <= 1 else np.full(s.shape[1:], math.nan)
+        return (nan, nan)
+    reps = cluster_bootstrap(s, counts, statistic, n_boot=n_boot, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: a state no resample visits
+        lo, hi = np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)
