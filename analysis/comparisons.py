@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask
+from tomarena.analysis.propensity import INVALID_STATUSES, donation_mask
 from tomarena.analysis.stats import TestResult, student_t, student_t_from_stats, two_proportion_z
 
 TEST_FIELDS = ["estimate_a", "estimate_b", "difference", "ci_low", "ci_high", "statistic", "p_value", "test"]
@@ -86,7 +86,7 @@ def doubled_tests(props: Any, assume_n: int | None = None) -> Any:
 def _donation_sample(frame: Any, model: str, framing: str) -> tuple[str, Any] | None:
     """('exact', mean distribution over amounts) when every valid row has probabilities, ('counts', values) when
     they were sampled, None when the model has no valid row."""
-    df = frame[(~binary_mask(frame)) & (frame["policy"] == model) & (frame["framing"] == framing)
+    df = frame[donation_mask(frame) & (frame["policy"] == model) & (frame["framing"] == framing)
                & ~frame["parse_status"].isin(INVALID_STATUSES)]
     if df.empty:
         return None

@@ -1,18 +1,25 @@
 """Propensity tables: p(C) per model x framing x game (x round), exact when the run scored probabilities, else
 counted with Wilson intervals; invalid answers are counted, never dropped silently. Donations: mean contribution.
 
+Which table a row belongs to is the recorded game's `kind` (tomarena.envs), never its labels: every "matrix_2x2"
+game (C/D, X/Y or any letters) has a propensity, P(first action) = P(C); "donation" games a mean contribution;
+other tables neither.
+
 Exact scoring defines p(C) as P(first answer token = C | first token in {C, D}) under the letter prompt (no
 sampling, no top-p, no parser); `other_mass` is the mean probability the model put on neither letter, its format
 adherence (0 = it always answers with a letter; NaN for sampled answers and rule-based policies)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
 from tomarena.analysis.stats import t_interval, wilson_interval
+from tomarena.envs.games import GameKind, get_game
+from tomarena.errors import TomarenaError
 
 #: parse statuses whose rows are not a valid answer of the model (the arena's fallback acted instead)
 INVALID_STATUSES = ("failed", "fallback")
@@ -22,11 +29,35 @@ DONATION_COLUMNS = ["model", "framing", "game", "n_rows", "n_valid", "n_invalid"
                     "ci_high", "method"]
 
 
+@functools.cache
+def game_kind(game_id: str) -> GameKind | None:
+    """The kind of a recorded game id (registered or inline spec), once per id; None when it does not resolve."""
+    try:
+        return get_game(game_id).kind
+    except TomarenaError:
+        return None
+
+
+def row_kinds(frame: Any) -> Any:
+    """Per row, its game's kind; ids that do not resolve here are classed by their labels as before games had
+    kinds: "matrix_2x2" when every action label of that game in the data is C or D, else "donation"."""
+    games = frame["game"]
+    kinds = games.map({g: game_kind(str(g)) for g in games.unique()}).astype(object)
+    unresolved = kinds.isna()
+    if unresolved.any():
+        cd = frame["action_label"].isin(["C", "D"]).groupby(games, observed=True).transform("all")
+        kinds = kinds.where(~unresolved, np.where(cd, "matrix_2x2", "donation"))
+    return kinds
+
+
 def binary_mask(frame: Any) -> Any:
-    """Rows of 2-action C/D games (by game: every action label of that game in the data is C or D)."""
-    cd = frame["action_label"].isin(["C", "D"])
-    game_ok = cd.groupby(frame["game"]).transform("all")
-    return game_ok
+    """Rows of 2x2 games (kind "matrix_2x2"), whose propensity is P(first action) = P(C)."""
+    return row_kinds(frame) == "matrix_2x2"
+
+
+def donation_mask(frame: Any) -> Any:
+    """Rows of donation games (kind "donation"), summarised by mean contribution."""
+    return row_kinds(frame) == "donation"
 
 
 def scenario_rows(frame: Any) -> Any:
@@ -60,8 +91,8 @@ def _cell(group: Any) -> dict[str, Any]:
 
 
 def propensity_table(frame: Any, by_round: bool = False) -> Any:
-    """p(C) per model x framing x game (x round): exact mean of p_cooperate when every valid row has it, else
-    n_cooperate / n_valid with a Wilson 95% CI."""
+    """p(C) = P(first action) per model x framing x game (x round) of 2x2 games: exact mean of p_cooperate when
+    every valid row has it, else n_cooperate / n_valid with a Wilson 95% CI."""
     import pandas as pd
 
     keys = ["policy", "framing", "game"] + (["round"] if by_round else [])
@@ -81,11 +112,11 @@ def _contribution(row_probs: Any, action: int) -> tuple[float, bool]:
 
 
 def donation_table(frame: Any) -> Any:
-    """Mean contribution per model x framing x game for non-binary (donation) games: the expected contribution
+    """Mean contribution per model x framing x game for donation games: the expected contribution
     when every valid row has probabilities, else the chosen amounts; t-based 95% CI over decisions."""
     import pandas as pd
 
-    df = frame[~binary_mask(frame)] if len(frame) else frame
+    df = frame[donation_mask(frame)] if len(frame) else frame
     if df.empty:
         return pd.DataFrame(columns=DONATION_COLUMNS)
     rows = []
@@ -104,7 +135,7 @@ def donation_table(frame: Any) -> Any:
 
 def donation_values(frame: Any, model: str, framing: str | None = None) -> list[float]:
     """The valid contributions of one model (optionally one framing), for t-tests between models."""
-    df = frame[(~binary_mask(frame)) & (frame["policy"] == model) & ~_invalid(frame)]
+    df = frame[donation_mask(frame) & (frame["policy"] == model) & ~_invalid(frame)]
     if framing is not None:
         df = df[df["framing"] == framing]
     return [float(a) for a in df["intended_action"]]

@@ -19,8 +19,7 @@ from tomarena.schema import COLUMN_NAMES, arrow_schema
 
 #: the trace columns each kind of run's tables read (a sweep's donation table needs the answer distributions)
 COLUMNS = {
-    "tournament": ("kind", "episode_id", "game", "framing", "agent", "policy", "opponents", "action",
-                   "action_label", "reward"),
+    "tournament": ("kind", "episode_id", "game", "framing", "agent", "policy", "opponents", "action", "reward"),
     "sweep": COLUMN_NAMES,
 }
 

@@ -2,8 +2,8 @@
 bootstrap CIs over matches, the cross-play payoff matrix, and the evolutionary outcome on it (pairwise Moran
 fixation probabilities and replicator dynamics; numpy only).
 
-Cooperation is defined per game: in C/D games the share of rounds played C; in the donation game the share of the
-endowment given (contribution / endowment); NaN for other games."""
+Cooperation is defined per game kind: in 2x2 games the share of rounds played the cooperative (first) action, C;
+in donation games the share of the endowment given (contribution / endowment); NaN for other games."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.envs.games import DonationGame, get_game
+from tomarena.envs.games import get_game
 from tomarena.errors import ConfigError
 
 STANDINGS_COLUMNS = ["policy", "games_played", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
@@ -33,17 +33,17 @@ def _tournament_rows(frame: Any) -> Any:
 
 
 def cooperation(frame: Any) -> Any:
-    """Per row, how cooperative the executed action was: 1/0 for C/D, contribution / endowment in the donation
-    game, NaN in other games."""
+    """Per row, how cooperative the executed action was: 1/0 for the cooperative action (C) or not in 2x2 games,
+    contribution / endowment in donation games, NaN in other games."""
     import pandas as pd
 
     out = pd.Series(np.nan, index=frame.index, dtype=float)
     for game, g in frame.groupby("game", observed=True):
         spec = get_game(str(game))
-        if isinstance(spec, DonationGame):
-            out[g.index] = g["action"].astype(float) / spec.endowment
-        elif set(g["action_label"].unique()) <= {"C", "D"}:
-            out[g.index] = (g["action_label"] == "C").astype(float)
+        if spec.kind == "donation":
+            out[g.index] = g["action"].astype(float) / spec.endowment  # type: ignore[attr-defined]
+        elif spec.kind == "matrix_2x2":
+            out[g.index] = (g["action"] == spec.cooperative_action).astype(float)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.agents.base import Decision, Policy
-from tomarena.arena.rows import decision_row, game_labels
+from tomarena.arena.rows import decision_row
 from tomarena.envs.social_dilemma import SocialDilemmaEnv
 from tomarena.errors import ConfigError
 
@@ -104,12 +104,12 @@ def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], ru
 
 
 def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) -> None:
-    labels = game_labels(m.env.game)
+    game = m.env.game
     horizon = m.env.horizon
     rnd = len(m.env._actions)
     if m.spec.kind == "sweep":
         d = chosen[(id(m), 0)]
-        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, labels, None, None))
+        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, game, None, None))
         m.done = True
         return
     decisions = [chosen[(id(m), s)] for s in m.seats]
@@ -117,8 +117,8 @@ def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) 
     for s, d in enumerate(decisions):
         agent = f"player_{s}"
         m.totals[s] += rewards[agent]
-        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, rnd, s, d, infos[agent]["executed"], labels,
-                           rewards[agent], m.totals[s]))
+        m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, rnd, s, d, infos[agent]["executed"], game,
+                                   rewards[agent], m.totals[s]))
         m.obs[s] = infos[agent]["observation"]
     m.done = all(terms.values()) or all(truncs.values())
 

@@ -2,7 +2,8 @@
 decision) and the vectorised classic path (`coded` + `columns_table`, whole Arrow columns at once).
 
 Column names, types and order come from tomarena.schema. Action labels and the cooperative action come from the
-game, never from a default, so a game with labels X/Y records X/Y on either path. Repeated strings (policy, game,
+game, never from a default, so a game with labels X/Y records X/Y on either path, and `p_cooperate` is null where
+the game has no cooperative action (donation games: giving is an amount). Repeated strings (policy, game,
 framing, match key, labels, ...) are dictionary arrays built from integer codes: no Python string per row.
 """
 
@@ -18,28 +19,33 @@ from tomarena.schema import COLUMN_NAMES, arrow_schema
 if TYPE_CHECKING:
     from tomarena.agents.base import Decision
     from tomarena.arena.episode import MatchSpec
-
-#: index of the cooperative action in every game's action list ("C" in the classic games); p_cooperate reads it
-COOPERATIVE_ACTION = 0
+    from tomarena.envs.games import GameLike
 
 
-def game_labels(game: Any) -> tuple[str, ...]:
+def game_labels(game: GameLike) -> tuple[str, ...]:
     """The action labels a game records in `action_label` (its own, e.g. X/Y for `matrix?...&labels=X/Y`)."""
     return tuple(game.action_labels)
 
 
+def p_cooperate(game: GameLike, probs: Sequence[float] | None) -> float | None:
+    """The probability of the game's cooperative action; None when unknown or the game has none (donation)."""
+    coop = game.cooperative_action
+    return float(probs[coop]) if probs and coop is not None else None
+
+
 def decision_row(spec: MatchSpec, run_id: str, seed: int, horizon: int | None, rnd: int, player: int, d: Decision,
-                 executed: int, labels: Sequence[str], reward: float | None,
+                 executed: int, game: GameLike, reward: float | None,
                  cumulative: float | None) -> dict[str, Any]:
-    """One trace row (schema columns) for one decision of the general engine."""
+    """One trace row (schema columns) for one decision of the general engine in `game`."""
     probs = list(d.probs) if d.probs is not None else None
+    labels = game_labels(game)
     return {
         "run_id": run_id, "kind": spec.kind, "episode_id": spec.episode_id, "match_key": spec.match_key,
         "repetition": spec.repetition, "seed": seed, "game": spec.game, "framing": spec.framing,
         "horizon": horizon, "round": rnd, "agent": f"player_{player}", "policy": spec.policies[player],
         "opponents": ",".join(p for i, p in enumerate(spec.policies) if i != player),
         "intended_action": int(d.action), "action": int(executed), "action_label": labels[executed],
-        "probs": probs, "p_cooperate": probs[COOPERATIVE_ACTION] if probs else None, "source": d.source,
+        "probs": probs, "p_cooperate": p_cooperate(game, probs), "source": d.source,
         "protocol": d.protocol, "prompt": d.prompt, "completion": d.completion, "parse_status": d.parse_status,
         "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "other_mass": d.other_mass,
         "error": d.error, "reward": reward, "cumulative_reward": cumulative,

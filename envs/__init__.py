@@ -2,10 +2,13 @@
 
 from tomarena.envs.framings import FRAMINGS, Framing, get_framing, load_framing, register_framing_dir
 from tomarena.envs.games import (
+    GAME_KINDS,
     GAMES,
     DonationGame,
     Equilibrium,
     Game,
+    GameKind,
+    GameLike,
     get_game,
     matrix_game,
     prisoners_delight,
@@ -17,7 +20,7 @@ from tomarena.envs.games import (
 from tomarena.envs.social_dilemma import Observation, SocialDilemmaEnv, env, parallel_env
 
 __all__ = [
-    "FRAMINGS", "GAMES", "DonationGame", "Equilibrium", "Framing", "Game", "Observation", "SocialDilemmaEnv",
-    "env", "get_framing", "get_game", "load_framing", "matrix_game", "parallel_env", "prisoners_delight",
-    "prisoners_dilemma", "register_framing_dir", "snowdrift", "stag_hunt", "symmetric_game",
+    "FRAMINGS", "GAMES", "GAME_KINDS", "DonationGame", "Equilibrium", "Framing", "Game", "GameKind", "GameLike",
+    "Observation", "SocialDilemmaEnv", "env", "get_framing", "get_game", "load_framing", "matrix_game", "parallel_env",
+    "prisoners_delight", "prisoners_dilemma", "register_framing_dir", "snowdrift", "stag_hunt", "symmetric_game",
 ]

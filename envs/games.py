@@ -1,5 +1,7 @@
 """Games as validated, immutable data: 2-player matrix games (any table) and the n-player donation game.
 
+Every game implements `GameLike`, the one interface the envs, agents, arena and analysis read; its `kind` says
+how it is played and analysed, so no caller needs to test a game's class or its action labels.
 Payoffs are raw points. For 2x2 social dilemmas action 0 is "C" and action 1 is "D"; the
 symmetric form uses the usual letters R (C,C), S (C vs D), T (D vs C), P (D,D) for the row player.
 """
@@ -12,6 +14,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Literal, Protocol, get_args
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -19,7 +22,64 @@ import numpy as np
 from tomarena.errors import GameError
 from tomarena.registry import Registry
 
-GAMES: Registry[Game | DonationGame] = Registry("game")  # type: ignore[name-defined]
+#: how a game is played and analysed: "matrix_2x2" (two players, two actions each; propensity = P(first action),
+#: P(C) in C/D games), "matrix" (any other two-player table), "donation" (n players give an amount; mean contribution)
+GameKind = Literal["matrix_2x2", "matrix", "donation"]
+GAME_KINDS: tuple[GameKind, ...] = get_args(GameKind)
+
+
+class GameLike(Protocol):
+    """What every game offers: players, actions, payoffs, equilibria, and how it is classified. `Game` and
+    `DonationGame` implement it; code that must tell games apart asks `kind`, never the class or the labels."""
+
+    @property
+    def id(self) -> str:
+        """The registry id or canonical inline spec, e.g. `stag_hunt` or `matrix?row=...&col=...&labels=X/Y`."""
+
+    @property
+    def name(self) -> str:
+        """A readable title."""
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Free-form tags, e.g. `in_sample`, `doubled`."""
+
+    @property
+    def n_players(self) -> int:
+        """Number of players (2 for matrix games)."""
+
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """One label per action, e.g. ("C", "D"), ("X", "Y") or the amounts "0".."10"."""
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions per player."""
+
+    @property
+    def kind(self) -> GameKind:
+        """How the game is played and analysed (see `GameKind`)."""
+
+    @property
+    def family(self) -> str | None:
+        """The named game family ("prisoners_dilemma", "stag_hunt", ..., "donation"), None for a custom table."""
+
+    @property
+    def cooperative_action(self) -> int | None:
+        """The action counted as cooperating: 0 (C, the first action) in every "matrix_2x2" game; None where
+        cooperation is not one binary choice (donation amounts, larger tables)."""
+
+    def payoff(self, actions: Sequence[int]) -> tuple[float, ...]:
+        """Every player's payoff for a joint action (one action index per player, in seat order)."""
+
+    def payoff_bounds(self) -> tuple[float, float]:
+        """The smallest and largest payoff any player can get in one round."""
+
+    def nash_equilibria(self) -> list[Equilibrium]:
+        """The game's Nash equilibria, pure first."""
+
+
+GAMES: Registry[GameLike] = Registry("game")
 
 
 @dataclass(frozen=True)
@@ -78,6 +138,25 @@ class Game:
     def n_actions(self) -> int:
         """Number of actions per player."""
         return len(self.action_labels)
+
+    @property
+    def kind(self) -> GameKind:
+        """"matrix_2x2" when each player has two actions, else "matrix"."""
+        return "matrix_2x2" if self.n_actions == 2 else "matrix"
+
+    @property
+    def family(self) -> str | None:
+        """The named family whose strict payoff ordering this symmetric 2x2 game has at any scale (e.g. "stag_hunt"
+        for `stag_hunt_doubled` and `stag_hunt?R=4&S=0&T=3&P=2`); None for any other table."""
+        rstp = self.rstp
+        if rstp is None:
+            return None
+        return next((f for f, (_, order) in _ORDERINGS.items() if _broken_pair(order, rstp) is None), None)
+
+    @property
+    def cooperative_action(self) -> int | None:
+        """Action 0 (C, or the first action) in a 2x2 game; None in larger tables."""
+        return 0 if self.kind == "matrix_2x2" else None
 
     @property
     def row_matrix(self) -> np.ndarray:
@@ -200,11 +279,17 @@ _ORDERINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def _broken_pair(order: Sequence[str], vals: dict[str, float]) -> tuple[str, str] | None:
+    """The first neighbouring pair (hi, lo) of `order` with not vals[hi] > vals[lo], None when the ordering holds."""
+    return next(((hi, lo) for hi, lo in itertools.pairwise(order) if not vals[hi] > vals[lo]), None)
+
+
 def symmetric_game(
     R: float, S: float, T: float, P: float, *, id: str = "custom", name: str = "", kind: str | None = None,
     tags: Sequence[str] = (), description: str = "",
 ) -> Game:
-    """A symmetric 2x2 game from R, S, T, P; `kind` (e.g. "stag_hunt") enforces that game's strict ordering."""
+    """A symmetric 2x2 game from R, S, T, P; `kind` names a family (e.g. "stag_hunt") whose strict ordering it
+    enforces (the game's `family` follows from its payoffs either way)."""
     vals = {"R": R, "S": S, "T": T, "P": P}
     for k, v in vals.items():
         if not _is_real(v) or not math.isfinite(v):  # type: ignore[arg-type]
@@ -213,11 +298,12 @@ def symmetric_game(
         if kind not in _ORDERINGS:
             raise GameError(f"unknown game kind {kind!r}; allowed: {', '.join(_ORDERINGS)}")
         label, order = _ORDERINGS[kind]
-        for hi, lo in itertools.pairwise(order):
-            if not vals[hi] > vals[lo]:
-                raise GameError(
-                    f"{label} needs {' > '.join(order)} but {hi}={_num(vals[hi])} > {lo}={_num(vals[lo])} does not hold"
-                )
+        broken = _broken_pair(order, vals)
+        if broken is not None:
+            hi, lo = broken
+            raise GameError(
+                f"{label} needs {' > '.join(order)} but {hi}={_num(vals[hi])} > {lo}={_num(vals[lo])} does not hold"
+            )
         name = name or label
     table = (((R, R), (S, T)), ((T, S), (P, P)))
     return Game(id=id, name=name or id, payoffs=_as_table(table), tags=tuple(tags), description=description)
@@ -289,6 +375,21 @@ class DonationGame:
         """endowment + 1 integer contributions."""
         return self.endowment + 1
 
+    @property
+    def kind(self) -> GameKind:
+        """Always "donation": n players each give an amount."""
+        return "donation"
+
+    @property
+    def family(self) -> str:
+        """Always "donation"."""
+        return "donation"
+
+    @property
+    def cooperative_action(self) -> None:
+        """None: giving is an amount, not one binary choice."""
+        return None
+
     def payoff(self, actions: Sequence[int]) -> tuple[float, ...]:
         """Each player's payoff for a contribution profile."""
         if len(actions) != self.n_players:
@@ -335,7 +436,7 @@ def _register_builtin_games() -> None:
 
 
 INLINE_FAMILIES = (*_ORDERINGS, "symmetric", "matrix", "donation")
-_INLINE_CACHE: dict[str, Game | DonationGame] = {}
+_INLINE_CACHE: dict[str, GameLike] = {}
 
 
 def _inline_number(key: str, value: str, spec: str) -> float:
@@ -405,11 +506,13 @@ def parse_game_spec(spec: str) -> Game | DonationGame:
     return symmetric_game(**rstp, id=canon, kind=kind, name="" if kind else "Custom symmetric game")
 
 
-def get_game(game: str | Game | DonationGame) -> Game | DonationGame:
+def get_game(game: str | GameLike) -> GameLike:
     """Resolve a game id or an inline spec such as `stag_hunt?R=4&S=0&T=3&P=2` (or pass a game object through)."""
-    if isinstance(game, (Game, DonationGame)):
+    if not isinstance(game, str):
+        if getattr(game, "kind", None) not in GAME_KINDS:
+            raise GameError(f"a game must be an id or a game object of kind {', '.join(GAME_KINDS)}; got {game!r}")
         return game
-    if isinstance(game, str) and "?" in game:
+    if "?" in game:
         if game not in _INLINE_CACHE:
             _INLINE_CACHE[game] = parse_game_spec(game)
         return _INLINE_CACHE[game]

@@ -29,7 +29,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from tomarena.envs.framings import Framing, get_framing
-from tomarena.envs.games import DonationGame, Game, get_game
+from tomarena.envs.games import GameLike, get_game
 from tomarena.errors import ConfigError, GameError
 
 
@@ -41,7 +41,7 @@ class Observation:
     `actions[k]` and `payoffs[k]` are the joint actions and payoffs of earlier round k.
     """
 
-    game: Game | DonationGame
+    game: GameLike
     framing: Framing
     player: int
     round: int
@@ -124,7 +124,7 @@ class SocialDilemmaEnv(ParallelEnv):
 
     def __init__(
         self,
-        game: str | Game | DonationGame = "prisoners_dilemma",
+        game: str | GameLike = "prisoners_dilemma",
         framing: str | Framing = "none",
         rounds: int | None = None,
         continuation: float | None = None,
@@ -148,6 +148,7 @@ class SocialDilemmaEnv(ParallelEnv):
         self.possible_agents = [f"player_{i}" for i in range(n)]
         self._obs_dim = 3 + self.memory * n
         self._obs_space = self._make_obs_space()
+        self.state_space = self._obs_space  # state() is player 0's vector, so it lies in the same box
         self._act_space = spaces.Discrete(self.game.n_actions)
         self._rng = np.random.default_rng()
         self.agents: list[str] = []
@@ -264,7 +265,7 @@ class SocialDilemmaEnv(ParallelEnv):
         return "\n".join(lines)
 
     def state(self) -> np.ndarray:
-        """Global state: player 0's observation vector (the history is common knowledge)."""
+        """Global state: player 0's observation vector (the history is common knowledge); lies in `state_space`."""
         return self._vector(0)
 
     def close(self) -> None:

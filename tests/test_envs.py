@@ -9,7 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
+from gymnasium import spaces
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test, state_test
 
 from tomarena.envs import GAMES, DonationGame, Observation, SocialDilemmaEnv, env, get_framing, parallel_env
 from tomarena.errors import ConfigError, GameError, RegistryError
@@ -36,6 +37,28 @@ def test_pettingzoo_api_and_seed_tests(game: str, mode: str) -> None:
     assert [str(w.message) for w in caught] == []  # e.g. no "observation space value is infinity" warning
     e = parallel_env(**kw)
     assert e.possible_agents == [f"player_{i}" for i in range(GAMES.get(game).n_players)]
+
+
+@pytest.mark.parametrize(("game", "mode"), [("prisoners_dilemma", "one_shot"), ("stag_hunt", "fixed"),
+                                           ("snowdrift", "continuation"), ("donation", "fixed")])
+def test_pettingzoo_state_test(game: str, mode: str) -> None:
+    kw = {"game": game, "framing": "business", **MODES[mode]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state_test(env(**kw), parallel_env(**kw), num_cycles=30)
+    assert [str(w.message) for w in caught] == []
+    e = parallel_env(**kw)
+    assert e.state_space is e.observation_space("player_0") and e.state_space.shape == (3 + len(e.possible_agents),)
+    e.reset(seed=0)
+    e.step({a: 1 for a in e.agents})
+    assert e.state_space.contains(e.state()) and e.state().tolist() == e._vector(0).tolist()
+
+
+def test_state_test_fails_on_a_state_outside_its_space() -> None:
+    e = parallel_env(game="stag_hunt", rounds=2)
+    e.state_space = spaces.Box(0.0, 1.0, shape=(5,), dtype=np.float32)  # state() starts at [0, 0, 0, -1, -1]
+    with pytest.raises(AssertionError, match="state is outside of it's state space"):
+        state_test(env(game="stag_hunt", rounds=2), e)
 
 
 def test_donation_env_has_four_players_and_contribution_actions() -> None:
