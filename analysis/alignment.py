@@ -1,18 +1,21 @@
 """Alignment of a fine-tuned student with its teacher, per scenario and per scenario set: the study's signed
-improvement, and bounded companions (gap closure, Jensen-Shannon divergence, Pearson r), with bootstrap CIs."""
+improvement and bounded companions (gap closure, Jensen-Shannon divergence, Pearson r); `evaluate` adds the null
+students, pattern metrics and two-level intervals of analysis.transfer and the headline."""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tomarena.analysis import training_fit, transfer
 from tomarena.analysis.load import load_runs, roles_from_manifests
-from tomarena.analysis.propensity import donation_table, propensity_table, scenario_rows
-from tomarena.analysis.stats import bootstrap_ci
+from tomarena.analysis.propensity import donation_table, donation_values, propensity_table, scenario_rows
+from tomarena.analysis.training_fit import TrainingRecord
 from tomarena.envs import FRAMINGS, GAMES, DonationGame
 from tomarena.errors import ConfigError
 
@@ -20,7 +23,7 @@ MIN_GAP = 0.0  # the study's definition: no scenario is left out, however small 
 SMALL_GAP = 0.05  # scenarios whose |p_teacher - p_base| is below this are flagged (their ratio is unstable)
 SETS = ("in_sample", "oos_framings", "oos_games", "donation")
 SCENARIO_COLUMNS = ["set", "framing", "game", "p_base", "p_student", "p_teacher", "gap", "small_gap", "excluded",
-                    "improvement", "gap_closure", "jsd_base", "jsd_student"]
+                    "improvement", "gap_closure", "jsd_base", "jsd_student", "n_base", "n_student", "n_teacher"]
 
 
 def _kept(gap: float, min_gap: float) -> bool:
@@ -80,6 +83,15 @@ def _values(props: Any, model: str, value: str) -> Any:
     return sub.groupby(["framing", "game"])[value].mean()
 
 
+def _sizes(props: Any, model: str) -> Any:
+    """Answers behind each sampled estimate of one model (NaN where the estimate is exact: no sampling error)."""
+    sub = props[props["model"] == model]
+    n = sub["n_valid"].astype(float) if "n_valid" in sub else sub["framing"].map(lambda _: math.nan)
+    if "method" in sub:
+        n = n.where(sub["method"] != "exact")
+    return n.groupby([sub["framing"], sub["game"]]).sum(min_count=1)
+
+
 def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: str = "p_cooperate",
                    min_gap: float = MIN_GAP, binary: bool = True, small_gap: float = SMALL_GAP) -> Any:
     """One row per scenario (framing x game) the three models share, with the per-scenario metrics.
@@ -88,7 +100,10 @@ def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: 
     import pandas as pd
 
     pb, pf, pt = (_values(props, m, value) for m in (base, student, teacher))
-    joined = pd.concat({"p_base": pb, "p_student": pf, "p_teacher": pt}, axis=1, join="inner").reset_index()
+    nb, nf, nt = (_sizes(props, m) for m in (base, student, teacher))
+    joined = pd.concat({"p_base": pb, "p_student": pf, "p_teacher": pt}, axis=1, join="inner")
+    sizes = pd.concat({"n_base": nb, "n_student": nf, "n_teacher": nt}, axis=1).reindex(joined.index)
+    joined = pd.concat([joined, sizes], axis=1).reset_index()
     rows = []
     for r in joined.itertuples(index=False):
         b, f, t = r.p_base, r.p_student, r.p_teacher
@@ -98,7 +113,8 @@ def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: 
                      "excluded": bool(math.isnan(imp)),
                      "improvement": imp, "gap_closure": gap_closure(b, f, t, min_gap),
                      "jsd_base": js_divergence(b, t) if binary else math.nan,
-                     "jsd_student": js_divergence(f, t) if binary else math.nan})
+                     "jsd_student": js_divergence(f, t) if binary else math.nan,
+                     "n_base": r.n_base, "n_student": r.n_student, "n_teacher": r.n_teacher})
     return pd.DataFrame(rows, columns=SCENARIO_COLUMNS)
 
 
@@ -108,40 +124,37 @@ def _pearson(x: np.ndarray) -> float:
     return float(np.corrcoef(x[:, 0], x[:, 1])[0, 1])
 
 
-def summarize(table: Any, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Aggregate a scenario table: mean/median improvement (excluded scenarios left out and counted; none by
-    default) with bootstrap 95% CIs over scenarios, mean gap closure, mean JSDs, Pearson r (student and base vs
-    teacher), mean p's, and how many scenarios have a small teacher-base gap."""
+def summarize(table: Any) -> dict[str, Any]:
+    """Point figures of a scenario table: mean/median improvement (excluded scenarios left out and counted; none by
+    default), gap closure 1 - mean|s - t| / mean|b - t|, mean JSDs, Pearson r (student and base vs teacher), mean
+    p's, small-gap count. Intervals, null students and pattern metrics: analysis.transfer."""
     ok = table[~table["excluded"]]
     imp = ok["improvement"].to_numpy(dtype=float)
-    mean_ci = bootstrap_ci(imp, np.mean, n_boot=n_boot, seed=seed)
-    med_ci = bootstrap_ci(imp, np.median, n_boot=n_boot, seed=seed)
     ft = table[["p_student", "p_teacher"]].to_numpy(dtype=float)
     bt = table[["p_base", "p_teacher"]].to_numpy(dtype=float)
-    r_ci = bootstrap_ci(ft, _pearson, n_boot=n_boot, seed=seed) if len(ft) > 2 else (math.nan, math.nan)
+    gap = float(np.abs(ok["p_teacher"] - ok["p_base"]).mean()) if len(ok) else math.nan
     return {
         "n_scenarios": len(table), "n_excluded": int(table["excluded"].sum()),
         "n_small_gap": int(table["small_gap"].sum()),
-        "mean_improvement": float(imp.mean()) if imp.size else math.nan, "ci_low": mean_ci[0], "ci_high": mean_ci[1],
-        "median": float(np.median(imp)) if imp.size else math.nan, "median_ci_low": med_ci[0],
-        "median_ci_high": med_ci[1],
-        "gap_closure": float(ok["gap_closure"].mean()) if len(ok) else math.nan,
+        "mean_improvement": float(imp.mean()) if imp.size else math.nan,
+        "median": float(np.median(imp)) if imp.size else math.nan,
+        "gap_closure": 1 - float(np.abs(ok["p_student"] - ok["p_teacher"]).mean()) / gap if gap else math.nan,
         "jsd_base": float(table["jsd_base"].mean()) if len(table) else math.nan,
         "jsd_student": float(table["jsd_student"].mean()) if len(table) else math.nan,
-        "pearson_r": _pearson(ft), "pearson_r_ci_low": r_ci[0], "pearson_r_ci_high": r_ci[1],
-        "pearson_r_base": _pearson(bt),
+        "pearson_r": _pearson(ft), "pearson_r_base": _pearson(bt),
         "mean_base": float(table["p_base"].mean()) if len(table) else math.nan,
         "mean_student": float(table["p_student"].mean()) if len(table) else math.nan,
         "mean_teacher": float(table["p_teacher"].mean()) if len(table) else math.nan,
     }
 
 
-def summarize_sets(table: Any, **kw: Any) -> dict[str, dict[str, Any]]:
+def summarize_sets(table: Any) -> dict[str, dict[str, Any]]:
     """`summarize` for every set present in the table (study sets first), plus "all" over every binary row."""
-    out = {s: summarize(table[table["set"] == s], **kw) for s in [*SETS, "other"] if (table["set"] == s).any()}
+    names = list(dict.fromkeys([*SETS, *table["set"].unique()]))
+    out = {s: summarize(table[table["set"] == s]) for s in names if (table["set"] == s).any()}
     binary = table[table["set"] != "donation"]
     if len(binary):
-        out["all"] = summarize(binary, **kw)
+        out["all"] = summarize(binary)
     return out
 
 
@@ -168,7 +181,30 @@ def alignment_tables(frame: Any, roles: Mapping[str, str], *, min_gap: float = M
                            small_gap=donation_min_gap(SMALL_GAP))
         t["set"] = "donation"
         parts.append(t)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCENARIO_COLUMNS)
+    return donation_sizes_cleared(pd.concat(parts, ignore_index=True)) if parts else \
+        pd.DataFrame(columns=SCENARIO_COLUMNS)
+
+
+def donation_sizes_cleared(table: Any) -> Any:
+    """The scenario table with the donation rows' answer counts blanked: a mean in dollars is not a binomial
+    proportion, so its answers are resampled from the recorded values instead (see analysis.transfer)."""
+    out = table.copy()
+    for role in ("base", "student", "teacher"):
+        out.loc[out["set"] == "donation", f"n_{role}"] = math.nan
+    return out
+
+
+def donation_samples(frame: Any, roles: Mapping[str, str]) -> dict[str, dict[str, np.ndarray]]:
+    """{"donation": {role: chosen amounts}} of the one-shot donation rows, for roles whose answers were sampled
+    (exactly scored donations have no sampling error to resample)."""
+    frame = scenario_rows(frame)
+    don = donation_table(frame)
+    out = {}
+    for role in ("base", "student", "teacher"):
+        rows = don[don["model"] == roles.get(role)]
+        if len(rows) and (rows["method"] == "counts").all():
+            out[role] = np.array(donation_values(frame, roles[role]), dtype=float)
+    return {"donation": out} if out else {}
 
 
 def _check_roles(roles: Mapping[str, str]) -> None:
@@ -178,21 +214,35 @@ def _check_roles(roles: Mapping[str, str]) -> None:
                           "(pass --teacher/--base/--student or set 'roles' in the run manifest)")
 
 
-HEADLINE_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "gap_closure", "pearson_r", "n_scenarios",
-                 "n_excluded", "n_small_gap", "mean_base", "mean_student", "mean_teacher")
+@dataclass(frozen=True)
+class Alignment:
+    """Everything the alignment of one student says: the per-scenario table, the transfer rows (metrics of the
+    student, the base and the null students with two-level intervals) and the headline beside the study's own."""
+
+    scenarios: Any
+    rows: Any
+    headline: dict[str, dict[str, Any]]
 
 
-def headline(runs: Any, roles: Mapping[str, str] | None = None, *, min_gap: float = MIN_GAP,
-             seed: int = 0) -> dict[str, dict]:
-    """{set: {HEADLINE_KEYS}} from run
-    directories (paths; roles default to their manifests') or an already loaded trace DataFrame."""
+def evaluate(frame: Any, roles: Mapping[str, str], *, training: TrainingRecord | None = None,
+             min_gap: float = MIN_GAP, seed: int = 0, study_rows: Any | None = None) -> Alignment:
+    """The one alignment computation behind the report, the CLI and the pipeline: scenario table from the trace
+    rows, held-out in-sample scenarios and training fits marked from `training`, transfer rows, headline."""
+    table, fit, trained = training_fit.apply(alignment_tables(frame, roles, min_gap=min_gap), frame,
+                                             roles["student"], training)
+    rows = transfer.transfer_table(table, trained=trained, training_fit=fit, samples=donation_samples(frame, roles),
+                                   donation_scale=float(GAMES.get("donation").endowment), seed=seed)
+    return Alignment(table, rows, transfer.headline(rows, study_rows))
+
+
+def headline(runs: Any, roles: Mapping[str, str] | None = None, *, training: TrainingRecord | None = None,
+             min_gap: float = MIN_GAP, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """The alignment headline ({set: figures}, see analysis.transfer.headline) of run directories (roles default
+    to their manifests') or of an already loaded trace DataFrame."""
     if hasattr(runs, "columns"):
         frame = runs
     else:
         paths = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
         frame = load_runs(paths)
         roles = roles_from_manifests(paths, **dict(roles or {}))
-    roles = roles or {}
-    table = alignment_tables(frame, roles, min_gap=min_gap)
-    sums = summarize_sets(table, seed=seed)
-    return {s: {k: v[k] for k in HEADLINE_KEYS} for s, v in sums.items() if s != "all"}
+    return evaluate(frame, roles or {}, training=training, min_gap=min_gap, seed=seed).headline

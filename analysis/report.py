@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import sys
 import time
@@ -17,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, study_ref, tournament
+from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, study_ref, tournament, transfer
 from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests, shard_paths
 from tomarena.analysis.render import Section, to_html, to_markdown
+from tomarena.analysis.training_fit import TrainingRecord
 from tomarena.errors import ConfigError
 
 MAX_HEATMAPS = 12
 ASSUME_N = 300  # exact probabilities: the test shown is the one the study's 300 samples per model would give
-STUDY_KEYS = ("mean_improvement", "ci_low", "ci_high", "median", "pearson_r", "n_scenarios")
 FILES_LIST = ".tomarena-report-files"  # the names the last report wrote into DIR: what the next one may remove
 PROGRESS_ROWS = 200_000  # from this many trace rows on, each step prints a line on stderr
 
@@ -90,8 +89,11 @@ def _propensity_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, 
 
 
 def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, str], min_gap: float,
-                       seed: int) -> tuple[Section, list[Section], dict[str, dict[str, Any]]]:
+                       seed: int, training: TrainingRecord | None) -> tuple[Section, list[Section],
+                                                                            dict[str, dict[str, Any]]]:
     """(the summary section that opens the report, the folded detail sections, the headline per set)."""
+    import pandas as pd
+
     present = set(propensity.scenario_rows(frame)["policy"].unique())
     missing = [r for r in ("teacher", "base", "student") if roles.get(r) not in present]
     if missing:
@@ -100,9 +102,12 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
                 "(pass --teacher/--base/--student or set 'roles' in the manifest; labels with one-shot rows: "
                 f"{labels}).")
         return Section("Summary", note), [], {}
-    scen = w.csv("alignment_scenarios", alignment.alignment_tables(frame, roles, min_gap=min_gap))
-    sums = alignment.summarize_sets(scen, seed=seed)
-    summary = w.csv("alignment_summary", with_study(sums, seed))
+    study_rows = study_ref.study_transfer(seed)
+    res = alignment.evaluate(frame, roles, training=training, min_gap=min_gap, seed=seed, study_rows=study_rows)
+    scen = w.csv("alignment_scenarios", res.scenarios)
+    w.csv("alignment", pd.concat([res.rows, study_rows], ignore_index=True))
+    sums = alignment.summarize_sets(scen)
+    summary = w.csv("alignment_summary", pd.DataFrame([{"set": s, **v} for s, v in sums.items()]))
     tests = [w.csv(f"ztest_{a}_vs_{b}", comparisons.model_tests(props, roles[a], roles[b], assume_n=ASSUME_N))
              for a, b in (("student", "base"), ("student", "teacher"))]
     don = w.csv("donation_tests", comparisons.donation_tests(frame, roles["student"], roles["base"],
@@ -110,63 +115,36 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
     binary = scen[scen["set"] != "donation"]
     has_improvement = binary["improvement"].notna().any()
     figs = [w.png("improvement_heatmap", plots.improvement_heatmap, scen)] if has_improvement else []
-    transfer = [w.png("transfer", plots.transfer_plot, scen, roles)] if len(scen) else []
+    transfer_fig = [w.png("transfer", plots.transfer_plot, scen, roles)] if len(scen) else []
     excluded = (f"scenarios with |gap| < {min_gap} are left out of the mean and median (excluded)" if min_gap
                 else "every scenario counts, as in the study")
     text = ("Improvement = 100*(p_ft - p_base)/(p_teacher - p_base) per scenario, averaged over the scenarios of a "
             f"set; {excluded}; small_gap marks |gap| < {alignment.SMALL_GAP}, where the ratio is unstable. Gap "
-            "closure is bounded above by 1; JSD in bits; "
-            f"bootstrap CIs resample scenarios (seed {seed}). Tests: sampled answers get the study's two-proportion "
-            f"z-test (unpooled) and Student's t on donations; exactly scored probabilities have no sampling error, "
-            f"so their difference is exact and the test shown is the one {ASSUME_N} samples per model would give "
-            "at those probabilities (labelled in the 'test' column).")
-    tables = [("Summary per scenario set, every column (study_* columns: the study's own figures)", summary),
-              ("Per scenario", scen), ("student - base", tests[0]), ("student - teacher", tests[1])]
+            "closure = 1 - mean|s - t| / mean|b - t|; JSD in bits. alignment.csv holds every metric of the student, "
+            "the base and the null students (and the study's, who = study*) with 95% two-level bootstrap intervals "
+            f"(scenarios resampled, and within each scenario the answers of sampled estimates; seed {seed}). "
+            "n_base/n_student/n_teacher: answers behind a sampled estimate (empty = exact probability, no sampling "
+            "error). Tests: sampled answers get the study's two-proportion z-test (unpooled) and Student's t on "
+            "donations; exactly scored probabilities have no sampling error, so their difference is exact and the "
+            f"test shown is the one {ASSUME_N} samples per model would give at those probabilities (labelled in the "
+            "'test' column).")
+    tables = [("Every metric with its interval (alignment.csv)", res.rows),
+              ("Point figures per scenario set", summary), ("Per scenario", scen),
+              ("student - base", tests[0]), ("student - teacher", tests[1])]
     tables += [("Donations: student - base", don)] if len(don) else []
-    heads = {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in sums.items() if s != "all"}
     lead = (f"Alignment of the student ({roles['student']}) with the teacher ({roles['teacher']}), starting from the "
-            f"base ({roles['base']}), per scenario set, each beside the study's own figures (LLaMa-2-7b -> its LoRA "
-            "student vs the 70b teacher, from the shipped counts, by this same code). Improvement = "
-            "100*(p_student - p_base)/(p_teacher - p_base), averaged over a set's scenarios; 100% = the teacher "
-            "reached. In the figure each arrow runs from the base to the student for one scenario; on the dashed "
-            "diagonal a model answers as the teacher does. Details and every table follow below.")
-    head = Section("Summary", lead, [("Alignment per scenario set, beside the study's own", headline_table(summary))],
-                   transfer)
-    return head, [Section("Alignment with the teacher", text, tables, figs, collapsed=True)], heads
-
-
-def headline_table(summary: Any) -> Any:
-    """The compact summary of `with_study`'s table: per set, improvement [CI], median and r beside the study's."""
-    import pandas as pd
-
-    def num(v: Any, spec: str) -> str:
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-    def ci(m: Any, lo: Any, hi: Any) -> str:
-        return f"{num(m, '.1f')} [{num(lo, '.1f')}, {num(hi, '.1f')}]" if num(m, ".1f") else ""
-
-    rows = [{"set": r["set"], "scenarios": int(r["n_scenarios"]),
-             "improvement % [95% CI]": ci(r["mean_improvement"], r["ci_low"], r["ci_high"]),
-             "study: improvement %": ci(r["study_mean_improvement"], r["study_ci_low"], r["study_ci_high"]),
-             "median %": num(r["median"], ".1f"), "study: median %": num(r["study_median"], ".1f"),
-             "r (student, teacher)": num(r["pearson_r"], ".2f"), "study: r": num(r["study_pearson_r"], ".2f"),
-             "gap closure": num(r["gap_closure"], ".2f"),
-             "mean base / student / teacher": " / ".join(num(r[k], ".2f") for k in ("mean_base", "mean_student",
-                                                                                      "mean_teacher"))}
-            for r in summary.to_dict("records")]
-    return pd.DataFrame(rows)
-
-
-def with_study(sums: Mapping[str, Mapping[str, Any]], seed: int = 0) -> Any:
-    """The per-set summary as a table, each row with the study's own mean, median, r and CI beside it."""
-    import pandas as pd
-
-    ref = study_ref.summary(seed=seed)
-    rows = []
-    for s, v in sums.items():
-        r = ref.get(s, {})
-        rows.append({"set": s, **v, **{f"study_{k}": r.get(k, math.nan) for k in STUDY_KEYS}})
-    return pd.DataFrame(rows)
+            f"base ({roles['base']}), per scenario set, beside the study's own figures (LLaMa-2-7b -> its LoRA "
+            "student vs the 70b teacher, from the shipped counts, by this same code). A student transfers only "
+            "where it beats every null student computed by the same code: the base, a constant at the teacher's "
+            "mean over the training scenarios, and the teacher's mean per training framing. The margin is the "
+            "student's gap closure minus the best null's, with a paired 95% interval. r within framing (game) "
+            "removes each framing's (game's) mean first: does the student read the game (the framing)? A set marked "
+            "'training fit' was evaluated on the very prompts the student was trained on: it measures fitting, not "
+            "transfer. In the figure each arrow runs from the base to the student for one scenario; on the dashed "
+            "diagonal a model answers as the teacher does.")
+    head = Section("Summary", lead, [("Alignment per scenario set, beside the null students and the study's own",
+                                      transfer.headline_frame(res.headline))], transfer_fig)
+    return head, [Section("Alignment with the teacher", text, tables, figs, collapsed=True)], res.headline
 
 
 def _equilibrium_section(w: _Writer, frame: Any, props: Any) -> list[Section]:
@@ -227,10 +205,11 @@ def _overview(paths: Sequence[Any], frame: Any, roles: Mapping[str, str]) -> Sec
 
 def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
                  roles: Mapping[str, str | None] | None = None, min_gap: float = alignment.MIN_GAP,
-                 seed: int = 0, progress: bool | None = None) -> Report:
+                 seed: int = 0, progress: bool | None = None, training: TrainingRecord | None = None) -> Report:
     """Analyse the runs and write DIR/report.html, DIR/report.md, the CSV tables and the PNG figures, after removing
     what a previous report wrote there. Explicit role labels must name policies of the runs (ConfigError otherwise).
-    `progress`: a line per step on stderr (None: only for runs of PROGRESS_ROWS trace rows or more)."""
+    `progress`: a line per step on stderr (None: only for runs of PROGRESS_ROWS trace rows or more); `training`:
+    what the student was trained on (analysis.training_fit.read_training), to name training fits and held-out sets."""
     paths = [str(p) for p in runs]
     say = _Progress(progress if progress is not None else _count_rows(paths) >= PROGRESS_ROWS)
     say(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}")
@@ -245,7 +224,7 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     props = propensity.propensity_table(propensity.scenario_rows(frame))
     prop = _propensity_section(w, frame, props, used)
     say("alignment")
-    head, align, heads = _alignment_section(w, frame, props, used, min_gap, seed)
+    head, align, heads = _alignment_section(w, frame, props, used, min_gap, seed, training)
     say("equilibria")
     equi = _equilibrium_section(w, frame, props)
     say("repeated play")
@@ -320,28 +299,3 @@ def clean_previous(outdir: Path) -> list[str]:
             removed.append(str(name))
     listing.unlink(missing_ok=True)
     return removed
-
-
-def format_headline(heads: Mapping[str, Mapping[str, Any]],
-                    study: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """One line per scenario set: mean improvement [CI], median, gap closure, Pearson r, counts; with `study` (e.g.
-    study_ref.headline()), the study's own figures for that set on the next line."""
-    if not heads:
-        return "alignment: no headline (teacher, base and student roles are needed)"
-
-    def f(v: Any, spec: str) -> str:
-        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-    return "\n".join(
-        f"{s:13s} improvement {f(h['mean_improvement'], '.2f')}% [{f(h['ci_low'], '.2f')}, {f(h['ci_high'], '.2f')}]"
-        f"  median {f(h['median'], '.2f')}%  gap closure {f(h['gap_closure'], '.3f')}  r {f(h['pearson_r'], '.3f')}"
-        f"  scenarios {h['n_scenarios']} (small gap {h['n_small_gap']}, excluded {h['n_excluded']})"
-        + _study_suffix(s, study, f) for s, h in heads.items())
-
-
-def _study_suffix(name: str, study: Mapping[str, Mapping[str, Any]] | None, f: Any) -> str:
-    r = (study or {}).get(name)
-    if not r:
-        return ""
-    return (f"\n{'':13s} the study: {f(r['mean_improvement'], '.2f')}%  median {f(r['median'], '.2f')}%  "
-            f"r {f(r['pearson_r'], '.3f')}")

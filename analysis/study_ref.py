@@ -7,8 +7,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from tomarena import study
-from tomarena.analysis import alignment
+from tomarena.analysis import alignment, transfer
 
 ROLES = {"base": "llama2-7b", "student": "llama2-7b-lora", "teacher": "llama2-70b"}
 LABEL = "study: LLaMa-2-7b -> LoRA vs 70b"
@@ -46,7 +48,29 @@ def scenario_table(raw: bool = False, roles: dict[str, str] | None = None,
         parts.append(alignment.scenario_table(donations(), *args, value="mean_contribution", binary=False,
                                               min_gap=min_gap * endowment,
                                               small_gap=alignment.SMALL_GAP * endowment).assign(set="donation"))
-    return pd.concat(parts, ignore_index=True)
+    return alignment.donation_sizes_cleared(pd.concat(parts, ignore_index=True))
+
+
+def donation_samples(roles: dict[str, str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """{"donation": {role: every recorded answer}} for the two-level bootstrap (empty when a role has none)."""
+    r = roles or ROLES
+    if not all(r[k] in study.donation_counts() for k in transfer.ROLES):
+        return {}
+    return {"donation": {k: np.array(study.donation_values(r[k])) for k in transfer.ROLES}}
+
+
+def transfer_rows(raw: bool = False, roles: dict[str, str] | None = None, seed: int = 0, prefix: str = "") -> Any:
+    """The transfer table (analysis.transfer) of the study's models: trained on the 20 in-sample scenarios, so that
+    set is a training fit; every count resampled binomially, donations from the recorded answers."""
+    return transfer.transfer_table(scenario_table(raw, roles), training_fit=["in_sample"],
+                                   samples=donation_samples(roles), donation_scale=study.DONATION_ENDOWMENT,
+                                   prefix=prefix, seed=seed)
+
+
+@cache
+def study_transfer(seed: int = 0) -> Any:
+    """The study's own transfer table with `who` prefixed "study" (cached: the data never change)."""
+    return transfer_rows(seed=seed, prefix="study")
 
 
 @cache

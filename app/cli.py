@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tomarena import __version__
+from tomarena.analysis.transfer import format_headline
 from tomarena.app import catalog
 from tomarena.app.commands import analysis as analysis_commands
 from tomarena.app.commands import arena as arena_commands
@@ -64,29 +65,16 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _figures(h: dict[str, Any]) -> str:
-    """A headline row's mean improvement [CI], median and r, as one fragment."""
-    nan = float("nan")
-    return (f"{h['mean_improvement']:7.1f}% [95% CI {h.get('ci_low', nan):.1f}, {h.get('ci_high', nan):.1f}]  "
-            f"median {h.get('median', nan):.1f}%  r(student, teacher) {h.get('pearson_r', nan):.2f}")
-
-
 def print_summary(result: dict[str, Any]) -> None:
-    """Print where the report is and the headline figures of a pipeline run, each scenario set beside the study's
-    own figures (LLaMa-2-7b -> its LoRA student vs the 70b teacher, from the shipped counts)."""
+    """Print where the report is and the headline figures of a pipeline run: per scenario set the student beside
+    the null students and the study's own figures (one renderer: analysis.transfer.format_headline)."""
     print(f"\nreport: {result['report']}")
-    study = (result.get("headline") or {}).get("study") or {}
-    for name, h in (result.get("headline") or {}).get("alignment", {}).items():
-        if not isinstance(h, dict) or h.get("mean_improvement") is None:
-            continue
-        print(f"  {name:<13} improvement {_figures(h)}  n={h.get('n_scenarios')} small-gap={h.get('n_small_gap')}")
-        if study.get(name):
-            print(f"  {'':<13} the study   {_figures(study[name])}  (LLaMa-2-7b -> LoRA vs 70b)")
+    print(format_headline((result.get("headline") or {}).get("alignment") or {}))
     top = (result.get("headline") or {}).get("tournament_top3") or []
     if top:
         ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
-        print("  tournament top 3: " + ranked)
-    print("  stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
+        print("tournament top 3: " + ranked)
+    print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
 
 
 def _shards(run_dir: Path) -> bool:

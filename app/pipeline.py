@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tomarena.agents.resolve import resolve_policy
-from tomarena.analysis import study_ref
 from tomarena.analysis.report import build_report
+from tomarena.analysis.training_fit import read_training
 from tomarena.app.api import run_config
 from tomarena.arena.config import ExecutionSettings, RunConfig, scenario_set, validate_config
 from tomarena.arena.export import export_traces
@@ -276,6 +276,7 @@ class ReportStage(Stage):
 
     runs: list[Path]
     tournament: Path
+    adapter: Path
     roles: dict[str, str]
     seed: int
 
@@ -295,10 +296,10 @@ class ReportStage(Stage):
         """Write the report, then the headline: alignment per set, the study's own figures, the top 3."""
         import pandas as pd
 
-        report = build_report([*self.runs, self.tournament], self.out, roles=self.roles, seed=self.seed)
+        report = build_report([*self.runs, self.tournament], self.out, roles=self.roles, seed=self.seed,
+                              training=read_training(self.adapter))
         top3 = pd.read_csv(self.tournament / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]]
-        headline = {"alignment": report.headline, "study": study_ref.headline(seed=self.seed),
-                    "tournament_top3": top3.to_dict("records")}
+        headline = {"alignment": report.headline, "tournament_top3": top3.to_dict("records")}
         write_text_atomic(self.headline_path, json.dumps(headline, indent=2, default=_plain))
 
     def headline(self) -> dict[str, Any]:
@@ -347,8 +348,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     t = cfg.tournament
     tour = arena("tournament", "tournament", "tournament", policies=[cfg.teacher, cfg.student, student, *t.classics],
                  games=t.games, framings=t.framings, rounds=t.rounds, repetitions=t.repetitions)
-    report = ReportStage("report", "report", root / "report", runs=measured, tournament=tour.out, seed=cfg.seed,
-                         roles={"teacher": cfg.teacher, "base": cfg.student, "student": student})
+    report = ReportStage("report", "report", root / "report", runs=measured, tournament=tour.out, adapter=adapter.out,
+                         seed=cfg.seed, roles={"teacher": cfg.teacher, "base": cfg.student, "student": student})
     return [*teacher, traces, *measures["base"], *measures["teacher"], adapter, *measures["student"], tour, report]
 
 

@@ -62,7 +62,9 @@ def test_report_renders_html_markdown_pngs_and_headline(tmp_path: Path) -> None:
     assert set(rep.headline) == {"in_sample", "oos_framings", "oos_games", "donation", "other"}  # sports x doubled
     ins = rep.headline["in_sample"]
     assert ins["n_scenarios"] == 4  # ir, team x prisoners_dilemma, stag_hunt
-    assert ins["mean_improvement"] == pytest.approx(50.0, abs=15)  # base .8, student ~.6, teacher .4
+    assert ins["student"]["mean_improvement"] == pytest.approx(50.0, abs=15)  # base .8, student ~.6, teacher .4
+    assert ins["study"]["student"]["mean_improvement"] == pytest.approx(46.65, abs=0.01)  # the study's own beside
+    assert (rep.out / "alignment.csv").stat().st_size > 0
     assert (rep.out / "alignment_scenarios.csv").stat().st_size > 0
 
 
@@ -92,11 +94,12 @@ def test_cli_analyze_alignment_text_and_json(tmp_path: Path, capsys: pytest.Capt
     args = ["analyze", "alignment", "--propensities", str(f), "--base", "b", "--student", "f", "--teacher", "t"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "in_sample     improvement 33.33%" in out and "| set | framing |" in out
+    assert "improvement 33.33%" in out and "| set | framing |" in out and "in_sample (2 scenarios)" in out
     assert main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["in_sample"]["mean_improvement"] == pytest.approx(100 / 3)
     assert data["scenarios"][0]["gap_closure"] == pytest.approx(1 / 3)
+    assert {m["metric"] for m in data["metrics"]} >= {"margin_over_best_null", "r_within_game"}
 
 
 @pytest.mark.parametrize(("text", "message"), [

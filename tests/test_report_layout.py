@@ -34,9 +34,9 @@ def test_markdown_opens_with_summary_and_transfer_then_folded_tables(report: Any
     heads = [line for line in md.splitlines() if line.startswith("## ")]
     assert heads[:3] == ["## Summary", "## Runs", "## Alignment with the teacher"]
     summary = md[md.index("## Summary"):md.index("## Runs")]
-    assert ("| set | scenarios | improvement % [95% CI] | study: improvement % | median % | study: median % |"
-            in summary)
-    assert "| in_sample | 4 | 35.0 [20.0, 50.0] | 46.6 [28.0, 69.8] | 35.0 | 32.3 |" in summary
+    assert ("| set | model | scenarios | training fit | gap closure [95% CI] | best null (gap closure) | margin over "
+            "best null [95% CI] |" in summary)
+    assert "| in_sample | student | 4 | yes |" in summary and "| in_sample | study | 4 | yes | 0.33 [0.25, 0.41] |" in summary
     assert "![transfer](transfer.png)" in summary and "<details>" not in summary
     assert md.index("![transfer](transfer.png)") < md.index("<details><summary>Propensities (27 rows)</summary>")
     assert md.index("## Summary") < md.index("| model | framing | game |")

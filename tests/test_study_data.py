@@ -17,7 +17,7 @@ from tests.test_analysis_fixtures import sweep_rows
 from tomarena import study
 from tomarena.agents import resolve_policy
 from tomarena.agents.study import anchor, game_family, reciprocity
-from tomarena.analysis import study_ref
+from tomarena.analysis import study_ref, transfer
 from tomarena.analysis.comparisons import donation_tests, model_tests
 from tomarena.analysis.propensity import propensity_table
 from tomarena.analysis.stats import student_t
@@ -51,13 +51,13 @@ def test_unknown_study_model_is_a_one_line_error() -> None:
                                                (True, {"in_sample": 46.26, "oos_framings": 17.90,
                                                        "oos_games": 39.95})])
 def test_shipped_data_reproduce_the_studys_means(raw: bool, expected: dict[str, float]) -> None:
-    h = study_ref.headline(raw)
-    assert {s: round(h[s]["mean_improvement"], 2) for s in expected} == expected
-    assert round(h["in_sample"]["median"], 1) == 32.3
+    h = transfer.headline(study_ref.transfer_rows(raw))
+    assert {s: round(h[s]["student"]["mean_improvement"], 2) for s in expected} == expected
+    assert round(h["in_sample"]["student"]["median_improvement"], 1) == 32.3
     assert {s: h[s]["n_scenarios"] for s in expected} == {"in_sample": 20, "oos_framings": 12, "oos_games": 20}
-    assert all(h[s]["n_excluded"] == 0 for s in expected)  # no scenario dropped, as in the study
     # donation: (5.92 - 5.4933) / (7 - 5.4933); the study's 28.5% came from means rounded to cents
-    assert h["donation"]["mean_improvement"] == pytest.approx(100 * (5.92 - 1648 / 300) / (7 - 1648 / 300))
+    assert h["donation"]["student"]["mean_improvement"] == pytest.approx(100 * (5.92 - 1648 / 300) /
+                                                                         (7 - 1648 / 300))
 
 
 def _obs(game: str, framing: str, horizon: int | None = 1, history: tuple = ()) -> Observation:
@@ -157,15 +157,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           check=False)
 
 
+def _improvement_lines(text: str) -> dict[str, str]:
+    """{set: the student's improvement line} of the headline text (a set's header line, then its student lines)."""
+    out, current = {}, ""
+    for ln in text.splitlines():
+        if ln and not ln.startswith((" ", "|", "alignment", "wrote")):
+            current = ln.split()[0]
+        elif ln.strip().startswith("improvement") and current not in out:
+            out[current] = ln
+    return out
+
+
 def test_analyze_alignment_on_the_shipped_study_counts() -> None:
     out = _cli("analyze", "alignment", "--propensities", "study", *STUDY_ROLES)
     assert out.returncode == 0, out.stderr
-    lines = {ln.split()[0]: ln for ln in out.stdout.splitlines() if "improvement" in ln}
+    lines = _improvement_lines(out.stdout)
     assert "46.65%" in lines["in_sample"] and "18.26%" in lines["oos_framings"] and "39.95%" in lines["oos_games"]
     assert "28.32%" in lines["donation"]
     raw = _cli("analyze", "alignment", "--propensities", str(study.DATA_DIR / "one_shot_counts.csv"), "--raw-counts",
                *STUDY_ROLES)
-    lines = {ln.split()[0]: ln for ln in raw.stdout.splitlines() if "improvement" in ln}
+    lines = _improvement_lines(raw.stdout)
     assert "46.26%" in lines["in_sample"] and "17.90%" in lines["oos_framings"] and "39.95%" in lines["oos_games"]
     bad = _cli("analyze", "alignment", "--propensities", "study", "--base", "llama3", "--student", "x",
                "--teacher", "y")

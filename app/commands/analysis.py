@@ -7,10 +7,12 @@ import json
 import math
 from typing import Any
 
-from tomarena.analysis import alignment, study_ref
+from tomarena.analysis import alignment, study_ref, transfer
 from tomarena.analysis.load import read_propensity_file
 from tomarena.analysis.render import md_table
-from tomarena.analysis.report import build_report, format_headline
+from tomarena.analysis.report import build_report
+from tomarena.analysis.training_fit import read_training
+from tomarena.files import write_text_atomic
 
 REPORT_HELP = """Analyse one or more run directories (written by `tomarena run`/`sweep`) and write DIR/report.html
 (self-contained, figures embedded), DIR/report.md, the PNG figures and every table as CSV: propensities p(C) per
@@ -27,15 +29,21 @@ stderr."""
 ALIGN_HELP = """Alignment metrics from a propensity CSV produced anywhere (columns model,framing,game and either
 n_cooperate,n_total or p_cooperate), or from the study's shipped counts with `--propensities study` (models
 llama2-70b, llama2-7b, llama2-7b-lora, llama2-70b-letter; the donation game included). Prints the per-scenario
-table and, per scenario set, the study's mean improvement 100*(p_ft - p_base)/(p_teacher - p_base) over every
-scenario (none dropped, as the study), its median, bootstrap CIs, gap closure, Jensen-Shannon divergence and
-Pearson r; scenarios with |p_teacher - p_base| < 0.05 are flagged (small_gap) but kept."""
+table and, per scenario set, the student beside null students computed by the same code (the base; a constant at
+the teacher's mean over the in_sample set, the training scenarios; the teacher's mean per training framing): gap
+closure 1 - mean|s - t| / mean|b - t| and the margin over the best null, the study's mean improvement
+100*(p_ft - p_base)/(p_teacher - p_base) over every scenario (none dropped), its median, Pearson r and r within
+framings and games, each with a 95% two-level bootstrap interval (scenarios, and the answers within a scenario when
+counts are given). The in_sample set is the training set: it is labelled a training fit. --csv writes every figure
+as rows; scenarios with |p_teacher - p_base| < 0.05 are flagged (small_gap) but kept."""
 
 
 def _report(args: argparse.Namespace) -> int:
+    training = read_training(args.training) if args.training else None
     rep = build_report(args.runs, args.out, roles={"teacher": args.teacher, "base": args.base,
-                                                   "student": args.student}, min_gap=args.min_gap, seed=args.seed)
-    print(format_headline(rep.headline, study_ref.headline(seed=args.seed)))
+                                                   "student": args.student}, min_gap=args.min_gap, seed=args.seed,
+                       training=training)
+    print(transfer.format_headline(rep.headline))
     print(f"wrote {rep.html} and {rep.markdown} (+{len(rep.files)} tables and figures)")
     return 0
 
@@ -47,22 +55,34 @@ def _clean(v: Any) -> Any:
 
 
 def _alignment(args: argparse.Namespace) -> int:
-    roles = (args.base, args.student, args.teacher)
+    import pandas as pd
+
+    roles = dict(zip(("base", "student", "teacher"), (args.base, args.student, args.teacher), strict=True))
     if args.propensities == "study":
-        table = study_ref.scenario_table(args.raw_counts, dict(zip(("base", "student", "teacher"), roles)),
-                                         min_gap=args.min_gap)
+        table = study_ref.scenario_table(args.raw_counts, roles, min_gap=args.min_gap)
+        rows = study_ref.transfer_rows(args.raw_counts, roles, seed=args.seed)
     else:
-        table = alignment.scenario_table(read_propensity_file(args.propensities, raw=args.raw_counts), *roles,
-                                         min_gap=args.min_gap)
-    sums = alignment.summarize_sets(table, seed=args.seed)
+        table = alignment.scenario_table(read_propensity_file(args.propensities, raw=args.raw_counts),
+                                         *roles.values(), min_gap=args.min_gap)
+        rows = transfer.transfer_table(table, seed=args.seed)
+    study_rows = study_ref.study_transfer(args.seed)
+    show_study = args.propensities != "study" or roles != study_ref.ROLES
+    heads = transfer.headline(rows, study_rows if show_study else None)
+    if args.csv:
+        both = pd.concat([rows, study_rows], ignore_index=True) if show_study else rows
+        write_text_atomic(args.csv, both.to_csv(index=False, float_format="%.10g"))
     if args.json:
+        sums = alignment.summarize_sets(table)
         data = {"scenarios": [{k: _clean(v) for k, v in r.items()} for r in table.to_dict("records")],
-                "summary": {s: {k: _clean(v) for k, v in d.items()} for s, d in sums.items()}}
+                "summary": {s: {k: _clean(v) for k, v in d.items()} for s, d in sums.items()},
+                "metrics": [{k: _clean(v) for k, v in r.items()} for r in rows.to_dict("records")]}
         print(json.dumps(data, indent=2))
         return 0
     print(md_table(table))
     print()
-    print(format_headline(sums))
+    print(transfer.format_headline(heads))
+    if args.csv:
+        print(f"wrote {args.csv}")
     return 0
 
 
@@ -84,6 +104,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for report.html, report.md, "
                    "PNGs and CSVs")
     _roles(p, required=False)
+    p.add_argument("--training", metavar="ADAPTER_DIR", help="the student's adapter directory (written by "
+                   "`tomarena finetune`): its manifest names the trained scenarios and traces, so sets evaluated on "
+                   "training prompts are labelled 'training fit' and held-out in-sample framings form the set "
+                   "in_sample_holdout (default: the study's protocol, trained on the whole in_sample set)")
     p.set_defaults(func=_report)
     a = sub.add_parser("analyze", help="analyses of result files made elsewhere",
                        description="Analyses that read result files rather than run directories.")
@@ -94,6 +118,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     al.add_argument("--raw-counts", action="store_true", help="divide n_cooperate by 300 (the study's notebooks) "
                     "instead of n_total (proportions, the default); changes cells with fewer valid answers")
     _roles(al, required=True)
-    al.add_argument("--json", action="store_true", help="print JSON (scenarios and summary) instead of text")
+    al.add_argument("--json", action="store_true", help="print JSON (scenarios, summary, metrics) instead of text")
+    al.add_argument("--csv", metavar="FILE", help="write every metric as rows set,who,metric,value,ci_low,ci_high "
+                    "(+ n_scenarios, training_fit); who: student, base, null_constant, null_framing, and the "
+                    "study's own as study, study_base, study_null_*")
     al.set_defaults(func=_alignment)
     a.set_defaults(func=lambda args: (a.print_help(), 0)[1])
