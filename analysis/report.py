@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tomarena.analysis import alignment, comparisons, equilibria, plots, propensity, study_ref, tournament, transfer
+from tomarena.analysis import (
+    alignment,
+    comparisons,
+    equilibria,
+    plots,
+    propensity,
+    repeated,
+    study_ref,
+    tournament,
+    transfer,
+)
 from tomarena.analysis.load import load_runs, read_manifest, roles_from_manifests, shard_paths
 from tomarena.analysis.render import Section, to_html, to_markdown
 from tomarena.analysis.training_fit import TrainingRecord
@@ -26,6 +36,7 @@ MAX_HEATMAPS = 12
 ASSUME_N = 300  # exact probabilities: the test shown is the one the study's 300 samples per model would give
 FILES_LIST = ".tomarena-report-files"  # the names the last report wrote into DIR: what the next one may remove
 PROGRESS_ROWS = 200_000  # from this many trace rows on, each step prints a line on stderr
+REPEATED_BOOT = 1000  # match-bootstrap draws of the repeated-play intervals
 
 
 @dataclass
@@ -147,29 +158,49 @@ def _alignment_section(w: _Writer, frame: Any, props: Any, roles: Mapping[str, s
     return head, [Section("Alignment with the teacher", text, tables, figs, collapsed=True)], res.headline
 
 
-def _equilibrium_section(w: _Writer, frame: Any, props: Any) -> list[Section]:
-    nash = w.csv("nash_distance", equilibria.nash_table(props))
-    qre = w.csv("qre_lambda", equilibria.qre_table(props))
-    doubled = w.csv("doubled_tests", comparisons.doubled_tests(props, assume_n=ASSUME_N))
-    text = ("Distance of p(C) to the nearest Nash equilibrium (any role), to the nearest symmetric one (Snowdrift: "
-            "the mixed one) and to the payoff- and risk-dominant equilibria (Stag Hunt's selection). lambda: fitted "
-            "symmetric logit-QRE rationality (0 = random; at_bound marks a search bound).")
-    tables = [("Nash distance", nash), ("Logit-QRE lambda", qre)]
-    tables += [("Payoff scaling: p(C) doubled - original (z-test)", doubled)] if len(doubled) else []
-    return [Section("Equilibria", text, tables, collapsed=True)]
-
-
-def _repeated_section(w: _Writer, frame: Any) -> list[Section]:
-    multi = frame[(frame["kind"] == "tournament") & (frame["round"] > 0)]
-    if multi.empty:
+def _equilibrium_section(w: _Writer, frame: Any) -> list[Section]:
+    """Stage-game tools (Nash distance, logit QRE) on one-shot rows only: repeated rounds are not a stage game."""
+    one = propensity.propensity_table(repeated.one_shot_rows(frame))
+    if one.empty:
         return []
-    fp = w.csv("fingerprints", equilibria.fingerprints(frame))
-    rounds = w.csv("cooperation_by_round", equilibria.cooperation_over_rounds(frame))
-    w.csv("propensities_by_round", propensity.propensity_table(frame[frame["kind"] == "tournament"], by_round=True))
-    figs = ([w.png("fingerprints", plots.fingerprint_plot, fp)] if len(fp) else []) + \
+    nash = w.csv("nash_distance", equilibria.nash_table(one))
+    models = w.csv("qre_models", equilibria.qre_model_table(one))
+    qre = w.csv("qre_lambda", equilibria.qre_table(one))
+    doubled = w.csv("doubled_tests", comparisons.doubled_tests(one, assume_n=ASSUME_N))
+    text = ("One-shot decisions only. Distance of p(C) to the nearest Nash equilibrium (any role), to the nearest "
+            "symmetric one (Snowdrift: the mixed one) and to the payoff- and risk-dominant equilibria (Stag Hunt's "
+            "selection). Logit QRE: one rationality lambda per model fitted jointly over its one-shot cells by "
+            "maximum likelihood on the principal branch (counts where sampled, one weight per exactly scored cell), "
+            "with a profile-likelihood 95% CI, beside the log-likelihoods of the uniform model (p = 0.5), of the best "
+            "constant p and of the saturated model: a lambda that does not beat the constant explains nothing the "
+            "level does not. Per cell, 'no λ ≥ 0' marks a p(C) no lambda can reach (e.g. P(C) > 0.5 in a "
+            "Prisoner's Dilemma): never read as lambda 0; at_bound = the limit lambda -> infinity.")
+    tables = [("Nash distance", nash), ("Logit QRE per model (joint fit)", models), ("Logit QRE per cell", qre)]
+    tables += [("Payoff scaling: p(C) doubled - original (z-test)", doubled)] if len(doubled) else []
+    return [Section("Equilibria (one-shot)", text, tables, collapsed=True)]
+
+
+def _repeated_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
+    """Repeated play judged as repeated play: cooperation by round, memory-one fingerprints and their distances
+    with intervals over matches, and the subgame-perfect / folk-theorem benchmarks beside the observed cooperation."""
+    if repeated.repeated_rows(frame).empty:
+        return []
+    tabs = {k: w.csv(k, v) for k, v in repeated.repeated_tables(frame, n_boot=REPEATED_BOOT, seed=seed).items()}
+    fp, rounds = tabs["fingerprints"], tabs["cooperation_by_round"]
+    states = fp[fp["state"] != "start"] if len(fp) else fp
+    figs = ([w.png("fingerprints", plots.fingerprint_plot, states)] if len(states) else []) + \
         ([w.png("cooperation_by_round", plots.rounds_plot, rounds)] if len(rounds) else [])
-    text = "P(C) after each previous joint outcome (own action first), and p(C) by round, framings pooled."
-    return [Section("Repeated play", text, [("Memory-one fingerprints", fp)], figs, collapsed=True)]
+    text = ("Rounds after the first of repeated matches. P(C) after each previous joint outcome (own action first; "
+            "'start' = the first round) and p(C) by round, each with a 95% interval that resamples whole matches "
+            "(decisions of one match are not independent). Fingerprint distance: the mean absolute difference of "
+            "two policies' P(C | state) over the states both visited, with its match-bootstrap interval. Theory: "
+            "with a known finite horizon backward induction gives the stage equilibrium every round (all-D in a "
+            "Prisoner's Dilemma); under a continuation probability delta, grim trigger sustains (C,C) iff "
+            "delta >= delta* = (T - R)/(T - v_N), v_N the deviator's stage-Nash payoff (5/7 in the study's PD).")
+    tables = [("Theory beside observed cooperation", tabs["repeated_theory"]),
+              ("Memory-one fingerprints", fp), ("Fingerprint distances", tabs["fingerprint_distances"]),
+              ("Cooperation by round", rounds)]
+    return [Section("Repeated play", text, tables, figs, collapsed=True)]
 
 
 def _tournament_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
@@ -226,12 +257,12 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     say("alignment")
     head, align, heads = _alignment_section(w, frame, props, used, min_gap, seed, training)
     say("equilibria")
-    equi = _equilibrium_section(w, frame, props)
+    equi = _equilibrium_section(w, frame)
     say("repeated play")
-    repeated = _repeated_section(w, frame)
+    rep_sections = _repeated_section(w, frame, seed)
     say("tournament")
     tour = _tournament_section(w, frame, seed)
-    sections = [head, _overview(paths, frame, used), *align, *prop, *equi, *repeated, *tour]
+    sections = [head, _overview(paths, frame, used), *align, *prop, *equi, *rep_sections, *tour]
     names = list(dict.fromkeys("/".join(Path(p).resolve().parts[-2:]) for p in paths))
     title = "tomarena report: " + (", ".join(names) if len(names) <= 4 else f"{len(names)} runs")
     say("writing report.md and report.html")
