@@ -16,7 +16,7 @@ from tomarena.analysis import training_fit, transfer
 from tomarena.analysis.load import load_runs, roles_from_manifests
 from tomarena.analysis.propensity import donation_table, donation_values, propensity_table, scenario_rows
 from tomarena.analysis.training_fit import TrainingRecord
-from tomarena.envs import FRAMINGS, GAMES, DonationGame
+from tomarena.envs import FRAMINGS, GAMES
 from tomarena.errors import ConfigError
 
 MIN_GAP = 0.0  # the study's definition: no scenario is left out, however small its teacher-base gap
@@ -64,7 +64,7 @@ def scenario_set(framing: str, game: str) -> str:
         g = GAMES.get(game)
     except KeyError:
         return "other"
-    if isinstance(g, DonationGame):
+    if g.kind == "donation":
         return "donation"
     if sample == "in" and "in_sample" in g.tags:
         return "in_sample"
