@@ -41,7 +41,6 @@ import numpy as np
 
 from tomarena.agents.base import Decision, Policy, register_policy
 from tomarena.agents.embedded import cache_root
-from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
 from tomarena.files import write_text_atomic
@@ -249,7 +248,7 @@ class AxelrodPolicy(Policy):
 
     def _new_player(self, obs: Observation, seed: int | None) -> Any:
         game = obs.game
-        if isinstance(game, DonationGame) or game.n_players != 2 or game.n_actions != 2:
+        if game.kind != "matrix_2x2":
             raise GameError(f"{self.id} plays 2-player C/D games only; got game {game.id!r}")
         player = self.cls()
         if game.rstp is not None:

@@ -163,7 +163,7 @@ def _last_moves(obs: Observation) -> tuple[int, int]:
 
 
 def _check_2x2(policy: Policy, game: Any) -> None:
-    if isinstance(game, DonationGame) or game.n_actions != 2 or game.n_players != 2:
+    if game.kind != "matrix_2x2":
         raise GameError(f"{policy.id} plays two-player 2x2 games only; got game {game.id!r}")
 
 
@@ -378,7 +378,7 @@ class DonationPolicy(Policy):
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Give `contribution(obs)` with probability 1 (one uniform drawn all the same)."""
         game = obs.game
-        if not isinstance(game, DonationGame):
+        if game.kind != "donation":
             raise GameError(f"{self.id} plays the donation game only; got game {game.id!r}")
         give = self.contribution(obs, game)
         probs = tuple(1.0 if a == give else 0.0 for a in range(game.n_actions))

@@ -27,7 +27,6 @@ from tomarena.agents.http_backend import OpenAIBackend
 from tomarena.agents.parsing import PARSERS, ParseResult, parse_answer
 from tomarena.agents.prompts import build_messages, get_template, messages_json
 from tomarena.agents.sampling import check_sampling
-from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import BackendError, ConfigError
 
@@ -52,7 +51,7 @@ def _labels(obs: Observation) -> tuple[str, ...]:
 
 def _answer_prefix(protocol: str, obs: Observation) -> str:
     pair = ANSWER_PREFIX.get(protocol, ("", ""))
-    return pair[1] if isinstance(obs.game, DonationGame) else pair[0]
+    return pair[1] if obs.game.kind == "donation" else pair[0]
 
 
 def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
@@ -181,7 +180,7 @@ class LLMPolicy(Policy):
 
     # -- generation ------------------------------------------------------------------------------------
     def _parse(self, obs: Observation, text: str) -> ParseResult:
-        endowment = obs.game.endowment if isinstance(obs.game, DonationGame) else None
+        endowment = obs.game.endowment if obs.game.kind == "donation" else None
         return parse_answer(text, _labels(obs), self.parser, endowment)
 
     def sampling_kwargs(self) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def build_messages(obs: Observation, protocol: str = "letter") -> list[dict[str,
     """Render the chat messages (system + user) for one decision under `protocol`."""
     t = get_template(protocol)
     game = obs.game
-    if isinstance(game, DonationGame):
+    if game.kind == "donation":
         body, instr = describe_donation(game, obs), t.instruction_donation.format(endowment=game.endowment)
     else:
         body, instr = describe_2x2(game, obs), t.instruction_2x2

@@ -311,8 +311,8 @@ class ReferenceStrategist(Policy):
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Compute the choice probabilities, draw once, and write the completion."""
         game = obs.game
-        donation = isinstance(game, DonationGame)
-        if not donation and (game.n_actions != 2 or game.n_players != 2):
+        donation = game.kind == "donation"
+        if not donation and game.kind != "matrix_2x2":
             raise GameError(f"{self.id} plays 2x2 games and the donation game; got game {game.id!r}")
         rd = read_donation(obs, self.params) if donation else read_2x2(obs, self.params)
         u = float(rng.random())

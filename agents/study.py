@@ -10,9 +10,15 @@
      game's family (its R, S, T, P ordering: Prisoner's Dilemma, Snowdrift, Stag Hunt, Prisoner's Delight) in that
      framing; else the model's mean over every framing for that family (an unknown framing); else the model's mean
      over that framing's games (a 2x2 game of no family); else the model's mean over all its cells;
-  2. reciprocity in repeated play: P(C) = (prior_weight * p0 + sum_k w_k c_k) / (prior_weight + sum_k w_k), where
-     c_k = 1 when the co-player chose C k rounds ago and w_k = memory ** (k - 1): the one-shot propensity drifts
-     toward the co-player's recent behaviour, as the reference strategist's trust does;
+  2. repeated play, rounds >= 1 (round 0 is p0):
+     - `study/llama2-70b` and `study/llama2-70b-letter` (repeated="akata"): LLaMa-2-70b-chat's recorded repeated play
+       (Akata et al., agents/study_fit.py): P(C) = p0 + lambda_x * (own last is C - p0), lambda_C = 0.693 after the
+       co-player's C, lambda_D = 0.448 after its D. It keeps the scenario's recorded level p0 in every round and
+       sticks to its own last choice as strongly as the 70b did within a game; the co-player's last choice changes how
+       sticky it is, not where it settles (the 70b barely reciprocated);
+     - the 7b models (repeated="reciprocity"): P(C) = (prior_weight * p0 + sum_k w_k c_k) / (prior_weight + sum_k w_k),
+       c_k = 1 when the co-player chose C k rounds ago, w_k = memory ** (k - 1): the one-shot propensity drifts toward
+       the co-player's recent behaviour, as the reference strategist's trust does (an assumption: no data exists);
   3. donation games: the recorded distribution of the share of the endowment given, rescaled to the game's
      endowment, mixed (same weights as in 2) with a point mass at the others' weighted mean gift.
 - The teacher (`study/llama2-70b`, asked for a motivation in the study) writes "I choose X." and a paragraph of
@@ -38,24 +44,21 @@ from tomarena.agents.strategist import (
     read_2x2,
     read_donation,
 )
-from tomarena.envs.games import DonationGame
+from tomarena.agents.study_fit import load_fit, persistence
+from tomarena.envs.games import DonationGame, GameLike
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
 
 FAMILIES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
-_ORDER = {"prisoners_dilemma": "TRPS", "snowdrift": "TRSP", "stag_hunt": "RTPS", "prisoners_delight": "RTSP"}
 STUDY_DONATION = ("donation", "none")  # (game, framing) of the study's donation scenario
+#: how repeated rounds (round >= 1) of a 2x2 game are modelled: the 70b's recorded repeated play, or reciprocity
+REPEATED_MODELS = ("akata", "reciprocity")
 
 
-def game_family(game: Any) -> str | None:
-    """The study game whose strict payoff ordering a symmetric 2x2 game has (any scale), else None."""
-    rstp = getattr(game, "rstp", None)
-    if not rstp:
-        return None
-    for family, order in _ORDER.items():
-        if all(rstp[a] > rstp[b] for a, b in zip(order, order[1:])):
-            return family
-    return None
+def game_family(game: GameLike) -> str | None:
+    """The study game family of `game` (its declared `family` when it is one of the study's four), else None."""
+    family = getattr(game, "family", None)
+    return family if family in FAMILIES else None
 
 
 def _mean(cells: list[study.Cell]) -> float | None:
@@ -96,6 +99,13 @@ def reciprocity(p0: float, other_coop: np.ndarray, memory: float, prior_weight: 
     return float((prior_weight * p0 + w @ other_coop) / (prior_weight + w.sum()))
 
 
+def follow_recorded(p0: float, own_coop: bool, other_coop: bool) -> float:
+    """P(C) in a repeated round of the 70b: p0 + lambda * (own last is C - p0), lambda by the co-player's last choice
+    (fitted on LLaMa-2-70b-chat's recorded repeated play, agents/study_fit.py)."""
+    lam = persistence()[0 if other_coop else 1]
+    return p0 + lam * (float(own_coop) - p0)
+
+
 def donation_shares(model: str) -> dict[float, float]:
     """{share of the study's endowment given: probability} from the model's recorded donations."""
     counts = study.donation_counts().get(model)
@@ -107,18 +117,35 @@ def donation_shares(model: str) -> dict[float, float]:
 
 
 class StudyReplay(Policy):
-    """Acts as one of the study's LLaMa-2 models was measured to act: recorded proportions inside the data, a
-    documented reciprocity model anchored to them outside it (see the module docstring)."""
+    """Acts as one of the study's LLaMa-2 models was measured to act: the recorded proportions on the study's one-shot
+    scenarios (source "replay"), a documented model anchored to them everywhere else (source "replay-model").
+
+    Repeated rounds (round >= 1) of a 2x2 game, repeated="akata" (the 70b's default): P(C) = p0 + lambda_x *
+    (1[own last = C] - p0), p0 = the scenario's one-shot anchor (round 0 plays p0), lambda_C = 0.693 after the
+    co-player's C and lambda_D = 0.448 after its D. The lambdas are LLaMa-2-70b-chat's persistence in its recorded
+    repeated play (Akata et al., github.com/eliaka/repeatedgames @ 224a605a: 144 games x 10 rounds against itself and
+    four LLMs; 12,960 decisions of rounds 2-10, least squares with each game's own level; games resampled, 95%
+    intervals 0.60-0.77 and 0.36-0.55), shipped in tomarena/data/study/llama2_repeated_fit.json. Why not the raw
+    table P(option 1 | own last, partner's last) (0.987, 0.961, 0.052, 0.206; 0.994 in round 1): its level is the
+    70b's 93% first-listed-option habit in that prompt, which the study's own one-shot answers (P(C) 0 to 0.82 by
+    framing and game) contradict; so the scenario keeps its recorded level p0 and the recordings supply the dynamics.
+    The rule is the fitted model itself, with the scenario in the place of a game: in a game where the 70b's level
+    was p0, it predicts P(option 1 | own last, partner's last) = p0 + lambda_x * (own last - p0).
+    repeated="reciprocity" (the 7b models' default, no data): see the module docstring.
+    """
 
     game_kinds = ("matrix", "donation")
 
     def __init__(self, model: str, memory: float = 0.5, prior_weight: float = 1.0,
-                 motivation: bool | None = None) -> None:
+                 motivation: bool | None = None, repeated: str | None = None) -> None:
         self.model = study.check_model(model)
         if not 0 <= memory <= 1 or prior_weight <= 0:
             raise ConfigError(f"study replay needs 0 <= memory <= 1 and prior_weight > 0, got memory={memory!r}, "
                               f"prior_weight={prior_weight!r}")
         self.memory, self.prior_weight = float(memory), float(prior_weight)
+        self.repeated = default_repeated(self.model.id) if repeated is None else repeated
+        if self.repeated not in REPEATED_MODELS:
+            raise ConfigError(f"unknown repeated model {repeated!r}; allowed: {', '.join(REPEATED_MODELS)}")
         self.motivation = self.model.protocol == "motivation" if motivation is None else bool(motivation)
         self.id = f"study/{model}"
         if model not in study.donation_counts():  # declared: the study never ran it in the donation game
@@ -131,8 +158,11 @@ class StudyReplay(Policy):
 
     def _probs_2x2(self, obs: Observation) -> tuple[tuple[float, ...], str]:
         p0, covered = anchor(self.model.id, obs.framing.id, obs.game)
-        coop = np.array([1.0 - a for a in obs.other_actions])
-        p = reciprocity(p0, coop, self.memory, self.prior_weight)
+        if obs.actions and self.repeated == "akata":
+            p = follow_recorded(p0, obs.own_actions[-1] == 0, obs.other_actions[-1] == 0)
+        else:
+            coop = np.array([1.0 - a for a in obs.other_actions])
+            p = reciprocity(p0, coop, self.memory, self.prior_weight)
         recorded = covered and obs.horizon == 1 and obs.round == 0
         return (p, 1.0 - p), "replay" if recorded else "replay-model"
 
@@ -154,8 +184,8 @@ class StudyReplay(Policy):
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Probabilities from the data (or the model), one uniform draw, and the completion text."""
         game = obs.game
-        donation = isinstance(game, DonationGame)
-        if not donation and (game.n_actions != 2 or game.n_players != 2):
+        donation = game.kind == "donation"
+        if not donation and game.kind != "matrix_2x2":
             raise GameError(f"{self.id} plays 2x2 games and the donation game; got game {game.id!r}")
         probs, source = self._probs_donation(obs) if donation else self._probs_2x2(obs)
         u = float(rng.random())
@@ -172,26 +202,53 @@ class StudyReplay(Policy):
     def _motivation(obs: Observation, action: int, probs: tuple[float, ...], u: float) -> str:
         """tomarena's text for the drawn action (the strategist's belief and social weight), not the 70b's words."""
         prm = StrategistParams()
-        if isinstance(obs.game, DonationGame):
+        if obs.game.kind == "donation":
             rd = read_donation(obs, prm)
             return motivation_donation(obs, action, Reading(probs, rd.alpha, rd.belief, rd.coop_seen), u)
         rd = read_2x2(obs, prm)
         return motivation_2x2(obs, action, Reading(probs, rd.alpha, rd.belief, rd.coop_seen), u)
 
     def describe(self) -> dict[str, Any]:
-        """Id, the study model, the reciprocity settings and the data's source."""
-        return {"id": self.id, "model": self.model.id, "memory": self.memory, "prior_weight": self.prior_weight,
-                "motivation": self.motivation, "data": study.SOURCE}
+        """Id, the study model, the repeated-play model and its settings, and the data's sources."""
+        out = {"id": self.id, "model": self.model.id, "repeated": self.repeated, "memory": self.memory,
+               "prior_weight": self.prior_weight, "motivation": self.motivation, "data": study.SOURCE}
+        if self.repeated == "akata":
+            out["repeated_data"] = load_fit()["data"]["source"]
+        return out
+
+
+def default_repeated(model: str) -> str:
+    """"akata" for the LLaMa-2-70b-chat replays (their recorded repeated play exists), "reciprocity" otherwise."""
+    return "akata" if study.MODELS[model].name == "LLaMa-2-70b-chat" else "reciprocity"
+
+
+def policy_summary(model: str) -> str:
+    """What `tomarena list policies` says of study/<model>: where it is recorded, where modelled and how."""
+    m = study.MODELS[model]
+    n = sum(c.model == model for c in study.one_shot_cells())
+    donation = model in study.donation_counts()
+    if default_repeated(model) == "akata":
+        lam_c, lam_d = persistence()
+        decisions = sum(p["decisions"] for p in load_fit()["persistence"].values())
+        repeated = (f"repeated rounds follow LLaMa-2-70b-chat's recorded repeated play (Akata et al., {decisions:,} "
+                    f"decisions in 144 games): P(C) = p0 + lambda*(own last C - p0), lambda {lam_c:.3f} after the "
+                    f"co-player's C, {lam_d:.3f} after its D" + ("; repeated donation rounds: reciprocity (assumed)"
+                                                                 if donation else ""))
+    else:
+        repeated = "repeated rounds drift toward the co-player's recent choices (reciprocity; assumed, no data)"
+    return (f"{m.name}: {m.summary}. Recorded (source replay) only on the study's {n} one-shot scenarios"
+            f"{' and its donation game' if donation else ''}; modelled (source replay-model) elsewhere: other games "
+            f"and framings start from the nearest recorded scenario's P(C) p0, {repeated}")
 
 
 def _factory(model: str) -> Any:
-    def build(memory: float = 0.5, prior_weight: float = 1.0, motivation: bool | None = None) -> StudyReplay:
-        return StudyReplay(model, memory, prior_weight, motivation)
+    def build(memory: float = 0.5, prior_weight: float = 1.0, motivation: bool | None = None,
+              repeated: str | None = None) -> StudyReplay:
+        return StudyReplay(model, memory, prior_weight, motivation, repeated)
 
-    build.__doc__ = f"Replay of the study's {model} (options: memory, prior_weight, motivation)."
+    build.__doc__ = f"Replay of the study's {model} (options: memory, prior_weight, motivation, repeated)."
     return build
 
 
 for _m in study.MODELS.values():
-    register_policy(f"study/{_m.id}", _factory(_m.id), f"{_m.name}: {_m.summary} (replays the study's counts)",
-                    "study")
+    register_policy(f"study/{_m.id}", _factory(_m.id), policy_summary(_m.id), "study")

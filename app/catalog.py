@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import textwrap
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from tomarena.agents.axelrod_adapter import strategy_table
 from tomarena.agents.base import POLICIES
 from tomarena.agents.resolve import PREFIXES
 from tomarena.envs.framings import FRAMINGS
-from tomarena.envs.games import GAMES, DonationGame
+from tomarena.envs.games import GAMES
 
 #: What each policy option means (the names, types and defaults come from the factory signatures, the same source
 #: `agents.resolve.build_with_options` validates against). Keyed by option name; "<policy id or prefix>:<name>"
@@ -43,6 +44,8 @@ OPTION_HELP: dict[str, str] = {
     "trust_rivalry": "trust removed per unit of the framing's competition",
     "reciprocity": "shift of the social weight per unit of the co-player's (2 * cooperation - 1)",
     "memory": "decay of older rounds in the weighted cooperation, in [0, 1]",
+    "repeated": "repeated rounds of a 2x2 game: akata (LLaMa-2-70b-chat's recorded persistence, the 70b's default) or "
+                "reciprocity (drift toward the co-player's recent choices, the 7b models' default)",
     "prior_weight": "weight of the prior against observed rounds",
     "conformity": "donation game: cost per squared dollar away from what the others give",
     "adapter": "path of a LoRA adapter directory to load on top of the model",
@@ -87,9 +90,9 @@ def _profile(labels: tuple[str, ...], profile: tuple[int, ...]) -> str:
 
 def _game_row(gid: str) -> dict[str, Any]:
     g = GAMES.get(gid)
-    row: dict[str, Any] = {"id": gid, "name": g.name, "players": g.n_players, "actions": list(g.action_labels),
-                           "tags": list(g.tags)}
-    if isinstance(g, DonationGame):
+    row: dict[str, Any] = {"id": gid, "name": g.name, "kind": g.kind, "family": g.family, "players": g.n_players,
+                           "actions": list(g.action_labels), "tags": list(g.tags)}
+    if g.kind == "donation":
         row.update(endowment=g.endowment, multiplier=g.multiplier,
                    equilibria=[f"everyone gives {g.dominant_strategy_equilibrium()[0]} (dominant strategy)"],
                    social_optimum=f"everyone gives {g.social_optimum()[0]}")
@@ -183,7 +186,8 @@ def format_listing(what: str, rows: list[dict[str, Any]]) -> str:
                                *([f"refused: {r['refused']}"] if r["refused"] else [])])
             lines.append(f"{r['id']:<40} {r['name']:<40} {kind:<13} {notes}")
         else:
-            lines.append(f"{r['id']:<36} {r['kind']:<11} {r['summary']}")
+            lines.append(textwrap.fill(f"{r['id']:<36} {r['kind']:<11} {r['summary']}", width=120,
+                                       subsequent_indent=" " * 49, break_on_hyphens=False))
             lines.extend(f"    {o['name']}={_show(o['default'])} ({o['type']}): {o['description']}"
                          for o in r["options"])
     return "\n".join(lines)

@@ -185,3 +185,32 @@ def test_literature_aliases_play_like_their_strategies() -> None:
 
     for alias, name in (("grudger", "grim_trigger"), ("pavlov", "win_stay_lose_shift")):
         assert type(resolve_policy(f"classic/{alias}")) is type(resolve_policy(f"classic/{name}"))
+
+
+class _Disguised:
+    """A game of no known class: every attribute comes from the wrapped game (so only `kind` can tell it apart)."""
+
+    def __init__(self, game) -> None:
+        self._game = game
+
+    def __getattr__(self, name: str):
+        return getattr(self._game, name)
+
+
+def test_strategies_ask_the_games_kind_not_its_class():
+    xy = "matrix?row=1/0/0/2&col=2/0/0/1&labels=X/Y"  # a 2x2 game labelled with letters other than C/D
+    assert play_script("classic/tit_for_tat", game=xy)[0] == VERSUS["classic/tit_for_tat"]
+    three = Observation(get_game("matrix?row=1/0/0/0/1/0/0/0/1&col=1/0/0/0/1/0/0/0/1"), get_framing("none"), 0, 0, 1)
+    with pytest.raises(GameError, match="2x2 games only"):
+        resolve_policy("classic/tit_for_tat").act(three, None, np.random.default_rng(0))
+    pot = _Disguised(DonationGame(n_players=3))
+    obs = Observation(pot, get_framing("none"), 0, 0, 1)
+    d, _ = resolve_policy("classic/fixed_contributor?amount=4").act(obs, None, np.random.default_rng(0))
+    assert d.action == 4 and len(d.probs) == 11
+    with pytest.raises(GameError, match="2x2 games only"):
+        resolve_policy("classic/tit_for_tat").act(obs, None, np.random.default_rng(0))
+    for spec in ("strategist/reference", "study/llama2-7b"):  # 2x2 and donation by kind
+        d, _ = resolve_policy(spec).act(obs, None, np.random.default_rng(0))
+        assert len(d.probs) == 11
+    pd_like = Observation(_Disguised(get_game("prisoners_dilemma")), get_framing("none"), 0, 0, 1)
+    assert len(resolve_policy("study/llama2-70b").act(pd_like, None, np.random.default_rng(0))[0].probs) == 2

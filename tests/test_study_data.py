@@ -17,6 +17,7 @@ from tests.test_analysis_fixtures import sweep_rows
 from tomarena import study
 from tomarena.agents import resolve_policy
 from tomarena.agents.study import anchor, game_family, reciprocity
+from tomarena.agents.study_fit import persistence
 from tomarena.analysis import study_ref, transfer
 from tomarena.analysis.comparisons import donation_tests, model_tests
 from tomarena.analysis.propensity import propensity_table
@@ -110,7 +111,12 @@ def test_outside_the_data_the_documented_model_says_so() -> None:
     first = policy.act(_obs("prisoners_dilemma", "business", horizon=5), None, rng)[0]
     assert first.source == "replay-model" and first.probs[0] == pytest.approx(p0)  # a repeated game's round 1
     later = policy.act(_obs("prisoners_dilemma", "business", 5, ((0, 0), (0, 0))), None, rng)[0]
-    assert later.probs[0] == pytest.approx((p0 + 1.5) / 2.5)  # weights 0.5, 1 on two C moves, prior weight 1
+    # the 70b's repeated rounds: the recorded persistence after (own C, co-player C) (tests/test_study_repeated.py)
+    assert later.probs[0] == pytest.approx(p0 + persistence()[0] * (1 - p0))
+    q0 = study.cell("llama2-7b", "business", "prisoners_dilemma").p_cooperate()
+    student = resolve_policy("study/llama2-7b").act(_obs("prisoners_dilemma", "business", 5, ((0, 0), (0, 0))),
+                                                    None, rng)[0]
+    assert student.probs[0] == pytest.approx((q0 + 1.5) / 2.5)  # weights 0.5, 1 on two C moves, prior weight 1
     assert reciprocity(0.2, np.array([0.0, 1.0]), 0.5, 1.0) == pytest.approx((0.2 + 1.0) / 2.5)
     inline = get_game("prisoners_dilemma?T=11")
     assert game_family(inline) == "prisoners_dilemma" and anchor("llama2-70b", "business", inline) == (p0, False)

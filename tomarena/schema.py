@@ -12,7 +12,7 @@ DICT = "dictionary<string>"
 
 #: the columns, one per line: name, arrow type ("dict": a string column of few distinct values, stored
 #: dictionary-encoded as int32 codes into the distinct strings; it reads back as a pandas categorical), "null" when
-#: the column may be null ("-" when not), and what it means
+#: the column may be null ("-" when not), and what it means (an indented line continues the meaning above it)
 _TABLE = """
 run_id             dict         -     id of the run directory that wrote the row
 kind               dict         -     'tournament' (repeated matches) or 'sweep' (one-shot scenario grid)
@@ -31,7 +31,8 @@ intended_action    int64        -     action the policy chose
 action             int64        -     action executed (differs from intended only under noise)
 action_label       dict         -     label of the executed action (C, D, or the contribution)
 probs              list<double> null  probability of each action when the policy knows it
-p_cooperate        double       null  probability of action 0 (C) when known
+p_cooperate        double       null  probability of the game's cooperative action (action 0: C, the first action,
+                                         in 2x2 games); null when unknown and in donation games
 source             dict         -     rule | strategist | llm | fallback | replay (recorded study data) | replay-model
 protocol           dict         null  prompt protocol (letter | motivation | repeated...) for LLM-style policies
 prompt             string       null  the chat messages shown to the policy, as JSON
@@ -48,7 +49,8 @@ cumulative_reward  double       null  payoff so far including this round
 #: (column, arrow type name, nullable, meaning)
 COLUMNS: tuple[tuple[str, str, bool, str], ...] = tuple(
     (name, DICT if kind == "dict" else kind, null == "null", meaning)
-    for name, kind, null, meaning in (line.split(maxsplit=3) for line in _TABLE.strip().splitlines()))
+    for name, kind, null, meaning in (line.split(maxsplit=3)
+                                      for line in _TABLE.strip().replace("\n" + " " * 41, " ").splitlines()))
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
 

@@ -22,6 +22,7 @@ from tomarena.arena.config import (
 from tomarena.arena.episode import MatchSpec, play_episode
 from tomarena.arena.export import export_traces
 from tomarena.arena.runner import describe_run
+from tomarena.envs.games import get_game
 from tomarena.options import CommaList, add_flags, flag_values, split_commas, validate
 
 
@@ -120,11 +121,14 @@ def _play(args: argparse.Namespace) -> int:
     pols = {p: resolve_policy(p) for p in dict.fromkeys(cfg.policies)}
     rows = play_episode(MatchSpec((args.a, args.b), o.game, o.framing, 0, cfg.rounds, noise=cfg.noise),
                         pols, cfg.seed)
+    first = get_game(o.game).action_labels[0]
     print(f"{o.game} in framing {o.framing}: {args.a} (player_0) vs {args.b} (player_1)")
+    print("[source] of each decision: rule, llm, strategist, replay (the study's recorded counts), replay-model "
+          "(modelled beyond them), fallback")
     for r in rows:
-        p = "" if r["p_cooperate"] is None else f"  p(C)={r['p_cooperate']:.3f}"
+        p = "" if r["p_cooperate"] is None else f"  p({first})={r['p_cooperate']:.3f}"
         print(f"round {r['round'] + 1:>3} {r['agent']}: {r['action_label']}  +{r['reward']:g} "
-              f"(total {r['cumulative_reward']:g}){p}")
+              f"(total {r['cumulative_reward']:g}){p}  [{r['source']}]")
         if o.show_text and r["completion"]:
             print("    " + r["completion"].replace("\n", "\n    "))
     return 0
