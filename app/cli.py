@@ -23,6 +23,7 @@ from tomarena.analysis.transfer import format_headline
 from tomarena.app import catalog
 from tomarena.app.commands import analysis as analysis_commands
 from tomarena.app.commands import arena as arena_commands
+from tomarena.app.commands import data as data_commands
 from tomarena.app.commands import training as training_commands
 from tomarena.app.pipeline import load_pipeline_config, run_pipeline
 from tomarena.arena.config import ExecutionSettings
@@ -31,7 +32,7 @@ from tomarena.options import add_flags, flag_values
 from tomarena.outputs import guard_outputs
 
 #: layer modules that contribute sub-commands, in the order they appear in --help
-COMMAND_MODULES = (arena_commands, training_commands, analysis_commands)
+COMMAND_MODULES = (arena_commands, data_commands, training_commands, analysis_commands)
 
 
 class _Parser(argparse.ArgumentParser):

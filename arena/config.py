@@ -13,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tomarena.arena.episode import MatchSpec
 from tomarena.envs.framings import framings_by_sample, get_framing
 from tomarena.envs.games import GAMES, Game, get_game
+from tomarena.envs.rg144 import Split, rg144_ids
 from tomarena.errors import ConfigError, RegistryError
 from tomarena.options import CommaList, merged, validate
 
 SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study games / the 5 in-sample framings), "
-             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all")
+             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all; rg144, rg144_train, "
+             "rg144_test (the 144 Robinson-Goforth games rg144/<n>, all or the 96 / 48 of the fixed split / the "
+             "framing none)")
 
 
 class ExecutionSettings(BaseModel):
@@ -108,13 +111,18 @@ class RunConfig(ExecutionSettings):
 
 #: named scenario sets, usable wherever a list of games or framings is: on the games axis a name stands for the
 #: set's games, on the framings axis for its framings (the run's grid is the product of the two lists)
-SCENARIO_SET_NAMES = ("in_sample", "oos_framings", "oos_games", "all")
+SCENARIO_SET_NAMES = ("in_sample", "oos_framings", "oos_games", "all", "rg144", "rg144_train", "rg144_test")
+
+
+#: the Robinson-Goforth sets: name suffix -> split of tomarena.envs.rg144
+RG144_SETS: dict[str, Split] = {"": "all", "_train": "train", "_test": "test"}
 
 
 def scenario_set(name: str) -> tuple[list[str], list[str]]:
     """(games, framings) of a named scenario set, from the registries' tags: in_sample = the study games x
     in-sample framings; oos_framings = study games x out-of-sample framings; oos_games = the doubled games x
-    in-sample framings; all = the union of the three."""
+    in-sample framings; all = the union of the three; rg144, rg144_train, rg144_test = the 144 Robinson-Goforth
+    games (all, or the train / test games of the fixed split) x the framing none, as they were recorded."""
     if name not in SCENARIO_SET_NAMES:
         raise ConfigError(f"unknown scenario set {name!r}; allowed: {', '.join(SCENARIO_SET_NAMES)}")
     tagged = {t: [g for g in GAMES.ids() if t in GAMES.get(g).tags] for t in ("in_sample", "doubled")}
@@ -122,6 +130,7 @@ def scenario_set(name: str) -> tuple[list[str], list[str]]:
     sets = {"in_sample": (tagged["in_sample"], ins), "oos_framings": (tagged["in_sample"], outs),
             "oos_games": (tagged["doubled"], ins)}
     sets["all"] = (tagged["in_sample"] + tagged["doubled"], ins + outs)
+    sets.update({f"rg144{suffix}": (rg144_ids(split), ["none"]) for suffix, split in RG144_SETS.items()})
     return sets[name]
 
 
