@@ -157,7 +157,8 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
     def shards() -> bool:
         return any((root / "traces").glob("part-*.parquet"))
 
-    with _registered(objects), guard_outputs([root], shards, "call again with resume=True to continue"):
+    hint = "call again with resume=True to continue"
+    with _registered(objects), guard_outputs([root], shards, hint, run_dirs=[root]):  # held for the run's life
         run_config(cfg, root, resume=resume, progress=progress)
     return Result.load(root)
 

@@ -5,7 +5,8 @@ tournaments RUN/standings.csv, crossplay.csv, compositions.csv, seats.csv; sweep
 donations.csv when the sweep has donation scenarios).
 A shard holds only complete episodes and appears under its final name only once fully written (temp file +
 rename), so a killed run never leaves a shard that reads as complete; `--resume` skips every episode found in a
-shard and never duplicates one.
+shard and never duplicates one. While a run writes, it holds RUN/.tomarena.lock (tomarena.outputs.claim_run_dir):
+a second run on the same directory refuses instead of writing into it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from tomarena.arena.rows import rows_table
 from tomarena.errors import ConfigError, TraceError
 from tomarena.files import atomic_path, versions, write_json_atomic
+from tomarena.outputs import LOCK_NAME, RunClaim, claim_run_dir
 from tomarena.schema import COLUMN_NAMES, arrow_schema
 
 
@@ -41,6 +43,13 @@ class RunStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.traces = self.root / "traces"
+        self.claim: RunClaim | None = None  # held from open() until close() or the store is dropped
+
+    def close(self) -> None:
+        """Let go of the run directory (open() claimed it)."""
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     @property
     def manifest_path(self) -> Path:
@@ -48,7 +57,16 @@ class RunStore:
         return self.root / "manifest.json"
 
     def open(self, manifest: dict[str, Any], resume: bool) -> None:
-        """Create the run directory, or check that an existing one holds the same config when resuming."""
+        """Claim the run directory for this process for the store's life (a run directory is written by one run at
+        a time), then create it, or check that an existing one holds the same config when resuming."""
+        self.claim = claim_run_dir(self.root)  # nests in the command's own claim (tomarena.outputs.guard_outputs)
+        try:
+            self._check_or_create(manifest, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_or_create(self, manifest: dict[str, Any], resume: bool) -> None:
         if self.manifest_path.exists():
             old = self.read_manifest()
             if not resume:
@@ -61,7 +79,7 @@ class RunStore:
                 raise ConfigError(f"run directory {self.root} was scheduled as {old.get('schedule')!r}, this "
                                   f"tomarena schedules {manifest.get('schedule')!r}; choose another --out")
             return
-        if self.root.exists() and any(self.root.iterdir()):
+        if any(p.name != LOCK_NAME for p in self.root.iterdir()):
             raise ConfigError(f"--out {self.root} exists and is not a tomarena run directory; choose another --out")
         self.traces.mkdir(parents=True, exist_ok=True)
         full = {**manifest, "created": datetime.now(UTC).isoformat(), "versions": versions(), "git_sha": git_sha()}
