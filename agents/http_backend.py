@@ -3,13 +3,17 @@
 Scoring asks for one token with `logprobs`/`top_logprobs` and sums the listed tokens that spell each label
 (" C" and "C" alike); labels outside the server's top list count as mass on neither. Generation samples
 with a per-prompt seed, `top_p`, and (when set) vLLM's extra fields `top_k` and `repetition_penalty`.
-A batch's requests go out concurrently, at most `concurrency` at a time (threads; results keep the prompts' order
-and equal sequential requests), so a batching server sees them together and one stalled request holds up only
-itself.
-Transient failures (5xx, 408, 429, timeouts, dropped connections, truncated or garbage bodies) are retried a
-bounded number of times with exponential backoff, 429 honouring Retry-After; every failure is counted in
-`stats` by kind. The API key is read from the environment at request time and never stored, logged or put in
-an error message.
+A batch's requests go out concurrently (threads; results keep the prompts' order and equal sequential requests),
+so a batching server sees them together and one stalled request holds up only itself. How many may be in flight
+adapts (AIMD, `AdaptiveLimit`): it halves on every sign of overload (429, 5xx, 408, timeout) and grows by one per
+success, up to `concurrency`.
+Transient failures (those, plus dropped connections, truncated or garbage bodies) are retried up to `max_retries`
+times with exponential backoff and full jitter (a uniform wait up to backoff * 2^attempt, capped at max_backoff),
+or after the Retry-After of a 429/503 (seconds or an HTTP date, capped at max_retry_after). A request that still
+fails raises RequestFailed (`transient`: the policy records its declared fallback); every failure is counted in
+`stats` by kind. `breaker` requests failing in a row mean the endpoint is down: the circuit opens and every request
+raises EndpointDown (not transient), which stops the run with its completed matches kept for --resume.
+The API key is read from the environment at request time and never stored, logged or put in an error message.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import http.client
 import json
 import math
 import os
+import random
 import threading
 import time
 import urllib.error
@@ -42,16 +47,74 @@ _STATS_LOCK = threading.Lock()
 DEFAULT_CONCURRENCY, MAX_CONCURRENCY = 32, 256
 
 
+#: failure kinds that mean the server is overloaded: the adaptive concurrency limit halves on each
+CONGESTION = ("http_429", "http_5xx", "http_408", "timeout")
+#: default number of requests failing in a row (each after its retries) that opens the circuit breaker
+DEFAULT_BREAKER = 8
+
+
 class RequestFailed(BackendError):
     """A request that still failed after every retry; `transient` lets policies apply their fixed fallback."""
 
     transient = True
 
 
+class EndpointDown(BackendError):
+    """The circuit breaker is open: `breaker` requests in a row failed, so the endpoint is taken to be down and the
+    run stops (not transient: no fallback)."""
+
+    transient = False
+
+
 class _Retry(Exception):
     def __init__(self, kind: str, detail: str, wait: float | None = None) -> None:
         super().__init__(detail)
         self.kind, self.detail, self.wait = kind, detail, wait
+
+
+def full_jitter(cap: float) -> float:
+    """A wait drawn uniformly from [0, cap] (exponential backoff with full jitter spreads retries of many clients)."""
+    return random.uniform(0.0, cap)
+
+
+class AdaptiveLimit:
+    """How many requests may be in flight: halved on every sign of overload (never below 1), one more per success
+    (never above `ceiling`) - additive increase, multiplicative decrease."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling, self.limit, self.lowest, self.in_flight = ceiling, float(ceiling), ceiling, 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        """Wait for a free slot under the current limit and take it."""
+        with self._cond:
+            while self.in_flight >= int(self.limit):
+                self._cond.wait()
+            self.in_flight += 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._cond:
+            self.in_flight -= 1
+            self._cond.notify()
+
+    def over(self) -> bool:
+        """Whether more requests are in flight than the limit allows now (it fell while they were out)."""
+        with self._cond:
+            return self.in_flight > int(self.limit)
+
+    def shrink(self) -> None:
+        """Overload seen: halve the limit."""
+        with self._cond:
+            self.limit = max(1.0, self.limit / 2)
+            self.lowest = min(self.lowest, int(self.limit))
+
+    def grow(self) -> None:
+        """A success: one more slot, up to the ceiling."""
+        with self._cond:
+            if self.limit < self.ceiling:
+                self.limit = min(float(self.ceiling), self.limit + 1)
+                self._cond.notify()
 
 
 def check_base_url(base_url: str) -> str:
@@ -92,7 +155,8 @@ class OpenAIBackend:
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, top_logprobs: int = 20,
                  max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep,
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, breaker: int = DEFAULT_BREAKER,
+                 jitter: Callable[[float], float] = full_jitter) -> None:
         self.base_url = check_base_url(base_url)
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"the openai backend needs a model name (model=...), got {model!r}")
@@ -103,15 +167,28 @@ class OpenAIBackend:
             raise ConfigError(f"max_retries must be >= 0 and top_logprobs in 0..20, got {max_retries}, {top_logprobs}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
             raise ConfigError(f"concurrency must be an integer in 1..{MAX_CONCURRENCY}, got {concurrency!r}")
+        if isinstance(breaker, bool) or not isinstance(breaker, int) or breaker < 0:
+            raise ConfigError(f"breaker must be a whole number of requests failing in a row >= 0 (0: never stop), "
+                              f"got {breaker!r}")
         self.model, self.api_key_env, self.timeout = model.strip(), api_key_env, float(timeout)
         self.max_retries, self.backoff, self.max_backoff = int(max_retries), float(backoff), float(max_backoff)
         self.top_logprobs, self.max_retry_after, self.sleep = int(top_logprobs), float(max_retry_after), sleep
-        self.concurrency = concurrency
+        self.concurrency, self.breaker, self.jitter = concurrency, breaker, jitter
         self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed_requests": 0,
-                                      "failures": {}}
+                                      "failures": {}, "lowest_concurrency": concurrency}
+        self._gate: AdaptiveLimit | None = None
+        self._failed_in_a_row, self._down = 0, ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_gate": None}  # a fresh limit (and its lock) where it is unpickled
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.base_url!r}, model={self.model!r})"
+
+    @property
+    def concurrency_limit(self) -> int:
+        """How many requests may be in flight now (the adaptive limit, at most `concurrency`)."""
+        return int(self._limit().limit)
 
     def describe(self) -> dict[str, Any]:
         """Endpoint and model for the run manifest (the key's variable name, never its value)."""
@@ -145,12 +222,15 @@ class OpenAIBackend:
 
     def _http_error(self, exc: urllib.error.HTTPError) -> Exception:
         snippet = exc.read(300).decode("utf-8", "replace").strip().replace("\n", " ") if exc.fp else ""
-        if exc.code == 429:
+        wait = None
+        if exc.code in (429, 503):
             wait = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
             wait = None if wait is None else min(wait, self.max_retry_after)
+        if exc.code == 429:
             return _Retry("http_429", "HTTP 429 (rate limited)", wait)
         if exc.code >= 500 or exc.code == 408:
-            return _Retry(f"http_{exc.code // 100}xx" if exc.code >= 500 else "http_408", f"HTTP {exc.code}: {snippet}")
+            kind = f"http_{exc.code // 100}xx" if exc.code >= 500 else "http_408"
+            return _Retry(kind, f"HTTP {exc.code}: {snippet}", wait)
         self._count(f"http_{exc.code}")
         return BackendError(f"{self.base_url}/chat/completions answered HTTP {exc.code}: {snippet[:200]}")
 
@@ -174,26 +254,71 @@ class OpenAIBackend:
         with _STATS_LOCK:
             self.stats[key] += 1
 
+    def _limit(self) -> AdaptiveLimit:
+        with _STATS_LOCK:
+            if self._gate is None:
+                self._gate = AdaptiveLimit(self.concurrency)
+            return self._gate
+
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST one chat completion with bounded retries; raises RequestFailed after the last attempt."""
+        """POST one chat completion in a slot of the adaptive limit, kept through its retries unless the limit fell
+        below the requests in flight (then it waits in line again); raises RequestFailed after the last attempt,
+        EndpointDown once the circuit breaker is open."""
         self._bump("requests")
-        for attempt in range(self.max_retries + 1):
-            self._bump("attempts")
-            try:
-                return self._send(payload)
-            except _Retry as r:
-                self._count(r.kind)
-                if attempt == self.max_retries:
-                    self._bump("failed_requests")
-                    raise RequestFailed(f"{self.base_url}/chat/completions failed {attempt + 1} times; "
-                                        f"last: {r.detail[:200]}") from r
-                self._bump("retries")
-                self.sleep(r.wait if r.wait is not None else min(self.backoff * 2**attempt, self.max_backoff))
+        gate = self._limit()
+        gate.acquire()
+        try:
+            for attempt in range(self.max_retries + 1):
+                if self._down:
+                    raise EndpointDown(self._down)
+                self._bump("attempts")
+                try:
+                    data = self._send(payload)
+                except _Retry as r:
+                    self._count(r.kind)
+                    if r.kind in CONGESTION:
+                        gate.shrink()
+                        with _STATS_LOCK:
+                            self.stats["lowest_concurrency"] = min(self.stats["lowest_concurrency"], gate.lowest)
+                    if attempt == self.max_retries:
+                        raise self._gave_up(attempt + 1, r) from r
+                    self._bump("retries")
+                    queue = gate.over()  # beyond the (lowered) limit: wait in line again; else retry in its slot
+                    if queue:
+                        gate.release()
+                    try:
+                        self.sleep(r.wait if r.wait is not None else self.jitter(
+                            min(self.backoff * 2**attempt, self.max_backoff)))
+                    finally:
+                        if queue:
+                            gate.acquire()
+                    continue
+                gate.grow()
+                with _STATS_LOCK:
+                    self._failed_in_a_row = 0
+                return data
+        finally:
+            gate.release()
         raise AssertionError("unreachable")
 
+    def _gave_up(self, attempts: int, last: _Retry) -> BackendError:
+        """The error for a request that failed `attempts` times: RequestFailed, or EndpointDown when it is the
+        `breaker`-th in a row (the circuit opens: every later request fails at once)."""
+        with _STATS_LOCK:
+            self.stats["failed_requests"] += 1
+            self._failed_in_a_row += 1
+            if self.breaker and self._failed_in_a_row >= self.breaker and not self._down:
+                self._down = (f"{self.base_url} is down: {self._failed_in_a_row} requests in a row failed, each "
+                              f"after {attempts} attempts (last: {last.detail[:200]})")
+            down = self._down
+        if down:
+            return EndpointDown(down)
+        return RequestFailed(f"{self.base_url}/chat/completions failed {attempts} times; last: {last.detail[:200]}")
+
     def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-        """`fn` over `items`, at most `concurrency` at a time, results in order. After a failure, requests not yet
-        started are dropped, those in flight finish, and the failure of the earliest item is raised (as in order)."""
+        """`fn` over `items`, at most `concurrency` at a time (fewer while the adaptive limit is lower), results in
+        order. After a failure, requests not yet started are dropped, those in flight finish, and the failure of the
+        earliest item is raised (as in order), EndpointDown before any other."""
         if self.concurrency == 1 or len(items) <= 1:
             return [fn(x) for x in items]
         with ThreadPoolExecutor(min(self.concurrency, len(items)), thread_name_prefix="tomarena-http") as pool:
@@ -201,9 +326,9 @@ class OpenAIBackend:
             wait(futures, return_when=FIRST_EXCEPTION)
             for f in futures:
                 f.cancel()  # only those not yet started; a no-op when all are done
-        for f in futures:
-            if not f.cancelled() and f.exception() is not None:
-                raise f.exception()  # type: ignore[misc]
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if errors:  # the endpoint being down comes first: it must stop the run, not become a fallback
+            raise next((e for e in errors if isinstance(e, EndpointDown)), errors[0])
         return [f.result() for f in futures]
 
     # -- the backend interface ---------------------------------------------------------------------------

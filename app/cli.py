@@ -82,22 +82,23 @@ def _shards(run_dir: Path) -> bool:
     return any((run_dir / "traces").glob("part-*.parquet"))
 
 
-def _outputs(args: argparse.Namespace) -> tuple[list[Path], Callable[[], bool], str] | None:
-    """What a command writes, whether a failed run of it left resumable work, and how to resume it; None for the
-    commands that write nothing (the pipeline guards its own, known only once its config is read)."""
+def _outputs(args: argparse.Namespace) -> tuple[list[Path], Callable[[], bool], str, list[Path]] | None:
+    """What a command writes, whether a failed run of it left resumable work, how to resume it and (runs) the run
+    directory it locks; None for the commands that write nothing (the pipeline guards its own, known only once its
+    config is read)."""
     out = getattr(args, "out", None)
     if out is None or args.command in ("pipeline", "list", "play", "analyze"):
         return None
     out = Path(out)
     if args.command in ("tournament", "sweep"):
-        return [out], lambda: _shards(out), "re-run with --resume to continue"
+        return [out], lambda: _shards(out), "re-run with --resume to continue", [out]
     if args.command == "finetune":
         partial = out.with_name(out.name + ".partial")  # training.checkpoint.partial_dir
         return [out, partial], lambda: (partial / "checkpoint" / "state.json").is_file(), \
-            "re-run with --resume to continue"
+            "re-run with --resume to continue", []
     if args.command == "traces":
-        return [out, out.with_suffix(".parquet")], lambda: False, ""
-    return [out], lambda: False, ""
+        return [out, out.with_suffix(".parquet")], lambda: False, "", []
+    return [out], lambda: False, "", []
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """The OpenAI-compatible backend against a real local HTTP server: success, logprobs, 5xx, 429, timeouts,
-truncated and garbage bodies, key handling, the sampling fields sent, and the policies built on it."""
+truncated and garbage bodies, backoff with full jitter and Retry-After, adaptive concurrency, the circuit breaker,
+key handling, the sampling fields sent, and the policies built on it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tomarena.agents.http_backend import OpenAIBackend, RequestFailed, retry_after_seconds
+from tomarena.agents.http_backend import (
+    AdaptiveLimit,
+    EndpointDown,
+    OpenAIBackend,
+    RequestFailed,
+    full_jitter,
+    retry_after_seconds,
+)
 from tomarena.agents.llm_policy import LLMPolicy, from_openai_spec
 from tomarena.agents.resolve import resolve_policy
 from tomarena.envs.framings import get_framing
@@ -94,9 +102,18 @@ def srv(server):
 
 
 def backend(srv, sleeps: list | None = None, **kw) -> OpenAIBackend:
+    """A backend on `srv` whose waits are recorded in `sleeps` instead of slept; backoff waits are their cap (the
+    jitter's largest draw) unless `jitter` is given."""
     kw.setdefault("max_retries", 3)
+    kw.setdefault("jitter", lambda cap: cap)
     return OpenAIBackend(srv.url, "test-model", api_key_env="TOMARENA_TEST_KEY",
                          sleep=(sleeps.append if sleeps is not None else lambda s: None), **kw)
+
+
+def calm(requests: int, attempts: int | None = None, concurrency: int = 32) -> dict:
+    """The stats of `requests` requests that all succeeded (in `attempts` attempts)."""
+    return {"requests": requests, "attempts": attempts or requests, "retries": (attempts or requests) - requests,
+            "failed_requests": 0, "failures": {}, "lowest_concurrency": concurrency}
 
 
 def test_score_sums_label_variants_and_dedupes(srv) -> None:
@@ -108,7 +125,7 @@ def test_score_sums_label_variants_and_dedupes(srv) -> None:
     assert len(srv.seen) == 1
     sent = srv.seen[0]["body"]
     assert sent["max_tokens"] == 1 and sent["logprobs"] is True and sent["model"] == "test-model"
-    assert b.stats == {"requests": 1, "attempts": 1, "retries": 0, "failed_requests": 0, "failures": {}}
+    assert b.stats == calm(1)
 
 
 def test_answer_prefix_is_sent_as_assistant_continuation(srv) -> None:
@@ -282,8 +299,10 @@ class EchoHandler(Handler):
             srv.tries[seed] = tried + 1
         faults = srv.faults.get(seed, ())
         step = faults[tried] if tried < len(faults) else None
+        if srv.capacity and srv.in_flight > srv.capacity:  # overloaded: refuse at once, as a rate limiter does
+            step = ("status", 429, {"Retry-After": "0"})
         try:
-            time.sleep(step[1] if step and step[0] == "stall" else srv.delay)
+            time.sleep(step[1] if step and step[0] == "stall" else 0.0 if step else srv.delay)
             if step and step[0] == "status":
                 return self._send(step[1], b'{"error": "scripted"}', step[2] if len(step) > 2 else {})
             if step and step[0] == "garbage":
@@ -309,6 +328,7 @@ class WideServer(ThreadingHTTPServer):
 def echo():
     srv = WideServer(("127.0.0.1", 0), EchoHandler)
     srv.lock, srv.delay, srv.faults, srv.tries, srv.in_flight, srv.peak = threading.Lock(), 0.0, {}, {}, 0, 0
+    srv.capacity = 0  # > 0: requests beyond this many in flight get a 429
     threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
     yield srv
@@ -339,7 +359,7 @@ def test_a_batch_goes_out_concurrently_with_sequential_results(echo) -> None:
     wall = time.perf_counter() - start
     assert concurrent == sequential and len({c for _, c, _ in sequential}) == 64
     assert wall <= 2.0 and echo.peak == 32, (wall, echo.peak)
-    assert policy.backend.stats == {"requests": 64, "attempts": 64, "retries": 0, "failed_requests": 0, "failures": {}}
+    assert policy.backend.stats == calm(64)
 
 
 def test_scores_keep_order_and_dedupe_under_concurrency(echo) -> None:
@@ -361,8 +381,7 @@ def test_a_stalled_request_holds_up_only_itself(echo) -> None:
     wall = time.perf_counter() - start
     assert [t for t, _, _ in out] == [f"I choose {'CD'[s % 2]}. ({s})" for s in range(16)]
     assert wall < 1.2, wall
-    assert b.stats == {"requests": 16, "attempts": 17, "retries": 1, "failed_requests": 0,
-                       "failures": {"timeout": 1}}
+    assert b.stats == {**calm(16, 17, concurrency=16), "failures": {"timeout": 1}}  # a timeout halves the limit
 
 
 def test_retry_accounting_is_the_same_under_concurrency(echo) -> None:
@@ -374,10 +393,13 @@ def test_retry_accounting_is_the_same_under_concurrency(echo) -> None:
         sleeps: list[float] = []
         b = backend(echo, sleeps, backoff=0.25, concurrency=concurrency)
         runs.append((b.generate([MSGS] * 8, 8, 1.0, list(range(8))), sorted(sleeps), b.stats))
-    assert runs[0] == runs[1]
+    assert runs[0][:2] == runs[1][:2]
     assert runs[1][1] == [0.25, 0.25, 0.5, 3.0]
-    assert runs[1][2] == {"requests": 8, "attempts": 12, "retries": 4, "failed_requests": 0,
-                          "failures": {"http_5xx": 2, "http_429": 1, "bad_json": 1}}
+    assert runs[0][2] == {"requests": 8, "attempts": 12, "retries": 4, "failed_requests": 0,
+                          "failures": {"http_5xx": 2, "http_429": 1, "bad_json": 1}, "lowest_concurrency": 1}
+    # the 500, the 429 and the 503 each halve the limit of 16; successes in between may have raised it again
+    assert runs[1][2] == {**runs[0][2], "lowest_concurrency": runs[1][2]["lowest_concurrency"]}
+    assert 2 <= runs[1][2]["lowest_concurrency"] <= 8
 
 
 def test_a_failed_request_fails_the_batch_as_in_order(echo) -> None:
@@ -396,3 +418,121 @@ def test_concurrency_out_of_range_is_one_line() -> None:
             OpenAIBackend("http://127.0.0.1:8000/v1", "m", concurrency=bad)
     with pytest.raises(ConfigError, match="concurrency must be an integer in 1..256, got 0"):
         resolve_policy("openai:http://127.0.0.1:8000/v1?model=m&concurrency=0")
+
+
+# -- backoff with jitter, Retry-After, adaptive concurrency, circuit breaker -------------------------------------
+def test_backoff_is_exponential_with_full_jitter_and_capped(srv) -> None:
+    srv.script += [("status", 500)] * 4
+    sleeps: list[float] = []
+    b = backend(srv, sleeps, backoff=0.5, max_backoff=1.5, jitter=full_jitter, max_retries=4)
+    assert b.generate([MSGS], 8, 1.0, [1])[0][0] == "I choose C."
+    caps = [0.5, 1.0, 1.5, 1.5]
+    assert len(sleeps) == 4 and all(0 <= s <= c for s, c in zip(sleeps, caps, strict=True)), sleeps
+    draws = [full_jitter(2.0) for _ in range(4000)]
+    assert 0 <= min(draws) < 0.05 and 1.95 < max(draws) <= 2 and abs(np.mean(draws) - 1.0) < 0.1
+
+
+def test_503_and_429_honour_retry_after_in_seconds_or_as_a_date(srv) -> None:
+    import email.utils
+
+    soon = email.utils.formatdate(time.time() + 5, usegmt=True)
+    srv.script += [("status", 503, {"Retry-After": "2"}), ("status", 429, {"Retry-After": soon}),
+                   ("status", 429, {"Retry-After": "600"}), ("status", 503)]
+    sleeps: list[float] = []
+    b = backend(srv, sleeps, backoff=0.25, max_retries=4, max_retry_after=60)
+    assert b.generate([MSGS], 8, 1.0, [1])[0][0] == "I choose C."
+    assert sleeps[0] == 2.0 and 3.0 < sleeps[1] <= 5.0 and sleeps[2:] == [60.0, 2.0]  # a 503 without one backs off
+    assert b.stats["failures"] == {"http_5xx": 2, "http_429": 2}
+
+
+def test_adaptive_limit_halves_grows_and_gates() -> None:
+    gate = AdaptiveLimit(8)
+    for expected in (4, 2, 1, 1):
+        gate.shrink()
+        assert gate.limit == expected
+    gate.grow()
+    gate.grow()
+    assert gate.limit == 3 and gate.lowest == 1
+    for _ in range(10):
+        gate.grow()
+    assert gate.limit == 8
+    gate.limit = 1
+    gate.acquire()
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.acquire(), got.set()), daemon=True)
+    waiter.start()
+    assert not got.wait(0.1)  # the only slot is taken
+    gate.release()
+    assert got.wait(2)
+    gate.release()
+
+
+def test_concurrency_backs_off_under_rate_limits_and_recovers(echo) -> None:
+    """A server that takes 4 requests at a time and answers 429 beyond: the limit falls from 32 to 4 or below, every
+    request still succeeds with the texts of one-by-one requests, and once the server copes the limit grows back."""
+    expected = [f"I choose {'CD'[s % 2]}. ({s})" for s in range(48)]
+    echo.delay, echo.capacity = 0.05, 4
+    b = OpenAIBackend(echo.url, "m", api_key_env="NO_SUCH_KEY", backoff=0.01, max_backoff=0.05, max_retries=12)
+    assert [t for t, _, _ in b.generate([MSGS] * 48, 8, 1.0, list(range(48)))] == expected
+    assert b.stats["failed_requests"] == 0 and b.stats["failures"].get("http_429", 0) > 0
+    assert b.stats["lowest_concurrency"] <= 4 and b.concurrency_limit < 32
+    echo.capacity, echo.tries = 0, {}
+    assert [t for t, _, _ in b.generate([MSGS] * 48, 8, 1.0, list(range(48)))] == expected
+    assert b.concurrency_limit == 32
+
+
+def test_breaker_opens_after_requests_failing_in_a_row(srv) -> None:
+    """A success resets the count; the `breaker`-th request failing in a row raises EndpointDown (one line), and
+    every later request fails at once without reaching the server."""
+    srv.script += [("status", 500)] * 2 + [("ok", completion())] + [("status", 502)] * 6
+    b = backend(srv, max_retries=1, breaker=3)
+    with pytest.raises(RequestFailed):
+        b.generate([MSGS], 8, 1.0, [0])
+    b.generate([MSGS], 8, 1.0, [0])
+    for _ in range(2):
+        with pytest.raises(RequestFailed):
+            b.generate([MSGS], 8, 1.0, [0])
+    with pytest.raises(EndpointDown) as err:
+        b.generate([MSGS], 8, 1.0, [0])
+    assert str(err.value) == (f"{srv.url} is down: 3 requests in a row failed, each after 2 attempts (last: HTTP "
+                              '502: {"error": "scripted"})')
+    assert not getattr(err.value, "transient", True)
+    seen = len(srv.seen)
+    with pytest.raises(EndpointDown):
+        b.generate([MSGS] * 4, 8, 1.0, [0, 1, 2, 3])
+    assert len(srv.seen) == seen and b.stats["failed_requests"] == 4
+
+
+def test_a_down_endpoint_stops_a_concurrent_batch_and_breaker_zero_never_does() -> None:
+    dead = "http://127.0.0.1:9/v1"
+    b = OpenAIBackend(dead, "m", max_retries=1, breaker=4, concurrency=16, sleep=lambda s: None)
+    with pytest.raises(EndpointDown, match="is down: 4 requests in a row failed"):
+        b.generate([MSGS] * 16, 4, 1.0, list(range(16)))
+    b = OpenAIBackend(dead, "m", max_retries=0, breaker=0, sleep=lambda s: None)
+    for _ in range(12):
+        with pytest.raises(RequestFailed):
+            b.generate([MSGS], 4, 1.0, [0])
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ConfigError, match=r"^breaker must be a whole number .*, got "):
+            OpenAIBackend(dead, "m", breaker=bad)
+
+
+def test_failed_decisions_take_the_fixed_fallback_until_the_endpoint_is_down(srv) -> None:
+    """Each decision whose request exhausts its retries is recorded as failed with the declared fallback, and counted;
+    the run stops (EndpointDown, no fallback) only once the breaker opens."""
+    srv.script += [("status", 500)] * 4
+    b = backend(srv, max_retries=1, breaker=2)
+    policy = LLMPolicy(b, mode="generate", fallback="D")
+    d, _ = policy.act(_pd_obs(), None, np.random.default_rng(0))
+    assert (d.action, d.source, d.parse_status) == (1, "fallback", "failed") and "failed 2 times" in d.error
+    assert b.stats["failed_requests"] == 1
+    with pytest.raises(EndpointDown):
+        policy.act(_pd_obs(), None, np.random.default_rng(1))
+    assert b.stats["failed_requests"] == 2
+
+
+def test_backend_pickles_after_use(srv) -> None:
+    b = OpenAIBackend(srv.url, "m", api_key_env="NO_SUCH_KEY")
+    b.generate([MSGS], 4, 1.0, [0])
+    clone = pickle.loads(pickle.dumps(b))
+    assert clone.generate([MSGS], 4, 1.0, [0]) == b.generate([MSGS], 4, 1.0, [0])

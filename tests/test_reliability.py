@@ -1,6 +1,8 @@
 """Reliability and security: a tournament against a flaky real HTTP endpoint completes with every failure
-counted and the same traces as against a healthy one; fuzzed model output never crashes a parser or a policy;
-API keys never reach a run directory; weights never load from pickles; remote code stays off."""
+counted and the same traces as against a healthy one, also when the faults come in one server-wide cycle (through
+the CLI, every decision stored); an endpoint that dies mid-run stops the run in one line with its completed matches
+kept, and --resume completes it once the endpoint is back; fuzzed model output never crashes a parser or a policy;
+API keys never reach a run directory or the terminal; weights never load from pickles; remote code stays off."""
 
 from __future__ import annotations
 
@@ -146,6 +148,158 @@ def test_endpoint_down_for_good_is_a_clear_error(endpoint, tmp_path: Path) -> No
     with pytest.raises(BackendError, match="failed 2 times"):
         policy.act(obs, policy.initial_state(), np.random.default_rng(0))
     assert policy.backend.stats["failures"] == {"connection": 2}
+
+
+# -- through the CLI: a server-wide fault cycle, and an endpoint that dies mid-run -----------------------------------
+CYCLE = ("http_500", "http_429", "stall", "truncated", "garbage", "ok")
+
+
+class CycleHandler(FlakyHandler):
+    """With `cycle` on, the server's attempts, whoever sends them, meet 500, 429 (Retry-After), a stall beyond the
+    client's timeout, a truncated body and a garbage body in turn, then an answer; `die_after` requests in, it
+    stops listening (connections are refused from then on). Answers are texts derived from prompt and seed."""
+
+    def do_POST(self) -> None:
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        with srv.lock:
+            srv.auth.add(self.headers.get("Authorization"))
+            step = CYCLE[srv.attempts % len(CYCLE)] if srv.cycle else "ok"
+            srv.attempts += 1
+            if srv.attempts == srv.die_after:
+                threading.Thread(target=_stop, args=(srv,), daemon=True).start()
+        digest = hashlib.sha256(json.dumps([body["messages"], body.get("seed")]).encode()).digest()
+        answer = answer_for(body)
+        answer["choices"][0]["message"]["content"] = f"I choose {'CD'[digest[0] % 2]}."
+        try:
+            if step == "http_500":
+                return self._send(500, b'{"error": "boom"}')
+            if step == "http_429":
+                return self._send(429, b'{"error": "slow down"}', {"Retry-After": "0.05"})
+            if step == "stall":
+                time.sleep(0.4)
+            if step == "truncated":
+                self.send_response(200)
+                self.send_header("Content-Length", "4096")
+                self.end_headers()
+                self.wfile.write(b'{"choices": [{"index": 0,')
+                return None
+            if step == "garbage":
+                return self._send(200, b"\x00\xffnot json at all")
+            return self._send(200, json.dumps(answer).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+
+
+def _stop(srv) -> None:
+    srv.shutdown()
+    srv.server_close()
+
+
+def _serve(port: int = 0) -> ThreadingHTTPServer:
+    srv = ThreadingHTTPServer(("127.0.0.1", port), CycleHandler)
+    srv.daemon_threads = True
+    srv.lock, srv.attempts, srv.cycle, srv.die_after, srv.auth = threading.Lock(), 0, False, 0, set()
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    return srv
+
+
+@pytest.fixture
+def cycling():
+    srv = _serve()
+    yield srv
+    _stop(srv)
+
+
+def _tournament(url: str, out: Path, *extra: str) -> list[str]:
+    spec = (f"openai:{url}?model=x&mode=generate&api_key_env=TOMARENA_TEST_KEY&timeout=0.15&backoff=0.01"
+            "&max_retries=5&fallback=D")
+    return ["tournament", "--policies", f"{spec},classic/tit_for_tat", "--rounds", "4", "--repetitions", "2",
+            "--seed", "4", "--out", str(out), "--no-progress", *extra]
+
+
+def _no_key_anywhere(root: Path, *texts: str) -> None:
+    for text in texts:
+        assert KEY not in text
+    for path in [p for p in root.rglob("*") if p.is_file()]:
+        assert KEY.encode() not in path.read_bytes(), path
+
+
+def _llm_stats(out: Path) -> dict:
+    return next(iter(json.loads((out / "summary.json").read_text())["backend_stats"].values()))
+
+
+def test_cli_tournament_survives_a_server_wide_fault_cycle(cycling, tmp_path: Path, monkeypatch, capsys) -> None:
+    from tomarena.app.cli import main
+
+    monkeypatch.setenv("TOMARENA_TEST_KEY", KEY)
+    assert main(_tournament(cycling.url, tmp_path / "calm")) == 0
+    cycling.cycle, cycling.attempts = True, 0
+    start = time.perf_counter()
+    assert main(_tournament(cycling.url, tmp_path / "flaky")) == 0, capsys.readouterr().err
+    wall = time.perf_counter() - start
+    calm, flaky = (RunStore(tmp_path / r).read_frame() for r in ("calm", "flaky"))
+    keys = ["episode_id", "round", "agent"]
+    assert len(flaky) == len(calm) > 0 and not flaky.duplicated(keys).any()  # every decision stored, once
+    stats = _llm_stats(tmp_path / "flaky")
+    assert set(stats["failures"]) == {"http_5xx", "http_429", "timeout", "truncated", "bad_json"}
+    assert stats["lowest_concurrency"] < 32 and wall < 20, (stats, wall)
+    failed = flaky[flaky["error"].fillna("").str.startswith("backend failed")]
+    assert set(failed["parse_status"]) <= {"failed"} and set(failed["source"]) <= {"fallback"}
+    if stats["failed_requests"] == 0:  # no decision had to fall back: the same traces as against the calm server
+        cols = [c for c in calm.columns if c != "run_id"]
+        pd.testing.assert_frame_equal(calm[cols].reset_index(drop=True), flaky[cols].reset_index(drop=True))
+    else:
+        assert len(failed) >= stats["failed_requests"]
+    assert cycling.auth == {f"Bearer {KEY}"}
+    _no_key_anywhere(tmp_path, *capsys.readouterr())
+    with capsys.disabled():
+        print(f"\nflaky tournament: {wall:.1f} s, {len(flaky)} decisions, stats {stats}")
+
+
+def test_cli_run_stops_when_the_endpoint_dies_and_resumes_when_it_is_back(cycling, tmp_path: Path, monkeypatch,
+                                                                         capsys) -> None:
+    from tomarena.app.cli import main
+
+    monkeypatch.setenv("TOMARENA_TEST_KEY", KEY)
+    argv = _tournament(cycling.url, tmp_path / "run", "--chunk-size", "1")
+    assert main(_tournament(cycling.url, tmp_path / "whole", "--chunk-size", "1")) == 0
+    whole = RunStore(tmp_path / "whole").read_frame()
+    cycling.attempts, cycling.die_after = 0, 10  # dies during the second match
+    start = time.perf_counter()
+    assert main(argv) == 2
+    stopped = time.perf_counter() - start
+    err = capsys.readouterr().err
+    out = tmp_path / "run"
+    assert err.count("\n") == 1 and err.startswith(f"tomarena: error: {cycling.url} is down: 8 requests in a row "
+                                                   "failed, each after 6 attempts (last: connection"), err
+    assert err.endswith(f"; kept {out}, which holds completed work: re-run with --resume to continue\n"), err
+    kept = RunStore(out).read_frame()
+    assert kept["episode_id"].nunique() >= 1 and not (out / "summary.json").exists()
+    _no_key_anywhere(tmp_path, err)
+
+    back = _serve(int(cycling.url.rsplit(":", 1)[1].split("/")[0]))  # the endpoint is back, at the same address
+    try:
+        assert main([*argv, "--resume"]) == 0
+    finally:
+        _stop(back)
+    resumed = RunStore(out).read_frame()
+    keys = ["episode_id", "round", "agent"]
+    assert not resumed.duplicated(keys).any() and set(map(tuple, resumed[keys].values)) == set(
+        map(tuple, whole[keys].values))
+    # matches played while the endpoint answered are those of the uninterrupted run; a match that ended on
+    # fallbacks before the breaker opened keeps them, recorded as failed
+    clean = resumed.groupby("episode_id")["source"].transform(lambda s: (s != "fallback").all())
+    cols = [c for c in whole.columns if c != "run_id"]
+    mine = resumed[clean][cols].reset_index(drop=True)
+    theirs = whole[whole["episode_id"].isin(set(resumed[clean]["episode_id"]))][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, theirs)
+    assert clean.sum() > len(resumed) / 2
+    _no_key_anywhere(tmp_path, *capsys.readouterr())
+    with capsys.disabled():
+        print(f"\ndead endpoint: stopped after {stopped:.1f} s, {kept['episode_id'].nunique()} of "
+              f"{whole['episode_id'].nunique()} matches kept, {int((~clean).sum())} decisions on fallbacks")
 
 
 # -- garbage model output ----------------------------------------------------------------------------------------
