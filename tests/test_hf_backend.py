@@ -199,23 +199,33 @@ def test_pickling_drops_the_loaded_model(tiny_model_dir) -> None:
     np.testing.assert_allclose(clone.score(prompts()[:2], ["C", "D"]), before, atol=1e-6)
 
 
-def test_bad_models_fail_with_one_line(tmp_path) -> None:
+def test_bad_models_fail_with_one_line(tmp_path, tiny_model_dir) -> None:
     from tests.tiny_model import build_tiny_model
 
-    with pytest.raises(ConfigError, match="model path '/no/such/model' is not a local directory"):
+    with pytest.raises(ConfigError, match="model path '/no/such/model' is not a local directory \\(not found\\)"):
         HFBackend("/no/such/model")
     with pytest.raises(ConfigError, match="GGUF file 'x.gguf' not found"):
         HFBackend(str(tmp_path), gguf_file="x.gguf")
+    with pytest.raises(ConfigError, match="holds no config.json; give a directory with config"):
+        HFBackend(str(tmp_path))
     with pytest.raises(ConfigError, match="not a PEFT adapter directory"):
-        HFBackend(str(tmp_path), adapter=str(tmp_path))
+        HFBackend(str(tiny_model_dir), adapter=str(tmp_path))
     with pytest.raises(ConfigError, match="unknown dtype 'float8'; allowed: float32, bfloat16, float16, auto"):
         HFBackend(str(tmp_path), dtype="float8")
+    import torch
+
+    if not torch.cuda.is_available():  # an absent accelerator is named before any weight is read
+        with pytest.raises(ConfigError, match="device 'cuda' was asked for but torch sees no such device"):
+            HFBackend(str(tiny_model_dir), device="cuda").load()
     bare = build_tiny_model(tmp_path / "bare", with_chat_template=False)
     with pytest.raises(BackendError, match="has no chat template") as err:
         HFBackend(str(bare)).load()
     assert "\n" not in str(err.value)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
     with pytest.raises(BackendError, match="cannot load the tokenizer"):
-        HFBackend(str(tmp_path)).load()
+        HFBackend(str(broken)).load()
 
 
 def test_later_rounds_extend_a_cropped_cached_prefix(tiny_model_dir, plain) -> None:

@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tomarena.errors import BackendError, ConfigError, TraceError
+from tomarena.training import partial_dir, resumable
 from tomarena.training.config import load_config, make_config
 from tomarena.training.data import IGNORE_INDEX, dedup_sft, encode_sft, read_traces, split_examples
 from tomarena.training.finetune import finetune
@@ -353,11 +354,12 @@ def test_resumed_finetune_equals_uninterrupted(tiny_model_dir: Path, tmp_path: P
 
     with pytest.raises(KeyboardInterrupt):
         finetune(traces, str(tiny_model_dir), cut, cfg, on_step=crash)
-    assert not cut.exists() and (tmp_path / "cut.partial" / "checkpoint" / "state.json").is_file()
+    assert not cut.exists() and resumable(cut) and not resumable(whole)
     with pytest.raises(ConfigError, match="--resume"):
         finetune(traces, str(tiny_model_dir), cut, cfg)
     manifest = finetune(traces, str(tiny_model_dir), cut, cfg, resume=True)
     assert manifest["resumed_from_step"] == 2 and manifest["steps"] == 5
+    assert not resumable(cut) and not partial_dir(cut).exists()
     a, b = adapter_tensors(whole), adapter_tensors(cut)
     assert a.keys() == b.keys()
     for k in a:
@@ -375,6 +377,45 @@ def test_resume_with_changed_settings_is_refused(tiny_model_dir: Path, tmp_path:
         finetune(traces, str(tiny_model_dir), out, make_config(FAST), on_step=crash)
     with pytest.raises(ConfigError, match="config differs"):
         finetune(traces, str(tiny_model_dir), out, make_config({**FAST, "lr": 1e-3}), resume=True)
+
+
+def test_loop_state_round_trips_through_a_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tomarena.training.checkpoint import load_checkpoint, save_checkpoint
+    from tomarena.training.finetune import make_optimizer
+    from tomarena.training.model import load_lora_model
+    from tomarena.training.state import LoopState, Sums
+
+    cfg = make_config(FAST)
+    model = load_lora_model(tiny_model_dir, cfg)
+    opt, sched = make_optimizer(model, cfg, 3)
+    state = LoopState({"config": {"rank": 8, "targets": ["q_proj"]}, "base_sha256": "ab"}, bf16_autocast=True)
+    state.record(0, Sums(sft_sum=2.5, sft_tokens=4.0, tokens=7, steps=1, seconds=0.25))
+    state.record(1, Sums(kl_sum=0.5, kl_weight=2.0, tokens=3, steps=1, seconds=0.5))
+    state.step = 2
+    assert state.metrics == [{"epoch": 1, "steps": 1, "loss": 0.625, "kl": None, "tokens": 7, "seconds": 0.25}]
+    assert (state.tokens, state.train_seconds, state.acc.kl) == (10, 0.75, 0.25)
+    out = tmp_path / "adapter"
+    assert not resumable(out)
+    save_checkpoint(out, model, opt, sched, state)
+    assert resumable(out) and resumable(str(out))
+    assert load_checkpoint(out, model, opt, sched, state.fingerprint) == state
+    with pytest.raises(ConfigError, match="its base_sha256 differs"):
+        load_checkpoint(out, model, opt, sched, {**state.fingerprint, "base_sha256": "cd"})
+    saved = partial_dir(out) / "checkpoint" / "state.json"
+    saved.write_text(json.dumps({**json.loads(saved.read_text()), "colour": "red"}))
+    with pytest.raises(ConfigError, match="loop state this version cannot read") as err:
+        load_checkpoint(out, model, opt, sched, state.fingerprint)
+    assert "\n" not in str(err.value)
+
+
+def test_a_partial_folder_without_a_checkpoint_is_not_resumable(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A run stopped before its first save leaves nothing to resume: a plain re-run starts over, no --resume."""
+    traces = write_traces(tmp_path / "t.jsonl")
+    out = tmp_path / "a"
+    (partial_dir(out) / "checkpoint.tmp").mkdir(parents=True)
+    assert not resumable(out)
+    manifest = finetune(traces, str(tiny_model_dir), out, make_config({**FAST, "max_steps": 1}))
+    assert manifest["steps"] == 1 and manifest["resumed_from_step"] is None and not partial_dir(out).exists()
 
 
 @pytest.mark.parametrize("content, match", [
@@ -397,7 +438,7 @@ def test_bad_base_models_and_configs(tiny_model_dir: Path, tmp_path: Path) -> No
     from tests.tiny_model import build_tiny_model
 
     traces = write_traces(tmp_path / "t.jsonl")
-    with pytest.raises(BackendError, match="not found"):
+    with pytest.raises(ConfigError, match="model path '.*nowhere' is not a local directory \\(not found\\)"):
         finetune(traces, str(tmp_path / "nowhere"), tmp_path / "a", make_config(FAST))
     no_template = build_tiny_model(tmp_path / "plain", with_chat_template=False)
     with pytest.raises(BackendError, match="no chat template"):

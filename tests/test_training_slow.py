@@ -1,7 +1,7 @@
 """Slow tests on the embedded SmolLM2-135M: a short CPU fine-tune with `distill: kl` on hand-written,
 strategist-like traces moves the exact next-token P(C) toward the teacher's (low in the Prisoner's
 Dilemma, high in Prisoner's Delight); and with LoRA on the top 6 layers the cached trunk gives the full
-forward's losses and gradients."""
+forward's losses and gradients; the adapter manifest records the base model's hash as a run manifest does."""
 
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def test_cpu_finetune_moves_p_cooperate_toward_teacher(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
+    from tomarena.agents.resolve import resolve_policy
     from tomarena.training.config import load_config
     from tomarena.training.finetune import finetune
 
@@ -93,6 +94,8 @@ def test_cpu_finetune_moves_p_cooperate_toward_teacher(tmp_path: Path) -> None:
                       "after": {"|".join(k): round(v, 3) for k, v in after.items()},
                       "tokens_per_s": manifest["tokens_per_s"], "train_seconds": manifest["train_seconds"]}))
     assert manifest["kl_items"] == 8 and manifest["kl_examples"] == 40
+    # the adapter names its base as a run manifest names the embedded policy's model
+    assert manifest["base_model"]["sha256"] == resolve_policy(EMBEDDED_ID).describe()["model_sha256"]
     # the study's improvement 100*(p_ft - p_base)/(p_teacher - p_base) on every scenario with a real gap
     gaps = {k: GAMES[k[0]][1] - before[k] for k in before if abs(GAMES[k[0]][1] - before[k]) > 0.2}
     assert len(gaps) == 4  # the base model says C ~93% of the time; the teacher's 10% in the PD is far off

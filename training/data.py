@@ -165,13 +165,6 @@ def split_examples(examples: list[TraceExample], holdout_framings: tuple[str, ..
     return train, split
 
 
-def check_chat_template(tokenizer: Any, name: str) -> None:
-    """Raise BackendError when the tokenizer cannot render chat messages."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise BackendError(f"the tokenizer of {name} has no chat template; use an instruct/chat model "
-                           f"or add a chat_template to its tokenizer_config.json")
-
-
 def _ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tomarena.training.data import (
     split_examples,
 )
 from tomarena.training.model import (
+    base_sha256,
     check_lora_layers,
     kl_chunks,
     kl_losses,
@@ -45,10 +46,10 @@ from tomarena.training.model import (
     resolve_base,
     sft_batch,
     sft_loss_sum,
-    sha256_weights,
     trunk_start,
     use_bf16_autocast,
 )
+from tomarena.training.state import LoopState, Sums
 from tomarena.training.trunk import Trunk, build_trunk
 
 VOLATILE_KEYS = ("progress", "save_every", "threads", "device")  # may change between a run and its resume
@@ -126,38 +127,33 @@ def make_trunk(model: Any, data: Prepared, config: FinetuneConfig, bf16: bool) -
     return build_trunk(model, [it.input_ids for it in [*data.sft, *data.kl]], start, bf16)
 
 
-def _zero_acc() -> dict[str, float]:
-    return {"sft_sum": 0.0, "sft_tokens": 0, "kl_sum": 0.0, "kl_weight": 0.0, "tokens": 0, "steps": 0,
-            "seconds": 0.0}
-
-
 def train_step(model: Any, data: Prepared, micro: list[list[int]], kl_ids: list[int], config: FinetuneConfig,
-               pad_id: int, kl_norm: float, bf16: bool = False, trunk: Trunk | None = None) -> dict[str, float]:
+               pad_id: int, kl_norm: float, bf16: bool = False, trunk: Trunk | None = None) -> Sums:
     """Forward/backward over one step's micro-batches (no optimizer update), under bf16 autocast when `bf16`, on
-    the cached `trunk` when given; returns the step's sums."""
+    the cached `trunk` when given; returns the step's sums (steps and seconds left at 0)."""
     import torch
 
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     n_label = sum(data.sft[i].weight * data.sft[i].n_targets for mb in micro for i in mb)
-    out = _zero_acc()
+    out = Sums()
     for mb in micro:
         items = [data.sft[i] for i in mb]
         with autocast:
             loss_sums, counts = sft_loss_sum(model, sft_batch(items, pad_id, device, trunk), trunk)
         w = torch.tensor([it.weight for it in items], dtype=loss_sums.dtype, device=loss_sums.device)
         ((w * loss_sums).sum() / max(n_label, 1)).backward()
-        out["sft_sum"] += float((w * loss_sums.detach()).sum())
-        out["sft_tokens"] += float((w * counts).sum())
-        out["tokens"] += sum(len(it.input_ids) for it in items)
+        out.sft_sum += float((w * loss_sums.detach()).sum())
+        out.sft_tokens += float((w * counts).sum())
+        out.tokens += sum(len(it.input_ids) for it in items)
     for plen, items in kl_chunks([data.kl[i] for i in kl_ids], config.batch_size):
         with autocast:
             ce, kl = kl_losses(model, items, pad_id, device, plen=plen, trunk=trunk)
         w = torch.tensor([it.weight for it in items], dtype=ce.dtype, device=ce.device)
         (config.kl_weight * (w * ce).sum() / kl_norm).backward()
-        out["kl_sum"] += float((w * kl).sum())
-        out["kl_weight"] += float(w.sum())
-        out["tokens"] += sum(len(it.input_ids) for it in items)
+        out.kl_sum += float((w * kl).sum())
+        out.kl_weight += float(w.sum())
+        out.tokens += sum(len(it.input_ids) for it in items)
     return out
 
 
@@ -179,31 +175,10 @@ def make_optimizer(model: Any, config: FinetuneConfig, n_steps: int) -> tuple[An
     return opt, make(opt, warmup, n_steps)
 
 
-def _epoch_metrics(epoch: int, acc: dict[str, float]) -> dict[str, Any]:
-    return {"epoch": epoch + 1, "steps": acc["steps"],
-            "loss": acc["sft_sum"] / acc["sft_tokens"] if acc["sft_tokens"] else None,
-            "kl": acc["kl_sum"] / acc["kl_weight"] if acc["kl_weight"] else None,
-            "tokens": acc["tokens"], "seconds": round(acc["seconds"], 3)}
-
-
-def _accumulate(state: dict[str, Any], epoch: int, sums: dict[str, float], seconds: float) -> None:
-    if state["epoch"] != epoch:
-        if state["acc"]["steps"]:
-            state["metrics"].append(_epoch_metrics(state["epoch"], state["acc"]))
-        state["epoch"], state["acc"] = epoch, _zero_acc()
-    acc = state["acc"]
-    for key, value in sums.items():
-        acc[key] += value
-    acc["steps"] += 1
-    acc["seconds"] += seconds
-    state["tokens"] += sums["tokens"]
-    state["train_seconds"] += seconds
-
-
-def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, state: dict[str, Any],
+def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, state: LoopState,
              opt: Any, sched: Any, pad_id: int, on_step: Callable[[int, dict], None] | None,
              trunk: Trunk | None = None) -> None:
-    """Optimizer steps from state['step'] to the end, with a tqdm bar, checkpoints and the `on_step` hook."""
+    """Optimizer steps from state.step to the end, with a tqdm bar, checkpoints and the `on_step` hook."""
     import torch
     from tqdm.auto import tqdm
 
@@ -211,39 +186,38 @@ def run_loop(model: Any, data: Prepared, config: FinetuneConfig, out: Path, stat
     spe = steps_per_epoch(config, len(data.sft), len(data.kl))
     kl_norm = max(data.kl_norm * config.kl_repeat / spe, 1e-12)
     model.train()
-    bar = tqdm(total=n_steps, initial=state["step"], desc="finetune", unit="step", disable=not config.progress)
-    while state["step"] < n_steps:
+    bar = tqdm(total=n_steps, initial=state.step, desc="finetune", unit="step", disable=not config.progress)
+    while state.step < n_steps:
         t0 = time.perf_counter()
-        epoch, micro, kl_ids = plan_step(config, len(data.sft), len(data.kl), state["step"])
-        sums = train_step(model, data, micro, kl_ids, config, pad_id, kl_norm, state["bf16_autocast"], trunk)
+        epoch, micro, kl_ids = plan_step(config, len(data.sft), len(data.kl), state.step)
+        sums = train_step(model, data, micro, kl_ids, config, pad_id, kl_norm, state.bf16_autocast, trunk)
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        _accumulate(state, epoch, sums, time.perf_counter() - t0)
-        state["step"] += 1
-        info = {"loss": sums["sft_sum"] / sums["sft_tokens"] if sums["sft_tokens"] else None,
-                "kl": sums["kl_sum"] / sums["kl_weight"] if sums["kl_weight"] else None}
+        sums.steps, sums.seconds = 1, time.perf_counter() - t0
+        state.record(epoch, sums)
+        state.step += 1
+        info = {"loss": sums.loss, "kl": sums.kl}
         bar.set_postfix({k: f"{v:.4f}" for k, v in info.items() if v is not None})
         bar.update(1)
-        if state["step"] % config.save_every == 0 and state["step"] < n_steps:
+        if state.step % config.save_every == 0 and state.step < n_steps:
             ckpt.save_checkpoint(out, model, opt, sched, state)
         if on_step:
-            on_step(state["step"], info)
+            on_step(state.step, info)
     bar.close()
-    if state["acc"]["steps"]:
-        state["metrics"].append(_epoch_metrics(state["epoch"], state["acc"]))
-        state["acc"] = _zero_acc()
+    state.close_epoch()
 
 
-def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: dict, data: Prepared,
-              config: FinetuneConfig, state: dict, tokenizer: Any, wall: float, trunk: Trunk | None) -> dict[str, Any]:
-    fp = state["fingerprint"]
+def _manifest(base: str, base_dir: Path, gguf_file: str | None, traces: Path, n_examples: int, split: dict,
+              data: Prepared, config: FinetuneConfig, state: LoopState, tokenizer: Any, wall: float,
+              trunk: Trunk | None) -> dict[str, Any]:
+    fp = state.fingerprint
     labels = label_token_ids(tokenizer, ("C", "D"))
     return {
         "format": "tomarena-finetune/1",
-        "base_model": {"spec": base, "path": str(base_dir), "sha256": fp["base_sha256"]},
+        "base_model": {"spec": base, "path": str(base_dir), "gguf_file": gguf_file, "sha256": fp["base_sha256"]},
         "traces": {"path": str(Path(traces).resolve()), "sha256": fp["traces_sha256"]},
         "config": config.model_dump(mode="json"),
         "split": split,
@@ -252,14 +226,14 @@ def _manifest(base: str, base_dir: Path, traces: Path, n_examples: int, split: d
         "n_truncated": int(sum(it.weight for it in data.sft if it.truncated)),
         "kl_items": len(data.kl), "kl_examples": int(data.kl_norm), "kl_skipped": data.kl_skipped,
         "answer_tokens": {"C": labels[0], "D": labels[1]} if labels else None,
-        "steps": state["step"],
-        "metrics": state["metrics"],
-        "train_seconds": round(state["train_seconds"], 3),
+        "steps": state.step,
+        "metrics": state.metrics,
+        "train_seconds": round(state.train_seconds, 3),
         "wall_time_s": round(wall, 3),
-        "train_tokens": state["tokens"],
-        "tokens_per_s": round(state["tokens"] / state["train_seconds"], 2) if state["train_seconds"] else None,
-        "resumed_from_step": state.get("resumed_from_step"),
-        "bf16_autocast": state.get("bf16_autocast"),
+        "train_tokens": state.tokens,
+        "tokens_per_s": round(state.tokens / state.train_seconds, 2) if state.train_seconds else None,
+        "resumed_from_step": state.resumed_from_step,
+        "bf16_autocast": state.bf16_autocast,
         "trunk": trunk.summary() if trunk else None,
         "versions": versions(),
     }
@@ -276,27 +250,23 @@ def finetune(traces: Path, base: str, out: Path, config: FinetuneConfig | None =
     traces, out = Path(traces), Path(out)
     examples = read_traces(traces)  # cheap checks first: a bad trace file should not wait for a model load
     train, split = split_examples(examples, config.holdout_framings, config.holdout_games)
-    base_dir = resolve_base(base)
-    check_lora_layers(base_dir, config)
+    base_dir, gguf_file = resolve_base(base)
+    check_lora_layers(base_dir, config, gguf_file)
+    tokenizer = load_tokenizer(base_dir, gguf_file)
     ckpt.prepare_out(out, resume, overwrite)
     if config.threads:
         torch.set_num_threads(config.threads)
-    tokenizer = load_tokenizer(base_dir)
     data = prepare(tokenizer, train, config)
-    model = load_lora_model(base_dir, config)
+    model = load_lora_model(base_dir, config, gguf_file)
     opt, sched = make_optimizer(model, config, total_steps(config, len(data.sft), len(data.kl)))
     fingerprint = {"config": config.model_dump(mode="json", exclude=set(VOLATILE_KEYS)),
-                   "traces_sha256": sha256_files([traces]), "base_sha256": sha256_weights(base_dir)}
-    state = {"step": 0, "epoch": 0, "acc": _zero_acc(), "metrics": [], "tokens": 0, "train_seconds": 0.0,
-             "fingerprint": fingerprint}
-    if resume:
-        loaded = ckpt.load_checkpoint(out, model, opt, sched, fingerprint)
-        if loaded:
-            state = {**loaded, "resumed_from_step": loaded["step"]}
-    state["bf16_autocast"] = use_bf16_autocast(config, next(model.parameters()).device)
-    trunk = make_trunk(model, data, config, state["bf16_autocast"])
+                   "traces_sha256": sha256_files([traces]), "base_sha256": base_sha256(base_dir, gguf_file)}
+    loaded = ckpt.load_checkpoint(out, model, opt, sched, fingerprint) if resume else None
+    state = replace(loaded, resumed_from_step=loaded.step) if loaded else LoopState(fingerprint)
+    state.bf16_autocast = use_bf16_autocast(config, next(model.parameters()).device)
+    trunk = make_trunk(model, data, config, state.bf16_autocast)
     run_loop(model, data, config, out, state, opt, sched, tokenizer.pad_token_id, on_step, trunk)
-    manifest = _manifest(base, base_dir, traces, len(examples), split, data, config, state, tokenizer,
+    manifest = _manifest(base, base_dir, gguf_file, traces, len(examples), split, data, config, state, tokenizer,
                          time.perf_counter() - started, trunk)
     ckpt.write_final(out, model, manifest)
     return manifest

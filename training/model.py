@@ -1,5 +1,6 @@
-"""Model side of fine-tuning: find the base model, load it with a fresh LoRA adapter, build padded batches,
-and compute the two losses (masked next-token CE on replies; CE of the answer token against teacher_probs)."""
+"""Model side of fine-tuning: find the base model and load it with a fresh LoRA adapter (through agents/hf_load.py,
+the loader inference uses, so both resolve, hash and place a model alike), build padded batches, and compute the two
+losses (masked next-token CE on replies; CE of the answer token against teacher_probs)."""
 
 from __future__ import annotations
 
@@ -7,49 +8,44 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
-from tomarena.agents.hf_load import quiet_transformers
+from tomarena.agents.hf_load import (
+    load_causal_lm,
+    load_model_config,
+    model_sha256,
+    resolve_model_path,
+    torch_device,
+    torch_dtype,
+)
+from tomarena.agents.hf_load import load_tokenizer as load_tokenizer  # the one tokenizer loader, re-exported
 from tomarena.agents.prefix import group_by_prefix
 from tomarena.errors import BackendError, ConfigError
-from tomarena.files import sha256_files
 from tomarena.training.config import FinetuneConfig
-from tomarena.training.data import IGNORE_INDEX, KlItem, SftItem, check_chat_template
+from tomarena.training.data import IGNORE_INDEX, KlItem, SftItem
 from tomarena.training.trunk import Trunk, check_cacheable, decoder_of, n_layers, top_layers
 
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
+
+def resolve_base(base: str) -> tuple[Path, str | None]:
+    """(directory, GGUF file name or None) of the base model, resolved as inference resolves it: a local path, a
+    .gguf file, the embedded model's id, or a policy spec's model part (hf:PATH?options)."""
+    path, gguf_file = resolve_model_path(base.split("?", 1)[0].removeprefix("hf:"))
+    return path.resolve(), gguf_file
 
 
-def resolve_base(base: str) -> Path:
-    """A local HF model directory for `base` (a path, or the embedded model's id); BackendError if missing."""
-    base = base.split("?", 1)[0]
-    base = base.removeprefix("hf:")  # a policy spec's model part is accepted too
-    path = embedded_model_dir() if base == EMBEDDED_ID else Path(base).expanduser()
-    if not (path / "config.json").is_file():
-        raise BackendError(f"base model {base!r} not found: give a local Hugging Face model directory "
-                           f"(with config.json) or {EMBEDDED_ID!r}")
-    return path.resolve()
-
-
-def sha256_weights(model_dir: Path) -> str:
-    """One sha256 over the model's weight files (each file's name, then its bytes), in name order."""
-    files = sorted({f for pat in WEIGHT_PATTERNS for f in Path(model_dir).glob(pat)})
-    if not files:
-        raise BackendError(f"base model directory {model_dir} holds no weight files ({', '.join(WEIGHT_PATTERNS)})")
-    return sha256_files(files, with_names=True)
+def base_sha256(base_dir: Path, gguf_file: str | None = None) -> str:
+    """The base model's weight hash, the same value a run manifest records (agents/hf_load.py model_sha256)."""
+    digest = model_sha256(base_dir, gguf_file)
+    if digest is None:
+        raise BackendError(f"base model directory {base_dir} holds no safetensors weights")
+    return digest
 
 
 def pick_device(config: FinetuneConfig) -> tuple[Any, Any]:
-    """(torch.device, torch dtype) from the config's `device` and `dtype` ('auto' picks CUDA+bf16 when present)."""
+    """(torch.device, torch dtype) from the config's `device` and `dtype`, chosen as inference chooses them ('auto'
+    picks CUDA, and bf16 there when the GPU has it)."""
     import torch
 
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; allowed here: auto, cpu")
-    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if config.dtype != "auto":
-        dtype = getattr(torch, config.dtype)
-    else:
-        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
-    return torch.device("cuda" if cuda else "cpu"), dtype
+    device = torch_device(config.device)
+    return torch.device(device), torch_dtype(config.dtype, device)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -70,20 +66,6 @@ def use_bf16_autocast(config: FinetuneConfig, device: Any) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return cpu_has_native_bf16()
-
-
-def load_tokenizer(base_dir: Path) -> Any:
-    """The base model's tokenizer, checked for a chat template and given a pad token."""
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(base_dir, local_files_only=True, trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types for a broken directory
-        raise BackendError(f"cannot load the tokenizer of {base_dir}: {str(exc).splitlines()[0]}") from exc
-    check_chat_template(tok, str(base_dir))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def lora_targets(base: Any, config: FinetuneConfig) -> Any:
@@ -113,17 +95,10 @@ def lora_layer_ids(model_config: Any, config: FinetuneConfig) -> list[int] | Non
     return list(range(total - config.lora_layers, total))
 
 
-def check_lora_layers(base_dir: Path, config: FinetuneConfig) -> None:
-    """Check lora_layers against the base model's config.json (cheap: before any output or weight loading)."""
-    from transformers import AutoConfig
-
-    if config.lora_layers is None:
-        return
-    try:
-        model_config = AutoConfig.from_pretrained(base_dir, local_files_only=True, trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types for a broken directory
-        raise BackendError(f"cannot read the config of {base_dir}: {str(exc).splitlines()[0]}") from exc
-    lora_layer_ids(model_config, config)
+def check_lora_layers(base_dir: Path, config: FinetuneConfig, gguf_file: str | None = None) -> None:
+    """Check lora_layers against the base model's config (cheap: before any output or weight loading)."""
+    if config.lora_layers is not None:
+        lora_layer_ids(load_model_config(base_dir, gguf_file), config)
 
 
 def check_lora_placement(model: Any, config: FinetuneConfig) -> None:
@@ -142,20 +117,14 @@ def check_lora_placement(model: Any, config: FinetuneConfig) -> None:
                           f"(lora_layers={config.lora_layers}); name modules by their last part, e.g. q_proj")
 
 
-def load_lora_model(base_dir: Path, config: FinetuneConfig) -> Any:
+def load_lora_model(base_dir: Path, config: FinetuneConfig, gguf_file: str | None = None) -> Any:
     """The base model (frozen) wrapped by PEFT with a new LoRA adapter on `config.targets` (inside the top
-    `config.lora_layers` decoder layers when set)."""
+    `config.lora_layers` decoder layers when set), loaded by the inference loader and moved to the config's device."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    quiet_transformers()
     device, dtype = pick_device(config)
-    try:
-        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
-                                                    local_files_only=True, trust_remote_code=False)
-    except Exception as exc:
-        raise BackendError(f"cannot load the base model {base_dir}: {str(exc).splitlines()[0]}") from exc
+    base = load_causal_lm(base_dir, gguf_file, dtype)
     layer_ids = lora_layer_ids(base.config, config)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=lora_targets(base, config), task_type="CAUSAL_LM",
