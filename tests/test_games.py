@@ -79,7 +79,8 @@ def test_axelrod_pd_and_registry_contents() -> None:
     assert g.rstp == {"R": 3, "S": 0, "T": 5, "P": 1}
     assert g.pure_equilibria() == [(D, D)] and [e.label(g.action_labels) for e in g.nash_equilibria()] == ["(D,D)"]
     assert g.pareto_efficient() == [(C, C), (C, D), (D, C)]
-    expected = sorted([*STUDY, *(f"{k}_doubled" for k in STUDY), "prisoners_dilemma_axelrod", "donation"])
+    rg144 = [f"rg144/{n}" for n in range(1, 145)]
+    expected = sorted([*STUDY, *(f"{k}_doubled" for k in STUDY), "prisoners_dilemma_axelrod", "donation", *rg144])
     assert GAMES.ids() == expected
     assert get_game(g) is g
 

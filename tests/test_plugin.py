@@ -51,7 +51,8 @@ def run(args: list[str], plugin: Path | None) -> subprocess.CompletedProcess:
 def test_plugin_policies_are_listed(plugin_path):
     out = run(["-m", "tomarena.app.cli", "list", "policies"], plugin_path)
     assert out.returncode == 0, out.stderr
-    rows = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if line.strip()}
+    # policy rows start at column 0; wrapped descriptions and option lines are indented
+    rows = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if line[:1].strip()}
     assert rows["plugin/contrarian"] == "plugin" and rows["plugin/stubborn"] == "plugin"
     assert rows["classic/tit_for_tat"] == "classic"
 

@@ -86,9 +86,15 @@ def test_a_second_run_started_mid_run_refuses_and_the_first_completes(tmp_path: 
     deadline = time.time() + 60
     while not (out / "manifest.json").exists() and time.time() < deadline:
         time.sleep(0.005)
-    second = subprocess.run([sys.executable, "-m", "tomarena.app.cli", *SLOW, "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
-    assert first.poll() is None, "the first run ended before the second started: make SLOW slower"
+    # freeze the first run mid-write (it keeps its lock while stopped), so the second surely meets it however slowly
+    # the second interpreter starts on a loaded machine
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        assert first.poll() is None, "the first run ended before it could be paused: make SLOW slower"
+        second = subprocess.run([sys.executable, "-m", "tomarena.app.cli", *SLOW, "--out", str(out)],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2 and second.stderr.count("\n") == 1 and BUSY in second.stderr, second.stderr
     assert first.wait(timeout=120) == 0, first.communicate()
     pd.testing.assert_frame_equal(_frame(out), solo)
