@@ -32,15 +32,15 @@ TEMPLATES: dict[str, PromptTemplate] = {
     "letter": PromptTemplate(
         id="letter",
         system="You are taking part in the scenario described below. {role}",
-        instruction_2x2="Reply with exactly one letter, C or D, and nothing else.",
+        instruction_2x2="Reply with exactly one letter, {a} or {b}, and nothing else.",
         instruction_donation="Reply with exactly one whole number from 0 to {endowment} and nothing else.",
     ),
     "motivation": PromptTemplate(
         id="motivation",
         system="You are taking part in the scenario described below. {role}",
         instruction_2x2=(
-            "Start your reply with the letter of your choice, C or D, in the form \"I choose C.\" or "
-            "\"I choose D.\", then explain in a short paragraph why you made that choice."
+            "Start your reply with the letter of your choice, {a} or {b}, in the form \"I choose {a}.\" or "
+            "\"I choose {b}.\", then explain in a short paragraph why you made that choice."
         ),
         instruction_donation=(
             "Start your reply with the amount you give, in the form \"I give N dollars.\", then explain in a "
@@ -67,11 +67,14 @@ def describe_2x2(game: Game, obs: Observation) -> str:
     fr = obs.framing
     own = game.row_matrix if obs.player == 0 else game.col_matrix.T
     other = game.col_matrix if obs.player == 0 else game.row_matrix.T
+    labels = game.action_labels
+    # a framing describes the cooperative (C) and defecting (D) options; other games' options are just their letters
+    options = (f"C ({fr.option_c}) and D ({fr.option_d})" if tuple(labels) == ("C", "D")
+               else f"{labels[0]} and {labels[1]}")
     lines = [
         f"You and {fr.co_player} (the co-player) each choose at the same time, without talking and without seeing "
-        f"each other's choice, between C ({fr.option_c}) and D ({fr.option_d}). Your goal is to {fr.goal}.",
+        f"each other's choice, between {options}. Your goal is to {fr.goal}.",
     ]
-    labels = game.action_labels
     for i in range(game.n_actions):
         for j in range(game.n_actions):
             lines.append(
@@ -124,7 +127,8 @@ def build_messages(obs: Observation, protocol: str = "letter") -> list[dict[str,
     if game.kind == "donation":
         body, instr = describe_donation(game, obs), t.instruction_donation.format(endowment=game.endowment)
     else:
-        body, instr = describe_2x2(game, obs), t.instruction_2x2
+        a, b = game.action_labels
+        body, instr = describe_2x2(game, obs), t.instruction_2x2.format(a=a, b=b)
     user = "\n\n".join((body, describe_history(obs), instr))
     role = " ".join(x for x in (obs.framing.role, obs.framing.relationship) if x)
     return [{"role": "system", "content": t.system.format(role=role)}, {"role": "user", "content": user}]

@@ -85,7 +85,8 @@ def test_one_shot_prompt_states_every_fact(framing: str, game: str, protocol: st
     # one meeting only, said once, and nothing about repeating
     assert paragraphs[1] == ONE_SHOT == "This encounter happens only once; no further rounds follow."
     assert "repeat" not in user and "Round " not in user
-    assert paragraphs[2] == TEMPLATES[protocol].instruction_2x2
+    assert paragraphs[2] == TEMPLATES[protocol].instruction_2x2.format(a="C", b="D")
+    assert "C or D" in paragraphs[2]
     text = (system + " " + user).lower()
     assert "cooperat" not in text and "defect" not in text
     for needle in CONTEXT[framing]:
@@ -139,3 +140,17 @@ def test_one_shot_donation_states_the_facts() -> None:
                            "others give and without talking, how many whole dollars (0 to 10)")
     assert user.split("\n\n")[1] == ONE_SHOT
     assert "Your goal is to earn the highest return on your investments, measured in points." in user
+
+
+@pytest.mark.parametrize("protocol", ["letter", "motivation"])
+def test_a_letter_labelled_game_is_offered_its_own_letters(protocol: str) -> None:
+    """rg144/67 (the Robinson-Goforth Prisoner's Dilemma) is labelled A/B: the prompt names A and B, never C or D."""
+    g = get_game("rg144/67")
+    assert tuple(g.action_labels) == ("A", "B")
+    obs = Observation(g, get_framing("none"), 0, 2, 10, ((0, 1), (1, 1)), ((0.0, 0.0), (1.0, 1.0)))
+    _, user = (m["content"] for m in build_messages(obs, protocol))
+    first, *_ = user.split("\n")
+    assert first.endswith("between A and B. Your goal is to earn as many points as you can.")
+    assert "Round 1: you chose A, the co-player chose B;" in user and "Round 2: you chose B, the co-player chose B;" in user
+    assert "A or B" in user.split("\n\n")[-1]
+    assert " C " not in user and " D " not in user and "C or D" not in user
