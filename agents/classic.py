@@ -149,6 +149,19 @@ class AlternatorCore(Core):
         return np.where(np.asarray(own_last) == 0, 0.0, 1.0), state
 
 
+class DefectOnceCore(Core):
+    """C in every round but round `at` (from 0), where it plays D."""
+
+    def __init__(self, at: int) -> None:
+        self.at = int(at)
+
+    def p_cooperate_batch(self, state: np.ndarray, round_index: Any, own_last: np.ndarray,
+                          other_last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """p(C) = 0 in round `at`, 1 otherwise, whatever the co-player did."""
+        rounds = np.broadcast_to(np.asarray(round_index), np.shape(own_last))
+        return np.where(rounds == self.at, 0.0, 1.0), state
+
+
 def _check_unit(name: str, x: float) -> float:
     if not isinstance(x, (int, float)) or not 0 <= x <= 1 or math.isnan(x):
         raise ConfigError(f"option {name} must be a probability in [0, 1], got {x!r}")
@@ -304,6 +317,18 @@ class Alternator(VectorPolicy, core=AlternatorCore(), classifier=deterministic(1
     """C, D, C, D, ...: the opposite of its own last move."""
 
 
+class DefectOnce(VectorPolicy):
+    """C in every round except round `at` (from 1), where it plays D: a probe of forgiveness."""
+
+    classifier = Classifier(memory_depth=0, stochastic=False)
+
+    def __init__(self, at: int = 1) -> None:
+        if isinstance(at, bool) or not isinstance(at, int) or at < 1:
+            raise ConfigError(f"option at must be a round number >= 1, got {at!r}")
+        self.at = at
+        self.core = DefectOnceCore(at - 1)
+
+
 class RandomPolicy(VectorPolicy):
     """Chooses C with probability p, independently each round."""
 
@@ -435,6 +460,7 @@ CLASSIC = {
     "tit_for_tat": TitForTat, "suspicious_tit_for_tat": SuspiciousTitForTat, "tit_for_two_tats": TitForTwoTats,
     "two_tits_for_tat": TwoTitsForTat, "grim_trigger": GrimTrigger, "win_stay_lose_shift": WinStayLoseShift,
     "generous_tit_for_tat": GenerousTitForTat, "alternator": Alternator, "memory_one": MemoryOne,
+    "defect_once": DefectOnce,
     "equilibrium": EquilibriumPlayer, "fixed_contributor": FixedContributor,
     "conditional_cooperator": ConditionalCooperator,
 }

@@ -28,6 +28,7 @@ OPTION_HELP: dict[str, str] = {
     "generosity": "p(C) after the co-player defected (C after C)",
     "index": "which Nash equilibrium of the stage game to play, as `tomarena list games` numbers them (pure first)",
     "amount": "contribution every round",
+    "at": "the round (from 1) in which it plays D; C in every other round",
     "motivation": "write a natural-language motivation with each decision (study: default = as the model was asked)",
     "rationality": "logit precision per point of utility (0 = uniform)",
     "depth": "weight of the anticipated co-player response in the belief (0 = prior only), in [0, 1]",

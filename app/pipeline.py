@@ -247,7 +247,7 @@ class TracesStage(Stage):
         """Export each run into a part file, then join the parts into `out`."""
         parts = [self.out.with_name(f"part{i}.jsonl") for i in range(len(self.runs))]
         for run, part in zip(self.runs, parts, strict=True):
-            export_traces(run, self.teacher, part, max_per_scenario=self.max_per_scenario)
+            export_traces(run, self.teacher, part, max_per_scenario=self.max_per_scenario, overwrite=True)
         write_text_atomic(self.out, "".join(p.read_text(encoding="utf-8") for p in parts))
 
 

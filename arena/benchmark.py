@@ -220,16 +220,33 @@ def score(probs: np.ndarray, recorded: np.ndarray) -> dict[str, float]:
             "brier": float(((1.0 - p_rec) ** 2).mean()), "ece": float(ece)}
 
 
+def game_numbers(games: Iterable[str | int]) -> list[int]:
+    """Robinson-Goforth game numbers from ids (`rg144/67`) or numbers (`67`); a ConfigError names a bad one."""
+    out = []
+    for g in games:
+        text = str(g).strip().removeprefix("rg144/")
+        if not text.isdigit() or not 1 <= int(text) <= 144:
+            raise ConfigError(f"unknown recorded game {g!r}; allowed: rg144/1 .. rg144/144 (or 1 .. 144)")
+        out.append(int(text))
+    return out
+
+
 def evaluate(policies: Sequence[str | Policy], model: str, split: Split = "test", data: str = "akata",
-             seed: int = 0, matches: Iterable[RecordedMatch] | None = None) -> list[dict[str, Any]]:
+             seed: int = 0, matches: Iterable[RecordedMatch] | None = None,
+             games: Iterable[str | int] | None = None) -> list[dict[str, Any]]:
     """Score the baselines, then each policy (a spec or a Policy), on every recorded decision of `model` in
-    `split`; one row per policy with SCORE_COLUMNS (`kind` "baseline" or "policy", `seconds` its time)."""
+    `split` (only in `games`, when given); one row per policy with SCORE_COLUMNS (`kind` "baseline" or "policy",
+    `seconds` its time). The `table` baseline is always fitted on the whole train split of `matches`."""
     if data not in DATASETS:
         raise ConfigError(f"unknown benchmark data {data!r}; allowed: {', '.join(DATASETS)}")
     pool = list(recordings() if matches is None else matches)
+    wanted = None if games is None else set(game_numbers(games))
     seats, train = model_seats(model, split, pool), model_seats(model, "train", pool)
+    if wanted is not None:
+        seats = [s for s in seats if s.match.game in wanted]
     if not seats:
-        raise ConfigError(f"no recorded decisions of {check_model(model)} in split {split!r}")
+        where = "" if wanted is None else f" among games {sorted(wanted)}"
+        raise ConfigError(f"no recorded decisions of {check_model(model)} in split {split!r}{where}")
     recorded = choices(seats)
     rows = []
     for name in BASELINES:

@@ -71,19 +71,35 @@ def select_rows(frame: Any, policy: str, parse_ok_only: bool, games: Sequence[st
     return df
 
 
+def is_recorded(manifest: dict[str, Any], policy: str) -> bool:
+    """Whether `policy` in a run with this manifest is recorded play (an imported data set, e.g. akata/gpt-4)."""
+    return (manifest.get("models") or {}).get(policy, {}).get("kind") == "recorded"
+
+
 def export_traces(run: str | Path, policy: str, out: str | Path, *, parse_ok_only: bool = True,
                   games: Sequence[str] | None = None, framings: Sequence[str] | None = None,
-                  rounds: Sequence[int] | None = None, max_per_scenario: int | None = None) -> int:
-    """Write `out` (.jsonl) and the same examples as `out` with suffix .parquet; returns the number of examples."""
+                  rounds: Sequence[int] | None = None, max_per_scenario: int | None = None,
+                  sample: int | None = None, seed: int = 0, overwrite: bool = False) -> int:
+    """Write `out` (.jsonl) and the same examples as `out` with suffix .parquet; returns the number of examples.
+    `sample` keeps that many rows drawn without replacement (seeded) after the filters. Recorded play (an imported
+    data set) is exported as tomarena's own letter prompt for that game and history answered with the recorded
+    letter, and teacher_probs one-hot on the recorded choice. An existing `out` is refused unless `overwrite`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise ConfigError(f"--out must end in .jsonl, got {out.name!r}")
+    if not overwrite and (out.exists() or out.with_suffix(".parquet").exists()):
+        raise ConfigError(f"{out} already exists; choose another --out or pass --force to replace it")
     store = RunStore(run)
-    store.read_manifest()
+    recorded = is_recorded(store.read_manifest(), policy)
     frame = store.read_frame()
     if frame.empty:
         raise TraceError(f"run {run} holds no traces yet")
     chosen = select_rows(frame, policy, parse_ok_only, games, framings, rounds, max_per_scenario)
+    if sample is not None and sample < len(chosen):
+        chosen = chosen.sample(n=sample, random_state=seed).sort_index()
     if chosen.empty:
         raise TraceError(f"no rows of {policy!r} in {run} carry a prompt and a completion after the filters")
     histories = {eid: _episode_history(ep) for eid, ep in frame[frame["episode_id"].isin(chosen["episode_id"])]
@@ -92,16 +108,17 @@ def export_traces(run: str | Path, policy: str, out: str | Path, *, parse_ok_onl
     for _, row in chosen.iterrows():
         hist = histories[row["episode_id"]]
         past = [hist[r] for r in range(int(row["round"])) if r in hist]
-        messages = json.loads(row["prompt"]) + [{"role": "assistant", "content": row["completion"]}]
-        probs = row["probs"]
-        ex = {"messages": messages, "letter_messages": _letter_messages(row, past),
-              "teacher_probs": None if probs is None else [float(p) for p in probs],
-              "action_labels": list(_labels(row["game"]))}
+        letter, labels = _letter_messages(row, past), list(_labels(row["game"]))
+        if recorded:  # tomarena's prompt for that game and history -> the recorded choice
+            messages = letter + [{"role": "assistant", "content": labels[int(row["action"])]}]
+            probs = [1.0 if i == int(row["action"]) else 0.0 for i in range(len(labels))]
+        else:
+            messages = json.loads(row["prompt"]) + [{"role": "assistant", "content": row["completion"]}]
+            probs = row["probs"]
+        ex = {"messages": messages, "letter_messages": letter,
+              "teacher_probs": None if probs is None else [float(p) for p in probs], "action_labels": labels}
         ex.update({k: (int(row[k]) if k == "round" else row[k]) for k in PROVENANCE})
         examples.append(ex)
-    out = Path(out)
-    if out.suffix != ".jsonl":
-        raise ConfigError(f"--out must end in .jsonl, got {out.name!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, ptmp = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.stem}.parquet.tmp")
     try:

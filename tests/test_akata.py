@@ -18,6 +18,8 @@ from tomarena.agents.base import Decision, Policy
 from tomarena.app.cli import main
 from tomarena.arena.benchmark import (
     BASELINES,
+    baseline_probs,
+    choices,
     evaluate,
     model_seats,
     policy_probs,
@@ -138,6 +140,23 @@ def test_imported_run_exports_traces(imported: Path, tmp_path: Path) -> None:
                  "rg144/67"]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 100 and {x["action_labels"] == ["A", "B"] for x in lines} == {True}
+    # recorded play becomes tomarena's own letter prompt for that game and history -> the recorded letter
+    frame = RunStore(imported).read_frame()
+    for ex in lines:
+        assert ex["messages"][:-1] == ex["letter_messages"] and ex["policy"] == "akata/gpt-4"
+        row = frame[(frame["episode_id"] == ex["episode_id"]) & (frame["round"] == ex["round"])
+                    & (frame["agent"] == ex["agent"])].iloc[0]
+        assert ex["messages"][-1] == {"role": "assistant", "content": "AB"[int(row["action"])]}
+        assert ex["teacher_probs"] == [1.0 - row["action"], float(row["action"])]
+        user = ex["letter_messages"][1]["content"]
+        assert f"This is round {ex['round'] + 1}." in user or ex["round"] == 0
+        assert "A or B" in user and "C or D" not in user
+    # an existing file is refused unless --force; --sample keeps a seeded random subset
+    assert main(["traces", "export", str(imported), "--policy", "akata/gpt-4", "--out", str(out)]) == 2
+    assert main(["traces", "export", str(imported), "--policy", "akata/gpt-4", "--out", str(out), "--games",
+                 "rg144/67", "--sample", "7", "--seed", "1", "--force"]) == 0
+    sampled = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(sampled) == 7 and all(x in lines for x in sampled) and len({json.dumps(x) for x in sampled}) == 7
 
 
 def test_baselines_and_classic_policies_reproduce_the_raw_figures() -> None:
@@ -256,3 +275,16 @@ def test_a_tournament_runs_on_rg144_games() -> None:
                               rounds=3)
     assert set(res.standings["policy"]) == {"classic/tit_for_tat", "classic/always_defect"}
     assert set(res.traces["action_label"]) <= {"A", "B"}
+
+
+def test_evaluate_on_chosen_games_keeps_the_table_fitted_on_the_whole_train_split() -> None:
+    """--games restricts the scored decisions only: the table baseline on game 66 equals its slice of the full run."""
+    some = {r["policy"]: r for r in evaluate([], "gpt-4", "test", games=["rg144/66", "3"])}
+    assert some["option1"]["decisions"] == 200
+    seats = [s for s in model_seats("gpt-4", "test") if s.match.game in (3, 66)]
+    full = baseline_probs("table", seats, model_seats("gpt-4", "train"))
+    assert some["table"]["accuracy"] == pytest.approx(score(full, choices(seats))["accuracy"], abs=1e-12)
+    with pytest.raises(ConfigError, match="unknown recorded game 'rg144/145'"):
+        evaluate([], "gpt-4", "test", games=["rg144/145"])
+    with pytest.raises(ConfigError, match=r"in split 'test' among games \[67\]"):
+        evaluate([], "gpt-4", "test", games=[67])

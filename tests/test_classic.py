@@ -46,6 +46,8 @@ VERSUS = {  # co-player plays C D D C C C D C
     "classic/random?p=1": "CCCCCCCC",
     "classic/random?p=0": "DDDDDDDD",
     "classic/equilibrium": "DDDDDDDD",  # the Prisoner's Dilemma's only equilibrium
+    "classic/defect_once": "DCCCCCCC",  # D in round 1 only, whatever the co-player does
+    "classic/defect_once?at=3": "CCDCCCCC",
 }
 
 
@@ -125,7 +127,8 @@ def test_wrong_game_and_bad_options_raise():
                       ("classic/memory_one?p=1,0,1", "4 probabilities"),
                       ("classic/equilibrium?index=-1", "index must be an integer"),
                       ("classic/fixed_contributor?amount=-2", "amount must be a whole number"),
-                      ("classic/tit_for_tat?p=1", "unknown option 'p'")]:
+                      ("classic/tit_for_tat?p=1", "unknown option 'p'"),
+                      ("classic/defect_once?at=0", "at must be a round number >= 1")]:
         with pytest.raises(ConfigError, match=msg):
             resolve_policy(spec)
 

@@ -23,7 +23,8 @@ from tomarena.arena.episode import MatchSpec, play_episode
 from tomarena.arena.export import export_traces
 from tomarena.arena.runner import describe_run
 from tomarena.envs.games import get_game
-from tomarena.options import CommaList, add_flags, flag_values, split_commas, validate
+from tomarena.errors import ConfigError
+from tomarena.options import CommaList, add_flags, flag_values, split_commas, split_list, validate
 
 
 class PlayOptions(BaseModel):
@@ -48,6 +49,9 @@ class ExportOptions(BaseModel):
     rounds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(split_commas)] = Field(
         default_factory=list, description="only these round indices (comma list, from 0)")
     max_per_scenario: int | None = Field(None, ge=1, description="at most this many examples per game x framing")
+    sample: int | None = Field(None, ge=1, description="keep this many examples drawn at random after the filters")
+    seed: int = Field(0, description="seed of --sample")
+    force: bool = Field(False, description="replace OUT (and its .parquet twin) when it exists")
 
 
 #: `tomarena tournament` and `tomarena sweep`: (one-line help, description)
@@ -116,8 +120,12 @@ def short_table(table: Any, max_rows: int = 40) -> str:
 
 def _play(args: argparse.Namespace) -> int:
     o = validate(PlayOptions, flag_values(args, PlayOptions), "play", "flags")
-    cfg = validate_config({"policies": [args.a, args.b], "games": [o.game], "framings": [o.framing],
-                           "rounds": o.rounds, "seed": o.seed, "noise": o.noise}, "flags")
+    for who, spec in (("player_0", args.a), ("player_1", args.b)):
+        if len(split_list(spec)) != 1:
+            raise ConfigError(f"{who} must be one policy spec, got {spec!r} (read as {split_list(spec)}); `play` "
+                              "takes two policies, one per player")
+    cfg = validate_config({"policies": list(dict.fromkeys([args.a, args.b])), "games": [o.game],
+                           "framings": [o.framing], "rounds": o.rounds, "seed": o.seed, "noise": o.noise}, "flags")
     pols = {p: resolve_policy(p) for p in dict.fromkeys(cfg.policies)}
     rows = play_episode(MatchSpec((args.a, args.b), o.game, o.framing, 0, cfg.rounds, noise=cfg.noise),
                         pols, cfg.seed)
@@ -137,7 +145,8 @@ def _play(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     o = validate(ExportOptions, flag_values(args, ExportOptions), "export", "flags")
     n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed, games=o.games,
-                      framings=o.framings, rounds=o.rounds, max_per_scenario=o.max_per_scenario)
+                      framings=o.framings, rounds=o.rounds, max_per_scenario=o.max_per_scenario, sample=o.sample,
+                      seed=o.seed, overwrite=o.force)
     print(f"wrote {n} examples to {args.out} and {Path(args.out).with_suffix('.parquet')}")
     return 0
 
@@ -157,7 +166,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("traces", help="work with stored traces").add_subparsers(dest="traces_cmd", metavar="ACTION")
     e = tr.add_parser("export", help="write a policy's decisions as TRL chat JSONL (+ Parquet) for fine-tuning",
                       description="Export one policy's prompts and answers from a run directory as conversational "
-                      "JSONL (messages with system/user/assistant) plus the teacher's action probabilities.")
+                      "JSONL (messages with system/user/assistant) plus the teacher's action probabilities. "
+                      "Recorded play (a run written by `tomarena import`, e.g. --policy akata/gpt-4) is exported as "
+                      "tomarena's own letter prompt for that game and history answered with the recorded letter "
+                      "(teacher_probs one-hot on it). An existing OUT is refused unless --force.")
     e.add_argument("run", type=Path, help="run directory")
     e.add_argument("--policy", required=True, help="label of the policy whose answers become targets")
     e.add_argument("--out", required=True, type=Path, help="output .jsonl (a .parquet twin is written beside it)")

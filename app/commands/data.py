@@ -48,6 +48,8 @@ class EvaluateOptions(BaseModel):
         "gpt-4", description="the recorded model whose decisions are predicted")
     split: Literal[SPLITS] = Field("test", description="games: test (48 held out, number % 3 == 0), train "  # type: ignore[valid-type]
                                    "(the other 96) or all")
+    games: CommaList = Field(default_factory=list, description="score only these games of the split (rg144/<n> "
+                             "or <n>; default: all); the table baseline is still fitted on the whole train split")
     csv: str | None = Field(None, description="also write the scores to this CSV file")
     seed: int = Field(0, description="seed of the policies' rng streams")
 
@@ -84,7 +86,7 @@ def scores_csv(rows: list[dict[str, Any]]) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     o = validate(EvaluateOptions, flag_values(args, EvaluateOptions), "evaluate", "flags")
-    rows = evaluate(o.policies, o.model, o.split, o.data, o.seed)
+    rows = evaluate(o.policies, o.model, o.split, o.data, o.seed, games=o.games or None)
     print(f"{o.data} {o.model}, split {o.split}: {rows[0]['decisions']} recorded decisions")
     print(format_scores(rows))
     if o.csv:
