@@ -54,6 +54,9 @@ class Policy(ABC):
     #: True when it offers `init_batch` / `p_cooperate_batch` (see agents/classic.py), so the arena's vectorised
     #: engine (arena/fast.py) can play it without building observations.
     vectorised: bool = False
+    #: True when a decision never depends on the other observations of its batch, so a model service may merge
+    #: the requests of many matches into one call (off unless declared; LLMPolicy asks its backend).
+    batch_invariant: bool = False
 
     def initial_state(self) -> Any:
         """State at the start of a match (None for memoryless policies)."""
@@ -72,6 +75,15 @@ class Policy(ABC):
     def describe(self) -> dict[str, Any]:
         """Parameters that identify this policy in manifests (id plus settings)."""
         return {"id": self.id}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the work this policy did so far (an LLM's backend calls, prompts, retries); none by default."""
+        return {}
+
+    def file_hashes(self) -> dict[str, str]:
+        """Content hash of every file or directory this policy was built from, keyed by the path its spec gives;
+        seeds use the hash in place of the path (arena.config.seed_identity). None by default."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"

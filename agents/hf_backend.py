@@ -39,6 +39,8 @@ class HFBackend:
     """A local causal LM (safetensors dir or GGUF, optional PEFT adapter) that scores options and generates."""
 
     kind = "hf"
+    #: a prompt's scores move (in the last float bits) with the padding and prefix sharing of its batch
+    batch_invariant = False
 
     def __init__(self, model: str, adapter: str | None = None, dtype: str = "float32", device: str = "cpu",
                  trust_remote_code: bool = False, gguf_file: str | None = None, batch_size: int = 16,
@@ -175,6 +177,14 @@ class HFBackend:
         if self._hashes is None:
             self._hashes = weight_hashes(self.path, self.gguf_file, self.adapter)
         return self._hashes
+
+    def file_hashes(self) -> dict[str, str]:
+        """The model path (unless it is the embedded model's id) and the adapter path, as given, each with its
+        weights' sha256 (paths whose weights cannot be hashed are left out)."""
+        hashes = self.hashes()
+        paths = {self.model_name: hashes["model_sha256"] if self.model_name != EMBEDDED_ID else None,
+                 self.adapter: hashes["adapter_sha256"]}
+        return {path: f"sha256:{digest}" for path, digest in paths.items() if path and digest}
 
     def describe(self) -> dict[str, Any]:
         """Model and adapter paths, dtype/device and weight hashes, for the run manifest."""

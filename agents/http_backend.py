@@ -151,6 +151,8 @@ class OpenAIBackend:
     """Scores and generates through `POST {base_url}/chat/completions`."""
 
     kind = "openai"
+    #: not declared: the server batches requests as it likes, so no result is promised independent of its batch
+    batch_invariant = False
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, top_logprobs: int = 20,
@@ -194,6 +196,10 @@ class OpenAIBackend:
         """Endpoint and model for the run manifest (the key's variable name, never its value)."""
         return {"backend": self.kind, "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env,
                 "concurrency": self.concurrency}
+
+    def file_hashes(self) -> dict[str, str]:
+        """None: an endpoint is named by its URL and model, not by files."""
+        return {}
 
     # -- transport ---------------------------------------------------------------------------------------
     def _send(self, payload: dict[str, Any]) -> dict[str, Any]:

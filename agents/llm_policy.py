@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.agents.backend import Backend, check_backend
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy, sample_action
 from tomarena.agents.embedded import EMBEDDED_ID
 from tomarena.agents.hf_backend import HFBackend
@@ -84,7 +85,7 @@ class LLMPolicy(Policy):
 
     heavy = True
 
-    def __init__(self, backend: Any, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
+    def __init__(self, backend: Backend, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
                  max_new_tokens: int = 64, fallback: str = "score", policy_id: str = "llm", *, top_p: float = 1.0,
                  top_k: int = 0, repetition_penalty: float = 1.0, parser: str = "robust",
                  decoding: str = "default") -> None:
@@ -108,7 +109,7 @@ class LLMPolicy(Policy):
             given = ", ".join(f"{k}={v:g}" for k, v in sampling.items() if v != NEUTRAL_SAMPLING[k])
             raise ConfigError(f"{given} shape sampled text, so they need mode=generate; mode=score computes exact "
                               "label probabilities and allows only top_p=1, top_k=0, repetition_penalty=1")
-        self.backend, self.mode, self.protocol = backend, mode, protocol
+        self.backend, self.mode, self.protocol = check_backend(backend), mode, protocol
         self.temperature, self.max_new_tokens, self.fallback = float(temperature), int(max_new_tokens), fallback
         self.top_p, self.top_k, self.repetition_penalty = sampling["top_p"], sampling["top_k"], sampling[
             "repetition_penalty"]
@@ -128,6 +129,19 @@ class LLMPolicy(Policy):
                 "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
                 "repetition_penalty": self.repetition_penalty, "max_new_tokens": self.max_new_tokens,
                 "parser": self.parser, "fallback": self.fallback, **self.backend.describe()}
+
+    @property  # type: ignore[override]
+    def batch_invariant(self) -> bool:
+        """Whether the backend's result for a prompt never depends on the other prompts of its call."""
+        return bool(self.backend.batch_invariant)
+
+    def stats(self) -> dict[str, Any]:
+        """A copy of the backend's counters (calls, prompts, tokens, retries, ...)."""
+        return dict(self.backend.stats)
+
+    def file_hashes(self) -> dict[str, str]:
+        """The backend's model and adapter paths with their weights' content hashes."""
+        return self.backend.file_hashes()
 
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Decide one observation (same result as inside a batch)."""
@@ -250,7 +264,7 @@ def _check_fallback(fallback: str) -> str:
     raise ConfigError(f"unknown fallback {fallback!r}; allowed: score, random, or an action label such as C or D")
 
 
-def policy_on_backend(backend: Any, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
+def policy_on_backend(backend: Backend, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
                       **explicit: Any) -> LLMPolicy:
     """An LLMPolicy on any backend (hf, openai, sim), with the decoding preset resolved and the explicit (non-None)
     options put over it."""

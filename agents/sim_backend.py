@@ -85,6 +85,10 @@ class SimBackend:
         """Not simulated: the benchmark device only scores."""
         raise ConfigError("the simulated accelerator (sim:) supports mode=score only")
 
+    def file_hashes(self) -> dict[str, str]:
+        """None: the simulated device reads no files."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """The simulated device's settings, for the run manifest."""
         return {"backend": self.kind, "profile": self.profile, "latency_ms": self.latency_ms,

@@ -2,11 +2,12 @@
 
 Default: one synchronous actor per heavy policy (PolicyActor), called through RemotePolicy. Model service
 (`replicas` set): `replicas` async actors per heavy policy (ModelReplica), each merging the requests of every chunk
-in flight into one batch (up to `max_batch` decisions, waiting at most `batch_wait_ms` for more) when the policy's
-backend declares `batch_invariant`, else deciding each request on its own, in arrival order. A chunk is routed to one
-replica, chosen by the driver (fewest chunks in flight), so the chunks in flight spread evenly over the replicas.
-Every request carries its decisions' rng states, so each decision keeps its own seeded stream and traces equal the
-local executor's. Actors restart after a crash (`max_restarts`) and their calls are retried (`max_task_retries`).
+in flight into one batch (up to `max_batch` decisions, waiting at most `batch_wait_ms` for more) when the policy
+declares `batch_invariant` (an LLM policy asks its backend), else deciding each request on its own, in arrival
+order. A chunk is routed to one replica, chosen by the driver (fewest chunks in flight), so the chunks in flight
+spread evenly over the replicas. Every request carries its decisions' rng states, so each decision keeps its own
+seeded stream and traces equal the local executor's. Actors restart after a crash (`max_restarts`) and their calls
+are retried (`max_task_retries`).
 """
 
 from __future__ import annotations
@@ -33,12 +34,6 @@ def rngs_from_states(rng_states: Sequence[Any]) -> list[np.random.Generator]:
         r.bit_generator.state = st
         out.append(r)
     return out
-
-
-def batch_invariant(policy: Policy) -> bool:
-    """Whether a policy's decisions do not depend on what else is in its batch (its backend declares it)."""
-    return bool(getattr(policy, "batch_invariant", False) or getattr(getattr(policy, "backend", None),
-                                                                     "batch_invariant", False))
 
 
 def decide_remote(handle: Any, observations: Sequence[Any], states: Sequence[Any],
@@ -120,7 +115,7 @@ class Batcher:
     of them when batch-invariant, up to `max_batch` decisions, waiting at most `wait` seconds for more)."""
 
     def __init__(self, policy: Policy, max_batch: int, wait: float) -> None:
-        self.policy, self.merge, self.max_batch, self.wait = policy, batch_invariant(policy), max_batch, wait
+        self.policy, self.merge, self.max_batch, self.wait = policy, policy.batch_invariant, max_batch, wait
         self.queue: asyncio.Queue | None = None
         self.carry: tuple | None = None
         self.stats = {"calls": 0, "requests": 0, "decisions": 0}

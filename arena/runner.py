@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from tomarena.agents.base import Policy
 from tomarena.agents.resolve import resolve_policy
 from tomarena.arena.config import SCHEDULE, ExecutionSettings, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
@@ -44,14 +45,9 @@ def chunk_size(cfg: RunConfig, n_matches: int, policies: dict[str, Any] | None =
     return cfg.chunk_size
 
 
-def _backend_stats(policies: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for label, pol in policies.items():
-        backend = getattr(pol, "backend", None)
-        stats = getattr(backend, "stats", None)
-        if stats:
-            out[label] = dict(stats)
-    return out
+def _backend_stats(policies: Mapping[str, Policy]) -> dict[str, Any]:
+    """Each policy's work counters (`Policy.stats`), for those that keep any."""
+    return {label: stats for label, pol in policies.items() if (stats := pol.stats())}
 
 
 class RunSink(Protocol):

@@ -31,12 +31,19 @@ def pd_obs(round_: int = 0, player: int = 0, framing: str = "business") -> Obser
 class FakeBackend:
     """Scripted backend: fixed log-probs per label, and answers taken in order from `texts`."""
 
+    batch_invariant = False  # replies go out in call order
+
     def __init__(self, texts: list[str] | None = None, probs: dict[str, float] | None = None) -> None:
         self.texts, self.probs, self.calls = list(texts or []), probs or {"C": 0.6, "D": 0.2}, []
         self.sampling: list[dict] = []
+        self.stats = {"score_calls": 0}
+
+    def score(self, prompts, options, answer_prefix=""):
+        return self.score_detailed(prompts, options, answer_prefix)[0]
 
     def score_detailed(self, prompts, options, answer_prefix=""):
         self.calls.append(("score", len(prompts), answer_prefix))
+        self.stats["score_calls"] += 1
         with np.errstate(divide="ignore"):
             row = np.log([self.probs.get(o, 0.0) for o in options])
         return np.tile(row, (len(prompts), 1)), [100] * len(prompts)
@@ -48,6 +55,9 @@ class FakeBackend:
 
     def describe(self):
         return {"backend": "fake"}
+
+    def file_hashes(self):
+        return {}
 
 
 def test_scores_to_probs() -> None:
@@ -275,3 +285,50 @@ def test_score_mode_refuses_text_sampling_settings(tiny_model_dir) -> None:
         LLMPolicy(FakeBackend(), mode="score", repetition_penalty=1.1)
     p = resolve_policy(f"hf:{tiny_model_dir}?decoding=study&top_p=1&top_k=0&repetition_penalty=1")
     assert (p.mode, p.temperature, p.parser) == ("score", 0.8, "study")
+
+
+# -- the backend contract (agents/backend.py) ---------------------------------------------------------------------
+def test_every_backend_has_the_backend_members(tiny_model_dir) -> None:
+    from tomarena.agents.backend import BACKEND_MEMBERS, Backend
+    from tomarena.agents.hf_backend import HFBackend
+    from tomarena.agents.http_backend import OpenAIBackend
+    from tomarena.agents.sim_backend import SimBackend
+
+    assert BACKEND_MEMBERS == ("batch_invariant", "describe", "file_hashes", "generate", "score", "score_detailed",
+                               "stats")
+    backends = [HFBackend(str(tiny_model_dir)), OpenAIBackend("http://127.0.0.1:9", "m"), SimBackend(), FakeBackend()]
+    assert all(isinstance(b, Backend) for b in backends)
+    assert [b.batch_invariant for b in backends] == [False, False, True, False]
+    assert [b.file_hashes() for b in backends[1:]] == [{}, {}, {}]
+
+
+def test_a_backend_missing_members_is_a_one_line_config_error() -> None:
+    class Half:
+        def score_detailed(self, prompts, options, answer_prefix=""):
+            return np.zeros((len(prompts), len(options))), []
+
+        def describe(self):
+            return {}
+
+    with pytest.raises(ConfigError, match=r"^Half is not an LLM backend: it lacks batch_invariant, file_hashes, "
+                                          r"generate, score, stats \(a backend needs batch_invariant, describe, "
+                                          r"file_hashes, generate, score, score_detailed, stats; see "
+                                          r"tomarena.agents.backend\)$"):
+        LLMPolicy(Half())
+
+
+def test_policy_stats_and_batch_invariance_come_from_the_backend() -> None:
+    from tomarena.agents.base import Policy
+
+    fake = FakeBackend()
+    policy = LLMPolicy(fake, mode="score")
+    policy.act(pd_obs(), None, np.random.default_rng(0))
+    stats = policy.stats()
+    assert stats == {"score_calls": 1}
+    stats["score_calls"] = 99  # a copy: the backend's counters are not the caller's to change
+    assert fake.stats == {"score_calls": 1}
+    assert policy.batch_invariant is False
+    fake.batch_invariant = True
+    assert policy.batch_invariant is True
+    assert (Policy.batch_invariant, resolve_policy("classic/tit_for_tat").stats()) == (False, {})
+    assert resolve_policy("classic/tit_for_tat").file_hashes() == {}

@@ -174,6 +174,28 @@ def test_batcher_merges_queued_requests_up_to_max_batch_and_keeps_each_stream() 
             assert states[j] == rng.bit_generator.state
 
 
+@pytest.mark.parametrize(("invariant", "calls"), [(False, 5), (True, 1)])
+def test_batcher_merges_only_for_a_policy_that_declares_batch_invariance(invariant: bool, calls: int) -> None:
+    """The replica asks the policy (Policy.batch_invariant), never its backend: 5 queued requests are 5 calls of a
+    policy that does not declare it and one call of one that does."""
+    import asyncio
+
+    from tomarena.arena.ray_service import Batcher
+
+    pol = resolve_policy("classic/tit_for_tat")
+    pol.batch_invariant = invariant
+    batcher = Batcher(pol, max_batch=64, wait=0.05)
+    obs = _obs(5)
+
+    async def main() -> list:
+        reqs = [([o], [pol.initial_state()], [np.random.default_rng(k).bit_generator.state]) for k, o in enumerate(obs)]
+        return await asyncio.gather(*(batcher.submit(*r) for r in reqs))
+
+    out = asyncio.run(main())
+    assert batcher.stats == {"calls": calls, "requests": 5, "decisions": 5}
+    assert [d.action for (decisions, _) in out for d, _ in decisions] == [0] * 5  # the co-player always played C
+
+
 def test_routed_stand_in_sends_every_request_to_its_replica() -> None:
     from tomarena.arena.ray_service import RemotePolicy
 

@@ -306,8 +306,11 @@ def test_cli_run_stops_when_the_endpoint_dies_and_resumes_when_it_is_back(cyclin
 class TextBackend:
     """Generation returns the text under test; scoring (the fallback) returns fixed probabilities."""
 
+    batch_invariant = True
+
     def __init__(self) -> None:
         self.text = ""
+        self.stats: dict = {}
 
     def generate(self, prompts, max_new_tokens, temperature, seeds):
         return [(self.text, 10, 5)] * len(prompts)
@@ -317,6 +320,12 @@ class TextBackend:
 
     def describe(self) -> dict:
         return {"backend": "text"}
+
+    def score(self, prompts, options, answer_prefix=""):
+        return self.score_detailed(prompts, options, answer_prefix)[0]
+
+    def file_hashes(self) -> dict:
+        return {}
 
 
 PD_OBS = Observation(get_game("prisoners_dilemma"), get_framing("business"), 0, 0, 1, (), ())

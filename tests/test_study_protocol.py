@@ -24,8 +24,11 @@ REPLIES = ["I choose D.", "I choose C.", "I refuse to answer this.", "DC"]  # D,
 class ScriptedBackend:
     """Answers with REPLIES in turn, whatever the prompt (so the totals of a run are known exactly)."""
 
+    batch_invariant = False  # replies go out in call order
+
     def __init__(self) -> None:
         self.n = 0
+        self.stats: dict = {}
 
     def generate(self, prompts, max_new_tokens, temperature, seeds, **sampling):
         out = []
@@ -39,6 +42,12 @@ class ScriptedBackend:
 
     def describe(self) -> dict:
         return {"backend": "scripted"}
+
+    def score(self, prompts, options, answer_prefix=""):
+        return self.score_detailed(prompts, options, answer_prefix)[0]
+
+    def file_hashes(self) -> dict:
+        return {}
 
 
 def scripted(parser: str = "study", fallback: str = "C") -> LLMPolicy:
