@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tomarena.errors import ConfigError
 from tomarena.options import (
@@ -19,6 +19,7 @@ from tomarena.options import (
     load,
     read_yaml,
     split_commas,
+    split_list,
     validate,
 )
 
@@ -99,6 +100,48 @@ def test_split_commas() -> None:
     assert split_commas(["a,b", "c", 3]) == ["a", "b", "c", 3]
     assert split_commas(("x",)) == ["x"]
     assert split_commas(5) == 5
+
+
+@pytest.mark.parametrize(("text", "items"), [
+    ("classic/tit_for_tat, classic/always_defect", ["classic/tit_for_tat", "classic/always_defect"]),
+    ("classic/memory_one?p=1,0,1,0", ["classic/memory_one?p=1,0,1,0"]),
+    ("classic/memory_one?p=1,0,1,0,classic/tit_for_tat", ["classic/memory_one?p=1,0,1,0", "classic/tit_for_tat"]),
+    ("m?p=1,-0.5,.5,1e-3&first=0,axelrod:Grudger,hf:/m?adapter=/a", ["m?p=1,-0.5,.5,1e-3&first=0", "axelrod:Grudger",
+                                                                     "hf:/m?adapter=/a"]),
+    ("'classic/memory_one?p=1,0,1,0',classic/tit_for_tat", ["classic/memory_one?p=1,0,1,0", "classic/tit_for_tat"]),
+    ('classic/memory_one?p="1,0,1,0",x', ["classic/memory_one?p=1,0,1,0", "x"]),
+    ("classic/memory_one?p=[1,0,1,0],classic/grim_trigger", ["classic/memory_one?p=[1,0,1,0]", "classic/grim_trigger"]),
+    ("stag_hunt?R=4&S=0&T=3&P=2,prisoners_dilemma", ["stag_hunt?R=4&S=0&T=3&P=2", "prisoners_dilemma"]),
+    ("0,1, 2", ["0", "1", "2"]),
+    ("axelrod:N Tit(s) For M Tat(s),b", ["axelrod:N Tit(s) For M Tat(s)", "b"]),
+])
+def test_split_list_keeps_commas_of_option_values(text: str, items: list[str]) -> None:
+    assert split_list(text) == items
+    assert split_commas([text, "z"]) == [*items, "z"]
+
+
+@pytest.mark.parametrize(("text", "wording"), [
+    ("a?p='1,0", "unclosed ' in list \"a?p='1,0\"; close the quote"),
+    ("a?p=[1,0", "unclosed [ in list 'a?p=[1,0'; close it with ]"),
+])
+def test_split_list_refuses_an_unclosed_quote_or_bracket(text: str, wording: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        split_list(text)
+    assert str(info.value) == wording
+
+
+def test_a_validators_own_sentence_is_the_rule() -> None:
+    class Picky(BaseModel):
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _short(cls, v: str) -> str:
+            raise ValueError(f"name {v!r} is too long")
+
+    with pytest.raises(ConfigError) as info:
+        validate(Picky, {"name": "abcdef"}, "picky", "flags")
+    assert str(info.value) == "bad picky value name='abcdef' in flags: name 'abcdef' is too long"
 
 
 @pytest.mark.parametrize(("text", "wording"), [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping, Sequence
@@ -31,15 +32,68 @@ M = TypeVar("M", bound=BaseModel)
 PathLike = str | os.PathLike[str]
 
 
+#: a piece of a comma list that starts a new item rather than continuing a spec's option value: an id (`tit_for_tat`,
+#: `prisoners_dilemma`), `family/name...`, `prefix:...` (hf:, openai:, axelrod:, sim:) or `name?options`
+_NEW_ITEM = re.compile(r"[A-Za-z_][\w.+-]*(?:[/:?]|$)")
+_CLOSING = {"[": "]", "(": ")", "{": "}"}
+
+
+def _top_level_pieces(text: str) -> list[tuple[str, bool]]:
+    """`text` cut at the commas outside quotes and brackets, each piece with whether it held a quote (quote marks
+    are syntax and removed; brackets stay)."""
+    pieces: list[tuple[str, bool]] = []
+    buf: list[str] = []
+    quoted, quote, stack = False, "", []
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                buf.append(ch)
+        elif ch in "'\"":
+            quote, quoted = ch, True
+        elif ch == "," and not stack:
+            pieces.append(("".join(buf), quoted))
+            buf, quoted = [], False
+        else:
+            if ch in _CLOSING:
+                stack.append(_CLOSING[ch])
+            elif stack and ch == stack[-1]:
+                stack.pop()
+            buf.append(ch)
+    if quote:
+        raise ConfigError(f"unclosed {quote} in list {text!r}; close the quote")
+    if stack:
+        opening = {v: k for k, v in _CLOSING.items()}[stack[-1]]
+        raise ConfigError(f"unclosed {opening} in list {text!r}; close it with {stack[-1]}")
+    pieces.append(("".join(buf), quoted))
+    return pieces
+
+
+def split_list(text: str) -> list[str]:
+    """Split a comma list of ids or policy specs. A comma stays in an item inside quotes or brackets, and inside a
+    spec's `?options` when what follows is not a new item (an id, family/name, prefix:...), so
+    `classic/memory_one?p=1,0,1,0,classic/tit_for_tat` is two specs; quote marks are removed, empty items dropped."""
+    items: list[list[Any]] = []  # [text, complete]: a quoted item is complete, never continued
+    for piece, quoted in _top_level_pieces(text):
+        piece = piece.strip()
+        last = items[-1] if items else None
+        if (last is not None and not last[1] and "?" in last[0] and not quoted and piece
+                and not _NEW_ITEM.match(piece)):
+            last[0] += "," + piece  # a comma inside the option value of the spec before
+        elif piece:
+            items.append([piece, quoted])
+    return [text for text, _ in items]
+
+
 def split_commas(value: Any) -> Any:
-    """'a, b' -> ['a', 'b']; each string of a list or tuple is split the same way (empty items dropped); any
-    other value is returned as it is, for the model to judge."""
+    """'a, b' -> ['a', 'b'] by `split_list` (quote-, bracket- and spec-aware); each string of a list or tuple is
+    split the same way; any other value is returned as it is, for the model to judge."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
         return value
-    return [x.strip() if isinstance(x, str) else x for item in value
-            for x in (item.split(",") if isinstance(item, str) else [item]) if not isinstance(x, str) or x.strip()]
+    return [x for item in value for x in (split_list(item) if isinstance(item, str) else [item])]
 
 
 #: a list of ids given as a YAML list, a comma string or repeated comma-list flags
@@ -123,7 +177,10 @@ def validation_error(exc: ValidationError, model: type[BaseModel], noun: str = "
         return ConfigError(f"unknown {noun} key {key!r}{where}{allowed}")
     if err["type"] == "missing":
         return ConfigError(f"missing {noun} key {key!r}{where}")
-    return ConfigError(f"bad {noun} value {key}={_shown(err.get('input'))}{where}: {err['msg']}")
+    rule = err["msg"]
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        rule = str(err["ctx"]["error"])  # a validator's own sentence, without pydantic's "Value error, "
+    return ConfigError(f"bad {noun} value {key}={_shown(err.get('input'))}{where}: {rule}")
 
 
 def validate(model: type[M], data: Mapping[str, Any], noun: str = "config", source: str | None = None,
