@@ -19,25 +19,23 @@
 
 Policies are spec strings (`classic/random?p=0.3`, `hf:DIR`, `axelrod:Grudger`; see `tomarena list policies`),
 Policy objects (labelled by their `id`, or the class name when it has none), or a mapping {label: spec or
-Policy}. Objects are registered under their label for the run only, so a policy defined in the script runs
-without a plugin entry point. On Ray, heavy (model-backed) policies must be given as specs, which each Ray
-actor can rebuild.
+Policy}. Objects are handed to the run under their label (the policy registry is never touched), so a policy
+defined in the script runs without a plugin entry point. On Ray, heavy (model-backed) policies must be given as
+specs, which each Ray actor can rebuild.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tomarena.agents.base import POLICIES, Policy, PolicyInfo
-from tomarena.agents.resolve import resolve_policy, split_spec
+from tomarena.agents.base import Policy
+from tomarena.agents.resolve import resolve_policy
 from tomarena.analysis.report import Report, build_report
 from tomarena.arena.config import RunConfig, validate_config
 from tomarena.arena.runner import run
@@ -134,12 +132,14 @@ def report(runs: Sequence[str | Path | Result] | str | Path | Result, out: str |
                             min_gap=min_gap, seed=seed)
 
 
-def run_config(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def run_config(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
+               policies: Mapping[str, Policy] | None = None) -> Path:
     """Play a validated run config into the run directory `out` (resuming if asked) and write its summary tables
-    (standings, cross-play, ... or propensities); the one way every command, the pipeline and the API run one."""
+    (standings, cross-play, ... or propensities); the one way every command, the pipeline and the API run one.
+    `policies` are Policy objects played under their labels (see arena.runner.run)."""
     from tomarena.analysis.summaries import SummarySink
 
-    return run(cfg, out, resume=resume, progress=progress, sink=SummarySink(cfg.kind))
+    return run(cfg, out, resume=resume, progress=progress, sink=SummarySink(cfg.kind), policies=policies)
 
 
 def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progress: bool,
@@ -148,23 +148,19 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
     data = {k: ([v] if isinstance(v, str) and k in ("games", "framings") else v) for k, v in settings.items()
             if v is not None}
     cfg = validate_config({**data, "kind": kind, "policies": labels})
-    if cfg.executor == "ray" and any(p.heavy for p in objects.values()):
-        heavy = ", ".join(label for label, p in objects.items() if p.heavy)
-        raise ConfigError(f"heavy policies given as objects ({heavy}) cannot run on Ray, whose actors rebuild "
-                          "them from a spec; pass their spec strings or use executor='local'")
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f"tomarena-{kind}-"))
 
     def shards() -> bool:
         return any((root / "traces").glob("part-*.parquet"))
 
     hint = "call again with resume=True to continue"
-    with _registered(objects), guard_outputs([root], shards, hint, run_dirs=[root]):  # held for the run's life
-        run_config(cfg, root, resume=resume, progress=progress)
+    with guard_outputs([root], shards, hint, run_dirs=[root]):  # held for the run's life
+        run_config(cfg, root, resume=resume, progress=progress, policies=objects)
     return Result.load(root)
 
 
 def _labels(policies: Any) -> tuple[list[str], dict[str, Policy]]:
-    """Run labels in order, and the Policy objects to register under theirs."""
+    """Run labels in order, and the Policy objects to play under theirs."""
     if isinstance(policies, (str, Policy)):
         policies = [policies]
     items = list(policies.items()) if isinstance(policies, Mapping) else [(None, p) for p in policies]
@@ -185,46 +181,9 @@ def _labels(policies: Any) -> tuple[list[str], dict[str, Policy]]:
         labels.append(label)
         if isinstance(pol, Policy) or pol != label:
             objects[label] = resolve_policy(pol)
-    names = [label.partition("?")[0] for label in labels]
-    for label in objects:
-        if names.count(label.partition("?")[0]) > 1:
-            raise ConfigError(f"policy label {label!r} shares its name with another policy's; give each a "
-                              "distinct label with a mapping {label: policy}")
     return labels, objects
 
 
 def _object_label(pol: Policy) -> str:
     pid = getattr(pol, "id", None)
     return pid if isinstance(pid, str) and pid.strip() and pid != "policy" else type(pol).__name__
-
-
-@contextmanager
-def _registered(objects: Mapping[str, Policy]) -> Iterator[None]:
-    """Register each object under its label (options in the label are accepted and ignored) for the run only."""
-    POLICIES.ids()  # load the built-in and plugin policies first, so a label may shadow one for this run
-    saved: dict[str, Any] = {}
-    try:
-        for label, pol in objects.items():
-            name, options = split_spec(label)
-            if name not in saved:
-                saved[name] = POLICIES.peek(name)
-            POLICIES.register(name, PolicyInfo(name, _constant(pol, options), type(pol).__doc__ or "", "api"),
-                              replace=True)
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                POLICIES.unregister(name)
-            else:
-                POLICIES.register(name, old, replace=True)
-
-
-def _constant(pol: Policy, options: Mapping[str, str]) -> Any:
-    """A factory returning `pol` that accepts the option names of its label (resolve_policy passes them)."""
-
-    def factory(**_: Any) -> Policy:
-        return pol
-
-    factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in options])
-    return factory

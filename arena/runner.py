@@ -16,6 +16,7 @@ from tomarena.arena.episode import MatchSpec
 from tomarena.arena.executors import LocalExecutor, RayExecutor
 from tomarena.arena.store import RunStore
 from tomarena.envs.games import get_game
+from tomarena.errors import ConfigError
 from tomarena.files import write_json_atomic
 
 #: config keys that do not change results, so a run may be resumed with other values
@@ -70,12 +71,13 @@ COUNT_COLUMNS = ("episode_id", "parse_status", "source", "error")
 
 
 def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
-        sink: RunSink | None = None) -> Path:
+        sink: RunSink | None = None, policies: Mapping[str, Policy] | None = None) -> Path:
     """Play every match of `cfg` into the run directory `out` (resuming if asked), feed every stored table to
-    `sink` and finish it, write summary.json (last, so its presence marks a complete run); returns the path."""
+    `sink` and finish it, write summary.json (last, so its presence marks a complete run); returns the path.
+    `policies` plays Policy objects under labels of `cfg.policies`; every other label is resolved as a spec."""
     out = Path(out)
     labels = list(dict.fromkeys(cfg.policies))
-    policies = {label: resolve_policy(label) for label in labels}
+    policies = resolve_policies(cfg, labels, policies or {})
     store = RunStore(out)
     config = cfg.model_dump(mode="json", exclude=EXECUTION_KEYS)
     store.open({"run_id": out.name, "kind": cfg.kind, "seed": cfg.seed, "config": config, "policies": labels,
@@ -117,6 +119,20 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
         "seconds_this_session": round(time.perf_counter() - started, 3),
     })
     return out
+
+
+def resolve_policies(cfg: RunConfig, labels: list[str], given: Mapping[str, Policy]) -> dict[str, Policy]:
+    """The run's policy of every label: the given object, else the spec the label is; ConfigError for an object
+    under no label of the run, or a heavy object on Ray (whose actors rebuild heavy policies from their spec)."""
+    unknown = [label for label in given if label not in labels]
+    if unknown:
+        raise ConfigError(f"policy objects given under {', '.join(map(repr, unknown))}, which the run does not "
+                          f"play; its policies are {', '.join(map(repr, labels))}")
+    heavy = [label for label, pol in given.items() if pol.heavy]
+    if cfg.executor == "ray" and heavy:
+        raise ConfigError(f"heavy policies given as objects ({', '.join(heavy)}) cannot run on Ray, whose actors "
+                          "rebuild them from a spec; pass their spec strings or use executor='local'")
+    return {label: given[label] if label in given else resolve_policy(label) for label in labels}
 
 
 def _counts(table: Any) -> dict[str, int]:

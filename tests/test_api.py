@@ -101,3 +101,50 @@ def test_import_tomarena_stays_light() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'ray', 'transformers', 'peft'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.replace("'", '"')) == []
+
+
+class Counting(Policy):
+    """Always C, counting its decisions as a model backend counts its calls."""
+
+    def __init__(self) -> None:
+        self.decisions = 0
+
+    def act(self, obs: Any, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
+        self.decisions += 1
+        return Decision(0), state
+
+    def stats(self) -> dict[str, Any]:
+        return {"decisions": self.decisions}
+
+
+def test_policy_objects_are_played_without_touching_the_registry(tmp_path: Path, monkeypatch) -> None:
+    """An object runs under its label (even a registered id's) and the registry is neither changed nor written."""
+    before = {k: POLICIES.peek(k) for k in POLICIES.ids()}
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("the registry was written during an API run")
+
+    monkeypatch.setattr(POLICIES, "register", refuse)
+    monkeypatch.setattr(POLICIES, "unregister", refuse)
+    res = tomarena.tournament({"classic/always_cooperate": Alternator(), "alt?x=1": Alternator(), "d": ALLD},
+                              rounds=2, out=tmp_path / "run")
+    assert {k: POLICIES.peek(k) for k in POLICIES.ids()} == before
+    # Alternator plays C then D: the object, not the registered always_cooperate, played under that id
+    first = res.traces[(res.traces["policy"] == "classic/always_cooperate") & (res.traces["round"] == 1)]
+    assert set(first["action"]) == {1}
+    assert set(res.standings["policy"]) == {"classic/always_cooperate", "alt?x=1", "d"}
+
+
+def test_runner_plays_given_objects_and_reports_their_stats(tmp_path: Path) -> None:
+    from tomarena.arena.config import validate_config
+    from tomarena.arena.runner import run
+
+    counting = Counting()
+    cfg = validate_config({"policies": ["counter", TFT], "rounds": 3})
+    run(cfg, tmp_path / "run", progress=False, policies={"counter": counting})
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert counting.decisions == 3 * 2 + 3  # self-play decides from both seats, then 3 rounds against TFT
+    assert summary["backend_stats"] == {"counter": {"decisions": 9}}
+    with pytest.raises(ConfigError, match=r"^policy objects given under 'ghost', which the run does not play; its "
+                                          r"policies are 'counter', 'classic/tit_for_tat'$"):
+        run(cfg, tmp_path / "other", progress=False, policies={"ghost": counting})
