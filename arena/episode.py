@@ -106,7 +106,7 @@ def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], ru
 def _advance(m: _Live, chosen: Mapping[tuple[int, int], Decision], run_id: str) -> None:
     game = m.env.game
     horizon = m.env.horizon
-    rnd = len(m.env._actions)
+    rnd = m.env.rounds_played
     if m.spec.kind == "sweep":
         d = chosen[(id(m), 0)]
         m.rows.append(decision_row(m.spec, run_id, m.seed, horizon, 0, 0, d, d.action, game, None, None))

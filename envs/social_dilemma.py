@@ -174,10 +174,19 @@ class SocialDilemmaEnv(ParallelEnv):
         """One discrete action per game action (C=0, D=1 for 2x2 games; the contribution for donation)."""
         return self._act_space
 
+    @property
+    def rounds_played(self) -> int:
+        """Rounds played so far in this episode (the 0-based index of the round about to be played)."""
+        return len(self._actions)
+
+    @property
+    def history(self) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[float, ...], ...]]:
+        """(joint executed actions, payoffs) of every round so far, each in seat order; empty before reset."""
+        return tuple(self._actions), tuple(self._payoffs)
+
     def observe(self, player: int) -> Observation:
         """The structured observation of player index `player` at the current round."""
-        return Observation(self.game, self.framing, player, len(self._actions), self.horizon,
-                           tuple(self._actions), tuple(self._payoffs))
+        return Observation(self.game, self.framing, player, self.rounds_played, self.horizon, *self.history)
 
     def _vector(self, player: int) -> np.ndarray:
         v = np.full(self._obs_dim, -1.0, dtype=np.float32)

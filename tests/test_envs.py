@@ -102,6 +102,20 @@ def test_rewards_are_raw_payoffs_and_infos_carry_the_history() -> None:
     assert o.others_actions == ((C,), (C,), (D,)) and o.own_total == 17.0 and o.other_total == 17.0
 
 
+def test_rounds_played_and_history_are_the_executed_rounds_so_far() -> None:
+    e = parallel_env(game="prisoners_dilemma", rounds=3, noise=0.25)
+    assert (e.rounds_played, e.history) == (0, ((), ()))
+    e.reset(seed=7)
+    e.step({"player_0": C, "player_1": D})
+    assert (e.rounds_played, e.history) == (1, (((C, D),), ((2.0, 10.0),)))
+    _, _, _, _, infos = e.step({"player_0": C, "player_1": D})  # the noise flips player_1's D (seed 7)
+    assert (e.rounds_played, e.history) == (2, (((C, D), (C, C)), ((2.0, 10.0), (5.0, 5.0))))
+    o = infos["player_0"]["observation"]
+    assert (o.round, o.actions, o.payoffs) == (e.rounds_played, *e.history)
+    e.reset(seed=7)
+    assert (e.rounds_played, e.history) == (0, ((), ()))
+
+
 def test_one_shot_ends_after_one_round() -> None:
     e = parallel_env(game="prisoners_dilemma")
     _, infos = e.reset()
