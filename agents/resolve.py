@@ -68,7 +68,10 @@ def _convert(value: str, annotation: Any, name: str) -> Any:
             return annotation(value)
         if origin is tuple:
             inner = (typing.get_args(annotation) or (str,))[0]
-            return tuple(_convert(v, inner, name) for v in value.split(","))
+            text = value.strip()
+            if text[:1] + text[-1:] in ("[]", "()"):  # p=[1,0,1,0] or p=(1,0,1,0)
+                text = text[1:-1]
+            return tuple(_convert(v.strip(), inner, name) for v in text.split(","))
     except ValueError as exc:
         type_name = getattr(annotation, "__name__", str(annotation))
         raise ConfigError(f"option {name}={value!r} is not a valid {type_name}") from exc

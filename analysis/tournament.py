@@ -14,6 +14,7 @@ import numpy as np
 
 from tomarena.envs.games import get_game
 from tomarena.errors import ConfigError
+from tomarena.options import split_list
 
 STANDINGS_COLUMNS = ["policy", "games_played", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
 CROSSPLAY_COLUMNS = ["policy", "opponent", "game", "framing", "matches", "mean_payoff_per_round", "cooperation_rate"]
@@ -57,7 +58,7 @@ def group_label(policies: list[str]) -> str:
 
 def _groups(policy: str, opponents: str) -> tuple[str, str, int]:
     """(opponent label, composition label, seats held) of one player given its co-players' labels."""
-    others = str(opponents).split(",")
+    others = split_list(str(opponents)) or [""]  # labels may hold commas (classic/memory_one?p=1,0,1,0)
     opponent = others[0] if len(others) == 1 else group_label(others)
     return opponent, group_label([policy, *others]), 1 + others.count(policy)
 

@@ -41,6 +41,7 @@ from tomarena.arena.config import RunConfig, validate_config
 from tomarena.arena.runner import run
 from tomarena.arena.store import RunStore
 from tomarena.errors import ConfigError
+from tomarena.options import split_list
 from tomarena.outputs import guard_outputs
 
 if TYPE_CHECKING:
@@ -161,7 +162,9 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
 
 def _labels(policies: Any) -> tuple[list[str], dict[str, Policy]]:
     """Run labels in order, and the Policy objects to play under theirs."""
-    if isinstance(policies, (str, Policy)):
+    if isinstance(policies, str):
+        policies = split_list(policies)  # "a,b" as on the command line (classic/memory_one?p=1,0,1,0 stays one)
+    elif isinstance(policies, Policy):
         policies = [policies]
     items = list(policies.items()) if isinstance(policies, Mapping) else [(None, p) for p in policies]
     if not items:
@@ -175,6 +178,9 @@ def _labels(policies: Any) -> tuple[list[str], dict[str, Policy]]:
             label = pol if isinstance(pol, str) else _object_label(pol)
         elif not isinstance(label, str) or not label.strip():
             raise ConfigError(f"policy labels must be non-empty strings, got {label!r}")
+        if split_list(label) != [label.strip()]:
+            raise ConfigError(f"policy label {label!r} reads as {split_list(label)} in a list of policies; give "
+                              "one policy per item (a comma may stay inside a spec's options: a?p=1,0,1,0)")
         if label in labels:
             raise ConfigError(f"policy label {label!r} is given twice; pass a mapping {{label: policy}} to tell "
                               "them apart")

@@ -63,8 +63,11 @@ class RunConfig(ExecutionSettings):
                                                  "one-shot scenario grid")
     policies: CommaList = Field(min_length=1, description="policy ids or inline specs (classic/tit_for_tat, "
                                 "strategist/reference, llm/smollm2-135m-instruct, hf:PATH?adapter=DIR, "
-                                "openai:URL?model=NAME, axelrod:Grudger); comma list or repeatable; required "
-                                "here or in --config")
+                                "openai:URL?model=NAME, axelrod:Grudger); comma list or repeatable, each policy "
+                                "once; a comma inside a spec's options stays in the value when what follows is not "
+                                "a new spec (classic/memory_one?p=1,0,1,0,classic/tit_for_tat is two policies), and "
+                                "quotes or brackets keep commas too ('a?p=1,0',b or a?p=[1,0],b); required here or "
+                                "in --config")
     games: CommaList = Field(default_factory=lambda: ["prisoners_dilemma"], min_length=1,
                              description="game ids (see `tomarena list games`) or scenario sets; comma list or "
                              f"repeatable; {SETS_HELP}")

@@ -42,7 +42,9 @@ class EvaluateOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     policies: CommaList = Field(default_factory=list, description="policy specs to score beside the baselines "
-                                f"({', '.join(BASELINES)}); comma list or repeatable")
+                                f"({', '.join(BASELINES)}); comma list or repeatable (a comma inside a spec's "
+                                "options stays in the value: classic/memory_one?p=1,0,1,0,classic/tit_for_tat is "
+                                "two policies)")
     data: Literal[DATASETS] = Field("akata", description="recorded data set")  # type: ignore[valid-type]
     model: Literal[tuple(MODELS.values())] = Field(  # type: ignore[valid-type]
         "gpt-4", description="the recorded model whose decisions are predicted")
