@@ -64,9 +64,9 @@ class Result:
         import pandas as pd
 
         root = Path(path)
-        RunStore(root).read_manifest()
-        summary_file = root / "summary.json"
-        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+        store = RunStore(root)
+        store.read_manifest()
+        summary = json.loads((root / "summary.json").read_text(encoding="utf-8")) if store.complete() else {}
         tables = {p.stem: pd.read_csv(p) for p in sorted(root.glob("*.csv"))}
         return cls(root, summary, tables)
 
@@ -150,12 +150,8 @@ def _run(kind: str, policies: Any, out: str | Path | None, resume: bool, progres
             if v is not None}
     cfg = validate_config({**data, "kind": kind, "policies": labels})
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f"tomarena-{kind}-"))
-
-    def shards() -> bool:
-        return any((root / "traces").glob("part-*.parquet"))
-
     hint = "call again with resume=True to continue"
-    with guard_outputs([root], shards, hint, run_dirs=[root]):  # held for the run's life
+    with guard_outputs([root], RunStore(root).resumable, hint, run_dirs=[root]):  # held for the run's life
         run_config(cfg, root, resume=resume, progress=progress, policies=objects)
     return Result.load(root)
 

@@ -27,9 +27,11 @@ from tomarena.app.commands import data as data_commands
 from tomarena.app.commands import training as training_commands
 from tomarena.app.pipeline import load_pipeline_config, run_pipeline
 from tomarena.arena.config import ExecutionSettings
+from tomarena.arena.store import RunStore
 from tomarena.errors import ConfigError, TomarenaError
 from tomarena.options import add_flags, flag_values
 from tomarena.outputs import guard_outputs
+from tomarena.training import partial_dir, resumable
 
 #: layer modules that contribute sub-commands, in the order they appear in --help
 COMMAND_MODULES = (arena_commands, data_commands, training_commands, analysis_commands)
@@ -78,10 +80,6 @@ def print_summary(result: dict[str, Any]) -> None:
     print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
 
 
-def _shards(run_dir: Path) -> bool:
-    return any((run_dir / "traces").glob("part-*.parquet"))
-
-
 def _outputs(args: argparse.Namespace) -> tuple[list[Path], Callable[[], bool], str, list[Path]] | None:
     """What a command writes, whether a failed run of it left resumable work, how to resume it and (runs) the run
     directory it locks; None for the commands that write nothing (the pipeline guards its own, known only once its
@@ -91,11 +89,9 @@ def _outputs(args: argparse.Namespace) -> tuple[list[Path], Callable[[], bool], 
         return None
     out = Path(out)
     if args.command in ("tournament", "sweep"):
-        return [out], lambda: _shards(out), "re-run with --resume to continue", [out]
+        return [out], RunStore(out).resumable, "re-run with --resume to continue", [out]
     if args.command == "finetune":
-        partial = out.with_name(out.name + ".partial")  # training.checkpoint.partial_dir
-        return [out, partial], lambda: (partial / "checkpoint" / "state.json").is_file(), \
-            "re-run with --resume to continue", []
+        return [out, partial_dir(out)], lambda: resumable(out), "re-run with --resume to continue", []
     if args.command == "traces":
         return [out, out.with_suffix(".parquet")], lambda: False, "", []
     return [out], lambda: False, "", []

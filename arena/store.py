@@ -94,6 +94,15 @@ class RunStore:
         except json.JSONDecodeError as exc:
             raise TraceError(f"{self.manifest_path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
 
+    def complete(self) -> bool:
+        """Whether the run finished: summary.json is written last, so its presence marks a complete run."""
+        return (self.root / "summary.json").is_file()
+
+    def resumable(self) -> bool:
+        """Whether the directory holds a run with stored work that `resume` would keep (a manifest and at least one
+        complete shard), complete or not."""
+        return self.manifest_path.is_file() and bool(self.shard_paths())
+
     def shard_paths(self) -> list[Path]:
         """Complete shards, in name order (temp files are never listed)."""
         return sorted(self.traces.glob("part-*.parquet")) if self.traces.is_dir() else []

@@ -102,6 +102,21 @@ def test_resume_skips_complete_episodes_and_never_duplicates(tmp_path):
     pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
 
 
+def test_store_says_whether_a_run_is_complete_or_resumable(tmp_path):
+    store = RunStore(tmp_path / "r")
+    assert (store.complete(), store.resumable()) == (False, False)  # no directory yet
+    run(validate_config({"policies": CLASSICS[:2], "rounds": 2, "chunk_size": 1}), store.root, progress=False)
+    assert (store.complete(), store.resumable()) == (True, True)
+    (store.root / "summary.json").unlink()  # as if killed before the end
+    assert (store.complete(), store.resumable()) == (False, True)
+    for shard in store.shard_paths():
+        shard.unlink()  # killed before its first shard: nothing a resume would keep
+    assert (store.complete(), store.resumable()) == (False, False)
+    (store.traces / "part-x.parquet").write_bytes(b"")
+    (store.root / "manifest.json").unlink()  # shards without a manifest are no run
+    assert (store.complete(), store.resumable()) == (False, False)
+
+
 def test_existing_run_needs_resume_and_same_config(tmp_path):
     cfg = validate_config({"policies": CLASSICS[:2], "rounds": 2})
     run(cfg, tmp_path / "r", progress=False)
