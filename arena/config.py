@@ -51,6 +51,9 @@ class ExecutionSettings(BaseModel):
         "a replica, or through the model service")
 
 
+#: the kinds of run: repeated matches or a one-shot scenario grid (`tomarena tournament`, `tomarena sweep`)
+KINDS = ("tournament", "sweep")
+
 #: fields of RunConfig that only tournaments (repeated matches) or only sweeps (one-shot scenarios) read
 TOURNAMENT_ONLY = ("rounds", "continuation", "max_rounds", "repetitions", "noise", "self_play")
 SWEEP_ONLY = ("samples",)
@@ -89,6 +92,16 @@ class RunConfig(ExecutionSettings):
                          "(trembling hand)")
     roles: dict[str, str] = Field(default_factory=dict, description="teacher/base/student: the policy label of "
                                   "each role, recorded in the manifest for the report")
+
+    @field_validator("policies", mode="after")
+    @classmethod
+    def _each_policy_once(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for label in v:
+            if label in seen:
+                raise ValueError(f"policy {label!r} is given twice; list each policy once")
+            seen.add(label)
+        return v
 
     @field_validator("games", mode="after")
     @classmethod
@@ -147,8 +160,16 @@ def expand_scenario_sets(values: list[str], axis: Literal["games", "framings"]) 
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
-    """Read a YAML config (optional) and apply flag overrides (None values are ignored)."""
-    data = merged(path, overrides)
+    """Read a YAML config (optional) and apply flag overrides (None values are ignored); a file whose `kind:`
+    is not the command's (`overrides["kind"]`) is refused rather than run as the other kind."""
+    data = merged(path, None)
+    kind = overrides.get("kind")
+    if kind is not None and data.get("kind", kind) != kind:
+        said = data["kind"]
+        hint = f"run it with `tomarena {said} --config {path}`" if said in KINDS else f"allowed: {', '.join(KINDS)}"
+        raise ConfigError(f"config file {path} has kind: {said}, but this command runs a {kind}; {hint}, or "
+                          "remove `kind:` from the file")
+    data.update({k: v for k, v in overrides.items() if v is not None})
     if "policies" not in data:
         raise ConfigError("no policies given; pass --policies or set `policies:` in --config")
     return validate_config(data, f"config file {path}" if path is not None else None, overrides)
