@@ -56,13 +56,21 @@ def resolve_model_path(model: str, gguf_file: str | None = None) -> tuple[Path, 
 
 
 def resolve_adapter(adapter: str | None) -> str | None:
-    """The expanded adapter directory (None for none); ConfigError when it holds no adapter_config.json."""
+    """The expanded adapter directory (None for none); a ConfigError says whether the path does not exist, is not
+    a directory, or is a directory without adapter_config.json."""
     if adapter in (None, ""):
         return None
-    path = str(Path(adapter).expanduser())
-    if not (Path(path) / "adapter_config.json").is_file():
-        raise ConfigError(f"adapter path {adapter!r} is not a PEFT adapter directory (no adapter_config.json)")
-    return path
+    path = Path(adapter).expanduser()
+    if not path.exists():
+        raise ConfigError(f"adapter path {adapter!r} does not exist; give the directory `tomarena finetune` wrote "
+                          "(it holds adapter_config.json)")
+    if not path.is_dir():
+        raise ConfigError(f"adapter path {adapter!r} is a file, not a PEFT adapter directory (one holding "
+                          "adapter_config.json)")
+    if not (path / "adapter_config.json").is_file():
+        raise ConfigError(f"adapter directory {adapter!r} holds no adapter_config.json, so it is not a PEFT "
+                          "adapter; give the directory `tomarena finetune` wrote")
+    return str(path)
 
 
 def one_line(exc: BaseException) -> str:

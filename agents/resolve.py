@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tomarena.agents.base import POLICIES, Policy, PolicyInfo
-from tomarena.errors import ConfigError, RegistryError
+from tomarena.errors import ConfigError, RegistryError, TomarenaError
 
 BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy", "study")
 ENTRY_POINT_GROUP = "tomarena.policies"
@@ -117,14 +117,21 @@ def resolve_policy(spec: str | Policy) -> Policy:
         return spec
     name, options = split_spec(spec)
     prefix, sep, rest = name.partition(":")
-    if sep and prefix in PREFIXES and "/" not in prefix:
-        module, fn = PREFIXES[prefix]
-        if not rest:
-            raise ConfigError(f"policy spec {spec!r} needs something after '{prefix}:'")
-        factory = getattr(importlib.import_module(module), fn)
-        policy = build_with_options(factory, options, f"{prefix}: policies", first=rest)
-    else:
-        info = POLICIES.get(name)
-        policy = build_with_options(info.factory, options, f"policy {name!r}")
+    try:
+        if sep and prefix in PREFIXES and "/" not in prefix:
+            module, fn = PREFIXES[prefix]
+            if not rest:
+                raise ConfigError(f"policy spec {spec!r} needs something after '{prefix}:'")
+            factory = getattr(importlib.import_module(module), fn)
+            policy = build_with_options(factory, options, f"{prefix}: policies", first=rest)
+        else:
+            info = POLICIES.get(name)
+            policy = build_with_options(info.factory, options, f"policy {name!r}")
+    except TomarenaError:
+        raise
+    except ValueError as exc:  # a factory's (a plugin's) own refusal of its options: one line naming the spec
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise ConfigError(f"policy {spec.strip()!r} cannot be built: {lines[0] if lines else type(exc).__name__}"
+                          ) from exc
     policy.id = spec.strip()
     return policy

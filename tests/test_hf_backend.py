@@ -208,7 +208,7 @@ def test_bad_models_fail_with_one_line(tmp_path, tiny_model_dir) -> None:
         HFBackend(str(tmp_path), gguf_file="x.gguf")
     with pytest.raises(ConfigError, match="holds no config.json; give a directory with config"):
         HFBackend(str(tmp_path))
-    with pytest.raises(ConfigError, match="not a PEFT adapter directory"):
+    with pytest.raises(ConfigError, match="holds no adapter_config.json, so it is not a PEFT adapter"):
         HFBackend(str(tiny_model_dir), adapter=str(tmp_path))
     with pytest.raises(ConfigError, match="unknown dtype 'float8'; allowed: float32, bfloat16, float16, auto"):
         HFBackend(str(tmp_path), dtype="float8")

@@ -14,8 +14,9 @@ from tomarena.analysis.report import build_report
 from tomarena.analysis.training_fit import read_training
 from tomarena.files import write_text_atomic
 
-REPORT_HELP = """Analyse one or more run directories (written by `tomarena run`/`sweep`) and write DIR/report.html
-(self-contained, figures embedded), DIR/report.md, the PNG figures and every table as CSV: propensities p(C) per
+REPORT_HELP = """Analyse one or more run directories (written by `tomarena tournament`, `sweep` or `import`, or
+by a pipeline's arena stages) and write DIR/report.html (self-contained, figures embedded), DIR/report.md, the PNG
+figures and every table as CSV: propensities p(C) per
 model x framing x game (exact or Wilson CIs), alignment of the fine-tuned student with the teacher (the study's
 improvement, gap closure, JSD, Pearson r, bootstrap CIs) per scenario set, z-tests, Nash distances, logit-QRE
 lambda, memory-one fingerprints, standings with CIs, cross-play matrices and Moran/replicator outcomes.
