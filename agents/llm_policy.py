@@ -225,12 +225,11 @@ class LLMPolicy(Policy):
                 decisions.append(Decision(action=int(p.action), source="fallback", parse_status="default", **base))
             elif i in scores:
                 probs = scores_to_probs(scores[i][0], self.temperature)
-                decisions.append(Decision(
+                decisions.append(Decision(  # a parse failure, not a backend error: `error` stays empty
                     action=sample_action(probs, np.random.default_rng(seeds[i])), probs=probs, source="fallback",
-                    parse_status="fallback", other_mass=float(other_mass(scores[i][0])),
-                    error=f"unparsed answer ({p.why}); scored instead", **base))
+                    parse_status="fallback", other_mass=float(other_mass(scores[i][0])), **base))
             else:
-                decisions.append(self._fixed_fallback(obs, messages[i], seeds[i], outs[i], p.why))
+                decisions.append(self._fixed_fallback(obs, messages[i], seeds[i], outs[i], None))
         return decisions
 
     def _backend_failed(self, exc: BackendError, observations: Sequence[Observation],
@@ -242,8 +241,9 @@ class LLMPolicy(Policy):
                 for o, m, u in zip(observations, messages, uniforms, strict=True)]
 
     def _fixed_fallback(self, obs: Observation, messages: list[dict[str, str]], seed: int,
-                        out: tuple[str | None, int, int], why: str) -> Decision:
-        """A declared fixed label or a uniform random action, recorded as parse_status "failed"."""
+                        out: tuple[str | None, int, int], backend_error: str | None) -> Decision:
+        """A declared fixed label or a uniform random action, recorded as parse_status "failed"; `error` holds the
+        backend's failure when there was one (an unparsed answer is a parse failure only, with its text kept)."""
         labels = _labels(obs)
         if self.fallback == "random":
             action = int(sample_action([1.0 / len(labels)] * len(labels), np.random.default_rng(seed)))
@@ -254,7 +254,8 @@ class LLMPolicy(Policy):
                               f"{', '.join(FIXED_FALLBACKS + labels)}")
         return Decision(action=action, source="fallback", parse_status="failed", prompt=messages_json(messages),
                         completion=out[0], prompt_tokens=out[1] or None, completion_tokens=out[2] or None,
-                        error=f"{why}; fallback {self.fallback}", protocol=self.protocol)
+                        error=None if backend_error is None else f"{backend_error}; fallback {self.fallback}",
+                        protocol=self.protocol)
 
 
 # -- factories used by agents/resolve.py ------------------------------------------------------------------

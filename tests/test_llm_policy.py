@@ -90,8 +90,8 @@ def test_generate_mode_parses_and_falls_back_without_silence() -> None:
     ok, fb1, fb2 = (d for d, _ in out)
     assert (ok.action, ok.source, ok.parse_status, ok.completion, ok.completion_tokens) == (1, "llm", "ok", texts[0], 7)
     assert (fb1.source, fb1.parse_status, fb1.completion) == ("fallback", "fallback", texts[1])
-    assert "no label found" in fb1.error and fb1.probs == pytest.approx((0.75, 0.25))
-    assert "both labels" in fb2.error
+    assert fb1.probs == pytest.approx((0.75, 0.25)) and (fb2.source, fb2.parse_status) == ("fallback", "fallback")
+    assert (fb1.error, fb2.error) == (None, None)  # unparsed answers are parse failures, not backend errors
     assert [c[0] for c in fake.calls] == ["generate", "score"] and fake.calls[1][1] == 2  # one batched rescoring
 
 
@@ -100,7 +100,7 @@ def test_fixed_fallback_is_recorded_as_failed(fallback: str, expected: int) -> N
     policy = LLMPolicy(FakeBackend(["no idea"]), mode="generate", fallback=fallback)
     d, _ = policy.act(pd_obs(), None, np.random.default_rng(0))
     assert (d.action, d.source, d.parse_status, d.completion) == (expected, "fallback", "failed", "no idea")
-    assert d.error == f"no label found; fallback {fallback}"
+    assert d.error is None  # a parse failure (its text is kept), not a backend error
 
 
 def test_random_fallback_is_seeded_and_bad_label_raises() -> None:
@@ -161,7 +161,7 @@ def test_generate_on_tiny_model_records_failure_and_fallback(tiny_model_dir) -> 
     assert d.completion is not None and d.completion_tokens is not None and d.completion_tokens <= 5
     assert d.parse_status in ("ok", "fallback")
     if d.parse_status == "fallback":
-        assert d.source == "fallback" and d.error.startswith("unparsed answer") and d.probs is not None
+        assert d.source == "fallback" and d.error is None and d.probs is not None
     assert policy.act(pd_obs(), None, np.random.default_rng(1))[0] == d
 
 
@@ -184,7 +184,7 @@ def test_specs_and_registry(tiny_model_dir) -> None:
         f"hf:{tiny_model_dir}?protocol=poem": "unknown protocol 'poem'; allowed: letter, motivation",
         f"hf:{tiny_model_dir}?fallback=%3F%3F": "unknown fallback '\\?\\?'; allowed: score, random",
         f"hf:{tiny_model_dir}?temperature=-1": "temperature must be a finite number >= 0",
-        f"hf:{tiny_model_dir}?adapter=/no/adapter": "adapter path '/no/adapter' is not a PEFT adapter directory",
+        f"hf:{tiny_model_dir}?adapter=/no/adapter": "adapter path '/no/adapter' does not exist;",
         f"hf:{tiny_model_dir}?dtype=int3": "unknown dtype 'int3'",
     }
     for spec, message in cases.items():
@@ -246,8 +246,8 @@ def test_study_parser_on_donations_fails_without_a_number() -> None:
     first, second = (d for d, _ in policy.act_batch([obs, obs], [None, None],
                                                      [np.random.default_rng(0), np.random.default_rng(1)]))
     assert (first.action, first.source, first.parse_status) == (3, "llm", "ok")
-    assert (second.action, second.source, second.parse_status, second.error) == (
-        0, "fallback", "failed", "no amount found; fallback 0")
+    assert (second.action, second.source, second.parse_status, second.completion, second.error) == (
+        0, "fallback", "failed", "I keep it all.", None)
 
 
 def test_decoding_specs_resolve_without_loading(tiny_model_dir) -> None:
