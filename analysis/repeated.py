@@ -149,12 +149,37 @@ def fingerprint_distance(frame: Any, a: str, b: str, game: str, *, metric: str =
 def _fingerprint_distance(m1: Any, a: str, b: str, game: str, metric: str, n_boot: int, seed: int,
                           level: float) -> dict[str, Any]:
     """`fingerprint_distance` on memory-one rows already built (one build for every pair of a report)."""
-    m1 = m1[(m1["game"] == game) & m1["state"].isin(STATES)]
-    parts = [m1[m1["model"] == p] for p in (a, b)]
+    parts = _state_parts(m1[m1["game"] == game])
+    return _parts_distance(parts.get(a), parts.get(b), metric, n_boot, seed, level)
+
+
+def _state_parts(m1: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per model, its memory-one rows after round 1 as arrays: (cluster, state code 0..3 in STATES order, coop)."""
+    import pandas as pd
+
+    rows = m1[m1["state"].isin(STATES)]
+    codes = pd.Categorical(rows["state"], categories=list(STATES)).codes
+    models, clusters, coop = (rows[c].to_numpy() for c in ("model", "cluster", "coop"))
+    return {str(m): (clusters[models == m], codes[models == m], coop[models == m].astype(float))
+            for m in pd.unique(models)}
+
+
+def _parts_distance(pa: tuple[np.ndarray, ...] | None, pb: tuple[np.ndarray, ...] | None, metric: str,
+                    n_boot: int, seed: int, level: float) -> dict[str, Any]:
+    """The fingerprint distance of two policies' `_state_parts` (cells: a's states 0..3, b's 4..7; clusters in order
+    of first appearance, a's rows first), with its cluster-bootstrap CI."""
+    import pandas as pd
+
     empty = {"distance": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_states": 0, "n_matches": 0}
-    if any(p.empty for p in parts):
+    if pa is None or pb is None or not len(pa[0]) or not len(pb[0]):
         return empty
-    sums, counts, n_clusters = _cluster_cells(_stack(parts), "cell", list(range(2 * len(STATES))))
+    cluster = np.concatenate([pa[0], pb[0]])
+    cell = np.concatenate([pa[1].astype(int), pb[1].astype(int) + len(STATES)])
+    codes, uniq = pd.factorize(cluster)
+    n_clusters = len(uniq)
+    sums, counts = np.zeros((n_clusters, 2 * len(STATES))), np.zeros((n_clusters, 2 * len(STATES)))
+    np.add.at(sums, (codes, cell), np.concatenate([pa[2], pb[2]]))
+    np.add.at(counts, (codes, cell), 1.0)
     shape = (n_clusters, 2, len(STATES))
     sums, counts = sums.reshape(shape), counts.reshape(shape)
     seen = (counts.sum(axis=0) > 0).all(axis=0)
@@ -168,15 +193,6 @@ def _fingerprint_distance(m1: Any, a: str, b: str, game: str, metric: str, n_boo
     lo, hi = cluster_bootstrap_ci(sums, counts, stat, n_boot=n_boot, seed=seed, level=level)
     return {"distance": float(_distance(point[0] - point[1], metric)), "ci_low": lo, "ci_high": hi,
             "n_states": int(seen.sum()), "n_matches": n_clusters}
-
-
-def _stack(parts: list[Any]) -> Any:
-    """Rows of policy a (cells 0..3) and b (cells 4..7) in one frame, the cell coding (policy, state)."""
-    import pandas as pd
-
-    codes = [pd.Categorical(p["state"], categories=list(STATES)).codes + i * len(STATES) for i, p in enumerate(parts)]
-    return pd.DataFrame({"cluster": np.concatenate([p["cluster"].to_numpy() for p in parts]),
-                         "cell": np.concatenate(codes), "coop": np.concatenate([p["coop"].to_numpy() for p in parts])})
 
 
 def fingerprint_distances(frame: Any, *, metric: str = "mean_abs", n_boot: int = 2000, seed: int = 0) -> Any:
@@ -193,8 +209,9 @@ def _distances(m1: Any, metric: str, n_boot: int, seed: int) -> Any:
 
     rows = []
     for game, g in m1.groupby("game", sort=True):
+        parts = _state_parts(g)  # each model's rows split once per game, not once per pair
         for a, b in itertools.combinations(sorted(g["model"].unique()), 2):
-            d = _fingerprint_distance(g, a, b, game, metric, n_boot, seed, 0.95)
+            d = _parts_distance(parts.get(a), parts.get(b), metric, n_boot, seed, 0.95)
             rows.append({"game": game, "policy_a": a, "policy_b": b, **d})
     return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
 
