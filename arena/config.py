@@ -5,6 +5,7 @@ come from their fields (tomarena.options)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,11 +188,14 @@ def validate_config(data: dict[str, Any], source: str | None = None,
 SCHEDULE = "compositions-rotated/1"
 
 
-def compositions(labels: list[str], n_seats: int, self_play: bool = True) -> list[tuple[str, ...]]:
-    """Every group of `n_seats` players drawn from `labels` with repetition (a multiset), seats in sorted label
-    order so the list does not depend on the order the labels were given; without self-play, groups of one
-    policy only are left out."""
-    groups = itertools.combinations_with_replacement(sorted(set(labels)), n_seats)
+def compositions(labels: list[str], n_seats: int, self_play: bool = True,
+                 identities: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
+    """Every group of `n_seats` players drawn from `labels` with repetition (a multiset), seats in sorted order of
+    the labels' `identities` (default: the labels), so the list depends neither on the order the labels were given
+    nor on where the policies' files lie; without self-play, groups of one policy only are left out."""
+    ids = identities or {}
+    ranked = sorted(set(labels), key=lambda label: (ids.get(label, label), label))
+    groups = itertools.combinations_with_replacement(ranked, n_seats)
     return [g for g in groups if self_play or len(set(g)) > 1]
 
 
@@ -210,20 +214,27 @@ def _rotate(game: str, n_seats: int) -> bool:
     return not (n_seats == 2 and isinstance(g, Game) and g.is_symmetric)
 
 
-def build_specs(cfg: RunConfig, n_players: dict[str, int]) -> list[MatchSpec]:
+def build_specs(cfg: RunConfig, n_players: dict[str, int],
+                identities: Mapping[str, str] | None = None) -> list[MatchSpec]:
     """Every match of the run: per game x framing, every composition of its seats (`compositions`) in each of
     its seat orders (`seat_orders`) x repetition, or the sweep's scenario grid. The list, and each match's key
-    and hence seed, are the same for any order of `cfg.policies`."""
+    and hence seed, are the same for any order of `cfg.policies`; seeds derive from the labels' `identities`
+    (arena.identity; default: the labels)."""
     specs = []
     labels = list(dict.fromkeys(cfg.policies))
+    ids = identities or {}
+
+    def seated(seats: tuple[str, ...]) -> tuple[str, ...] | None:
+        return tuple(ids.get(p, p) for p in seats) if ids else None
+
     for game, framing in itertools.product(cfg.games, cfg.framings):
         if cfg.kind == "sweep":
             for pol, rep in itertools.product(labels, range(cfg.samples or 1)):
-                specs.append(MatchSpec((pol,), game, framing, rep, 1, kind="sweep"))
+                specs.append(MatchSpec((pol,), game, framing, rep, 1, kind="sweep", identities=seated((pol,))))
             continue
         rotate = _rotate(game, n_players[game])
-        for group in compositions(labels, n_players[game], cfg.self_play):
+        for group in compositions(labels, n_players[game], cfg.self_play, ids):
             for seats, rep in itertools.product(seat_orders(group, rotate), range(cfg.repetitions)):
                 specs.append(MatchSpec(seats, game, framing, rep, None if cfg.continuation is not None else cfg.rounds,
-                                       cfg.continuation, cfg.max_rounds, cfg.noise))
+                                       cfg.continuation, cfg.max_rounds, cfg.noise, identities=seated(seats)))
     return specs

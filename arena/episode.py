@@ -2,7 +2,9 @@
 
 `play_episodes` runs many matches in lock-step so that, each round, the decisions pending for one policy across
 all matches are made in one batched call. Every match has its own seeds, derived from (run seed, match key,
-repetition), and every player its own rng stream, so results never depend on batching, executor or order.
+repetition), and every player its own rng stream, so results never depend on batching, executor or order. The
+match key of a seed names what each player is (arena/identity.py), so results do not depend on where a policy's
+files lie either.
 """
 
 from __future__ import annotations
@@ -33,11 +35,18 @@ class MatchSpec:
     max_rounds: int = 1000
     noise: float = 0.0
     kind: str = "tournament"  # or "sweep": only seat 0 decides, once, and no round is played
+    #: what each seat's policy is (arena.identity.seed_identity), for seeds; None: the labels themselves
+    identities: tuple[str, ...] | None = None
 
     @property
     def match_key(self) -> str:
-        """Stable identity of the match without its repetition."""
+        """Stable identity of the match without its repetition, by policy labels (what traces show)."""
         return " | ".join([",".join(self.policies), self.game, self.framing])
+
+    @property
+    def seed_key(self) -> str:
+        """The match key by what the players are rather than by their labels: what the match's seed derives from."""
+        return " | ".join([",".join(self.identities or self.policies), self.game, self.framing])
 
     @property
     def episode_id(self) -> str:
@@ -61,7 +70,7 @@ class _Live:
 
     def __init__(self, spec: MatchSpec, run_seed: int, policies: Mapping[str, Policy]) -> None:
         self.spec = spec
-        self.seed = derive_seed(run_seed, spec.match_key, spec.repetition)
+        self.seed = derive_seed(run_seed, spec.seed_key, spec.repetition)
         rounds = None if spec.continuation is not None else (spec.rounds or 1)
         self.env = SocialDilemmaEnv(game=spec.game, framing=spec.framing, rounds=rounds,
                                     continuation=spec.continuation, max_rounds=spec.max_rounds, noise=spec.noise)

@@ -76,7 +76,7 @@ def play_vectorised(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], 
     for s in specs:
         by_rounds.setdefault(s.rounds or 1, []).append(s)
     for rounds, group in by_rounds.items():
-        seeds = np.array([derive_seed(run_seed, s.match_key, s.repetition) for s in group], dtype=np.int64)
+        seeds = np.array([derive_seed(run_seed, s.seed_key, s.repetition) for s in group], dtype=np.int64)
         actions, pcs, pay = _simulate(group, policies, rounds, seeds)
         tables.append(_table(group, run_id, rounds, seeds, actions, pcs, pay))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)

@@ -14,6 +14,7 @@ from tomarena.agents.resolve import resolve_policy
 from tomarena.arena.config import SCHEDULE, ExecutionSettings, RunConfig, build_specs
 from tomarena.arena.episode import MatchSpec
 from tomarena.arena.executors import LocalExecutor, RayExecutor
+from tomarena.arena.identity import seed_identities
 from tomarena.arena.store import RunStore
 from tomarena.envs.games import get_game
 from tomarena.errors import ConfigError
@@ -78,12 +79,13 @@ def run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = 
     out = Path(out)
     labels = list(dict.fromkeys(cfg.policies))
     policies = resolve_policies(cfg, labels, policies or {})
+    identities = seed_identities(policies)
     store = RunStore(out)
     config = cfg.model_dump(mode="json", exclude=EXECUTION_KEYS)
     store.open({"run_id": out.name, "kind": cfg.kind, "seed": cfg.seed, "config": config, "policies": labels,
                 "roles": cfg.roles, "models": {k: p.describe() for k, p in policies.items()},
-                "schedule": SCHEDULE if cfg.kind == "tournament" else None}, resume=resume)
-    specs = build_specs(cfg, {g: get_game(g).n_players for g in cfg.games})
+                "seed_keys": identities, "schedule": SCHEDULE if cfg.kind == "tournament" else None}, resume=resume)
+    specs = build_specs(cfg, {g: get_game(g).n_players for g in cfg.games}, identities)
     columns = list(dict.fromkeys([*COUNT_COLUMNS, *(sink.columns if sink else ())]))
     counts: dict[str, int] = {}
 

@@ -37,6 +37,18 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
+def _seed_key_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """How the seed identity of a policy label differs between a stored manifest and a resuming run's ("label by X,
+    this run by Y"), else None; a manifest without seed_keys seeded by the labels themselves."""
+    if "seed_keys" not in new:
+        return None
+    before = old.get("seed_keys") or {label: label for label in old.get("policies", [])}
+    for label, key in new["seed_keys"].items():
+        if before.get(label, key) != key:
+            return f"{label!r} by {before[label]!r}, this run by {key!r}"
+    return None
+
+
 class RunStore:
     """A run directory: create it (or reopen it to resume), append shards, read them back (whole or some columns)."""
 
@@ -75,6 +87,11 @@ class RunStore:
             if old.get("config") != manifest.get("config"):
                 raise ConfigError(f"run directory {self.root} holds a run with a different config; "
                                   "resume with the same config or choose another --out")
+            changed = _seed_key_change(old, manifest)
+            if changed:
+                raise ConfigError(f"run directory {self.root} seeded {changed}; the policy's files changed since, or "
+                                  "the run predates seeds by content hash, so its matches would mix two seedings; "
+                                  "choose another --out")
             if old.get("schedule") != manifest.get("schedule"):
                 raise ConfigError(f"run directory {self.root} was scheduled as {old.get('schedule')!r}, this "
                                   f"tomarena schedules {manifest.get('schedule')!r}; choose another --out")

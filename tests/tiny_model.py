@@ -46,6 +46,19 @@ def build_tiny_model(out: Path, seed: int = 0, with_chat_template: bool = True) 
     return out
 
 
+def build_tiny_adapter(model_dir: Path, out: Path, seed: int = 1) -> Path:
+    """Write a random (non-zero) PEFT LoRA adapter for the tiny model at `model_dir` to `out`; returns `out`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(out)
+    return out
+
+
 if __name__ == "__main__":
     import sys
 
