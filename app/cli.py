@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tomarena import __version__
+from tomarena.analysis.signature import format_signature
 from tomarena.analysis.transfer import format_headline
 from tomarena.app import catalog
 from tomarena.app.commands import analysis as analysis_commands
@@ -68,15 +69,35 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_repeated(rep: dict[str, Any]) -> str:
+    """The repeated-game headline as text: the benchmark on the model's held-out decisions (student, base,
+    baselines; then the baselines on every held-out decision) and the closed-loop signatures."""
+    lines = [f"\nrepeated games: the student fine-tuned on {rep['model']}'s recorded training-game decisions "
+             f"({rep['adapter']}), predicting its held-out decisions:"]
+    lines.append(f"  {'policy':<14} {'games':<7} {'decisions':>9} {'accuracy':>8} {'log_lik':>8}")
+    for r in rep["benchmark"]:
+        lines.append(f"  {r['policy']:<14} {r['games']:<7} {r['decisions']:>9} {r['accuracy']:>8.4f} "
+                     f"{r['log_likelihood']:>8.4f}")
+    lines.append("closed-loop play (own moves; A = option 1):")
+    lines.append(format_signature(rep["closed_loop"]))
+    return "\n".join(lines)
+
+
 def print_summary(result: dict[str, Any]) -> None:
     """Print where the report is and the headline figures of a pipeline run: per scenario set the student beside
     the null students and the study's own figures (one renderer: analysis.transfer.format_headline)."""
     print(f"\nreport: {result['report']}")
     print(format_headline((result.get("headline") or {}).get("alignment") or {}))
-    top = (result.get("headline") or {}).get("tournament_top3") or []
+    head = result.get("headline") or {}
+    top = head.get("tournament_top3") or []
     if top:
         ranked = "; ".join(f"{t['policy']} ({t['mean_payoff_per_round']:.2f}/round)" for t in top)
         print("tournament top 3: " + ranked)
+    if head.get("tournament_sources"):
+        print("  where the study replays' tournament decisions come from:\n  " +
+              head["tournament_sources"].replace("\n", "\n  "))
+    if head.get("repeated"):
+        print(format_repeated(head["repeated"]))
     print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items()))
 
 

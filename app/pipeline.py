@@ -8,6 +8,11 @@ Stages, each writing under the pipeline's run directory and skipped on re-run on
   adapter/                           the student fine-tuned with LoRA on the traces
   measure_student/                   the fine-tuned student measured the same way
   tournament/                        round-robin of teacher, base, fine-tuned student and classic strategies
+  recorded/akata/, traces/repeated_<model>.jsonl, repeated/
+                                     with `repeated.model` set: recorded LLM play imported, the model's training-
+                                     game decisions exported in tomarena's prompts, the student fine-tuned on them
+                                     (repeated/adapter), benchmarked on held-out games (repeated/benchmark.csv) and
+                                     played against fixed partners (repeated/closed_loop)
   report/                            report.html, report.md, plots and tables; pipeline.json: headline and timings
 
 Each stage is a small object (`Stage`): one completeness check over what it writes, its own timing and its own log
@@ -17,22 +22,29 @@ line. `plan` lists them in order; `run_pipeline` executes each (or skips it when
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tomarena.agents.resolve import resolve_policy
+from tomarena.analysis.load import load_runs
+from tomarena.analysis.provenance import replay_note
 from tomarena.analysis.report import build_report
+from tomarena.analysis.signature import closed_loop_signature
 from tomarena.analysis.training_fit import read_training
 from tomarena.app.api import run_config
+from tomarena.arena.benchmark import evaluate
 from tomarena.arena.config import ExecutionSettings, RunConfig, scenario_set, validate_config
 from tomarena.arena.export import export_traces
+from tomarena.arena.recorded import import_recordings
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game
+from tomarena.envs.rg144 import rg144_ids
 from tomarena.errors import ConfigError
 from tomarena.files import write_text_atomic
 from tomarena.options import CommaList, read_yaml, validate
@@ -81,6 +93,28 @@ class TournamentStage(_Strict):
     repetitions: int = Field(default=1, ge=1, description="repetitions of every match")
 
 
+class RepeatedStage(_Strict):
+    """Repeated-game distillation from recorded LLM play (Akata et al., `tomarena import akata`): the student is
+    fine-tuned on one model's decisions in training-split games (tomarena's prompt for that game and history -> the
+    recorded choice), scored with the next-move benchmark on held-out games beside the base and the baselines, and
+    played for `rounds` rounds of `game` against each of `partners` (its closed-loop signature)."""
+
+    model: str | None = Field(default=None, description="recorded model the student learns (e.g. gpt-4); none: "
+                              "no repeated-game stage")
+    train_examples: int | None = Field(default=None, ge=1, description="decisions drawn at random (seeded) from the "
+                                       "model's training-split games; none: all of them")
+    test_games: CommaList = Field(default_factory=list, description="held-out games the benchmark scores (rg144/<n> "
+                                  "in the test split); empty: all 48")
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig, description="fine-tuning settings; they "
+                                     "override those of finetune_config")
+    finetune_config: str | None = Field(default=None, description="YAML file of the fine-tuning settings")
+    game: str = Field(default="rg144/67", description="game of the closed-loop matches")
+    partners: CommaList = Field(default_factory=lambda: ["classic/always_cooperate", "classic/always_defect",
+                                                         "classic/defect_once"],
+                                description="fixed partners of the closed-loop matches")
+    rounds: int = Field(default=10, ge=1, description="rounds of each closed-loop match")
+
+
 class PipelineConfig(_Strict):
     """A whole pipeline; see configs/demo.yaml, configs/paper.yaml and configs/smoke.yaml. A config file names at
     least REQUIRED_KEYS (one of each `a|b` group); `defaults: true` fills whatever it leaves out instead."""
@@ -105,13 +139,19 @@ class PipelineConfig(_Strict):
                                      "override those of finetune_config")
     finetune_config: str | None = Field(default=None, description="YAML file of fine-tuning settings")
     tournament: TournamentStage = Field(default_factory=TournamentStage, description="the closing round-robin")
+    repeated: RepeatedStage = Field(default_factory=RepeatedStage,
+                                    description="repeated-game distillation from recorded LLM play (off unless "
+                                    "`model` is set)")
 
     @model_validator(mode="before")
     @classmethod
     def _finetune_seed(cls, data: Any) -> Any:
-        """The fine-tuning seed is the pipeline's unless `finetune:` sets its own."""
+        """The fine-tuning seeds are the pipeline's unless a `finetune:` section sets its own."""
         if isinstance(data, dict) and isinstance(data.get("finetune", {}), dict):
             data = {**data, "finetune": {"seed": data.get("seed", 0), **data.get("finetune", {})}}
+        rep = data.get("repeated") if isinstance(data, dict) else None
+        if isinstance(rep, dict) and isinstance(rep.get("finetune", {}), dict):
+            data = {**data, "repeated": {**rep, "finetune": {"seed": data.get("seed", 0), **rep.get("finetune", {})}}}
         return data
 
 
@@ -130,12 +170,19 @@ def _merge_sections(data: dict[str, Any], where: Path, run: dict[str, Any]) -> N
             raise ConfigError(f"pipeline config {where} sets {', '.join(clash)} both at the top level and under "
                               "`run:`; keep the one under `run:`")
         data["run"] = {**section, **moved, **run}
-    if isinstance(data.get("finetune_config"), str) and isinstance(data.get("finetune", {}), dict):
-        ft_path = Path(data["finetune_config"])
+    for section in (data, data.get("repeated")):
+        if isinstance(section, dict):
+            _merge_finetune_file(section)
+
+
+def _merge_finetune_file(section: dict[str, Any]) -> None:
+    """Fold the `finetune_config` file of a section under its inline `finetune:` keys (the file's seed gives way)."""
+    if isinstance(section.get("finetune_config"), str) and isinstance(section.get("finetune", {}), dict):
+        ft_path = Path(section["finetune_config"])
         values = read_yaml(ft_path, "fine-tuning config file", section="finetune")
         validate(FinetuneConfig, values, "fine-tuning", f"config file {ft_path}")
         values.pop("seed", None)
-        data["finetune"] = {**values, **data.get("finetune", {})}
+        section["finetune"] = {**values, **section.get("finetune", {})}
 
 
 def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -237,18 +284,61 @@ class TracesStage(Stage):
 
     runs: list[Path]
     teacher: str
-    max_per_scenario: int | None
+    filters: dict[str, Any] = field(default_factory=dict)
 
     def complete(self) -> bool:
         """The JSONL is written atomically, so its presence marks it complete."""
         return self.out.is_file()
 
     def build(self) -> None:
-        """Export each run into a part file, then join the parts into `out`."""
-        parts = [self.out.with_name(f"part{i}.jsonl") for i in range(len(self.runs))]
+        """Export each run into a part file (with `filters`: see export_traces), then join the parts into `out`."""
+        parts = [self.out.with_name(f"{self.out.stem}.part{i}.jsonl") for i in range(len(self.runs))]
         for run, part in zip(self.runs, parts, strict=True):
-            export_traces(run, self.teacher, part, max_per_scenario=self.max_per_scenario, overwrite=True)
+            export_traces(run, self.teacher, part, overwrite=True, **self.filters)
         write_text_atomic(self.out, "".join(p.read_text(encoding="utf-8") for p in parts))
+
+
+@dataclass
+class ImportStage(Stage):
+    """A recorded data set written as a run directory (`tomarena import`); complete once its summary.json exists."""
+
+    def complete(self) -> bool:
+        """summary.json is written last."""
+        return (self.out / "summary.json").is_file()
+
+    def build(self) -> None:
+        """Import the recordings, with the run's summary tables (a half-written import is started afresh)."""
+        from tomarena.analysis.summaries import SummarySink
+
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        import_recordings(self.out, SummarySink("tournament"))
+
+
+@dataclass
+class BenchmarkStage(Stage):
+    """The next-move benchmark of the base and fine-tuned students on a recorded model's held-out decisions
+    (benchmark.csv, the baselines first); complete once the CSV exists."""
+
+    policies: list[str]
+    model: str
+    games: list[str]
+    seed: int
+
+    def complete(self) -> bool:
+        """The CSV is written atomically, last."""
+        return self.out.is_file()
+
+    def build(self) -> None:
+        """Score the policies and the baselines on the chosen held-out games, and the baselines on all of them."""
+        import pandas as pd
+
+        rows = evaluate(self.policies, self.model, "test", seed=self.seed, games=self.games or None)
+        scope = "chosen" if self.games else "all"
+        frame = pd.DataFrame([{**r, "games": scope} for r in rows])
+        if self.games:  # the baselines on every held-out decision too, for scale
+            frame = pd.concat([frame, pd.DataFrame([{**r, "games": "all"} for r in evaluate([], self.model, "test")])])
+        write_text_atomic(self.out, frame.to_csv(index=False))
 
 
 @dataclass
@@ -279,6 +369,7 @@ class ReportStage(Stage):
     adapter: Path
     roles: dict[str, str]
     seed: int
+    repeated: dict[str, Any] | None = None
 
     @property
     def headline_path(self) -> Path:
@@ -290,7 +381,10 @@ class ReportStage(Stage):
         if not self.headline_path.is_file():
             return False
         made = self.headline_path.stat().st_mtime
-        return all((r / "summary.json").stat().st_mtime <= made for r in [*self.runs, self.tournament])
+        inputs = [r / "summary.json" for r in [*self.runs, self.tournament]]
+        if self.repeated:
+            inputs += [self.repeated["benchmark"], self.repeated["closed_loop"] / "summary.json"]
+        return all(p.stat().st_mtime <= made for p in inputs)
 
     def build(self) -> None:
         """Write the report, then the headline: alignment per set, the study's own figures, the top 3."""
@@ -299,12 +393,31 @@ class ReportStage(Stage):
         report = build_report([*self.runs, self.tournament], self.out, roles=self.roles, seed=self.seed,
                               training=read_training(self.adapter))
         top3 = pd.read_csv(self.tournament / "standings.csv").head(3)[["policy", "mean_payoff_per_round"]]
-        headline = {"alignment": report.headline, "tournament_top3": top3.to_dict("records")}
+        headline = {"alignment": report.headline, "tournament_top3": top3.to_dict("records"),
+                    "tournament_sources": replay_note(load_runs([self.tournament]))}
+        if self.repeated:
+            headline["repeated"] = repeated_headline(self.repeated)
         write_text_atomic(self.headline_path, json.dumps(headline, indent=2, default=_plain))
 
     def headline(self) -> dict[str, Any]:
         """The headline figures the last build wrote."""
         return json.loads(self.headline_path.read_text(encoding="utf-8"))
+
+
+def repeated_headline(paths: dict[str, Any]) -> dict[str, Any]:
+    """The repeated-game figures: the benchmark (base, student and baselines on the chosen held-out games, the
+    baselines on all of them) and the closed-loop signature of base and student against each partner."""
+    import pandas as pd
+
+    names = {paths["base"]: "base", paths["student"]: "student"}
+    bench = pd.read_csv(paths["benchmark"])
+    bench["policy"] = bench["policy"].map(lambda p: names.get(p, p))
+    frame = load_runs([paths["closed_loop"]])
+    signature = closed_loop_signature(frame, {"base": paths["base"], "student": paths["student"]},
+                                      paths["partners"])
+    cols = ["policy", "games", "decisions", "accuracy", "log_likelihood", "brier", "ece"]
+    return {"model": paths["model"], "adapter": str(paths["adapter"]),
+            "benchmark": bench[cols].to_dict("records"), "closed_loop": signature}
 
 
 def _plain(value: Any) -> Any:
@@ -329,7 +442,8 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                              policies=[cfg.teacher, *ts.repeated_opponents], games=ts.repeated_games,
                              framings=ts.repeated_framings, rounds=ts.rounds, self_play=False))
     traces = TracesStage("teacher", "teacher traces", root / "traces" / "teacher.jsonl",
-                         runs=[s.out for s in teacher], teacher=cfg.teacher, max_per_scenario=ts.max_per_scenario)
+                         runs=[s.out for s in teacher], teacher=cfg.teacher,
+                         filters={"max_per_scenario": ts.max_per_scenario})
     adapter = FinetuneStage("finetune", "finetune", root / "adapter", traces=traces.out, base=cfg.student,
                             config=cfg.finetune)
     student = student_with_adapter(cfg, adapter.out)
@@ -348,9 +462,45 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
     t = cfg.tournament
     tour = arena("tournament", "tournament", "tournament", policies=[cfg.teacher, cfg.student, student, *t.classics],
                  games=t.games, framings=t.framings, rounds=t.rounds, repetitions=t.repetitions)
+    repeated = repeated_stages(cfg, arena)
     report = ReportStage("report", "report", root / "report", runs=measured, tournament=tour.out, adapter=adapter.out,
-                         seed=cfg.seed, roles={"teacher": cfg.teacher, "base": cfg.student, "student": student})
-    return [*teacher, traces, *measures["base"], *measures["teacher"], adapter, *measures["student"], tour, report]
+                         seed=cfg.seed, roles={"teacher": cfg.teacher, "base": cfg.student, "student": student},
+                         repeated=repeated_paths(cfg) if repeated else None)
+    return [*teacher, traces, *measures["base"], *measures["teacher"], adapter, *measures["student"], tour,
+            *repeated, report]
+
+
+def repeated_paths(cfg: PipelineConfig) -> dict[str, Any]:
+    """Where the repeated-game stages write, and the roles they compare (one place for plan and report)."""
+    root, model = Path(cfg.out), cfg.repeated.model
+    adapter = root / "repeated" / "adapter"
+    return {"model": model, "recorded": root / "recorded" / "akata", "traces": root / "traces" / f"repeated_{model}.jsonl",
+            "adapter": adapter, "benchmark": root / "repeated" / "benchmark.csv",
+            "closed_loop": root / "repeated" / "closed_loop", "base": cfg.student,
+            "student": student_with_adapter(cfg, adapter), "partners": list(cfg.repeated.partners)}
+
+
+def repeated_stages(cfg: PipelineConfig, arena: Any) -> list[Stage]:
+    """The repeated-game distillation stages (none unless `repeated.model` is set): import the recordings, export
+    the model's training-split decisions, fine-tune the student on them, benchmark base and student on held-out
+    games, and play the closed-loop matches."""
+    rep = cfg.repeated
+    if rep.model is None:
+        return []
+    paths = repeated_paths(cfg)
+    recorded = ImportStage("repeated", "import akata", paths["recorded"])
+    filters = {"games": rg144_ids("train"), "sample": rep.train_examples, "seed": cfg.seed}
+    traces = TracesStage("repeated", f"repeated traces ({rep.model}, train split)", paths["traces"],
+                         runs=[recorded.out], teacher=f"akata/{rep.model}", filters=filters)
+    adapter = FinetuneStage("repeated", "repeated finetune", paths["adapter"], traces=traces.out, base=cfg.student,
+                            config=rep.finetune)
+    bench = BenchmarkStage("repeated", f"benchmark on {rep.model}'s held-out decisions", paths["benchmark"],
+                           policies=[paths["base"], paths["student"]], model=rep.model, games=list(rep.test_games),
+                           seed=cfg.seed)
+    loop = arena("repeated", "closed-loop play", "repeated/closed_loop",
+                 policies=[paths["base"], paths["student"], *rep.partners], games=[rep.game], framings=["none"],
+                 rounds=rep.rounds, self_play=False)
+    return [recorded, traces, adapter, bench, loop]
 
 
 def check_pipeline(cfg: PipelineConfig) -> None:

@@ -251,7 +251,10 @@ def test_an_output_that_fails_mid_write_is_one_line_and_its_new_twin_is_removed(
     (tmp_path / "t.parquet").mkdir()  # the Parquet twin's name is taken by a directory: its rename fails
     capsys.readouterr()
     assert main(["traces", "export", str(run), "--policy", "strategist/reference",
-                 "--out", str(tmp_path / "t.jsonl")]) == 2
+                 "--out", str(tmp_path / "t.jsonl")]) == 2  # without --force an existing twin is refused up front
+    assert "already exists; choose another --out or pass --force" in capsys.readouterr().err
+    assert main(["traces", "export", str(run), "--policy", "strategist/reference",
+                 "--out", str(tmp_path / "t.jsonl"), "--force"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tomarena: error: cannot write output {tmp_path / 't.parquet'}: ") and \
         err.endswith(f"; removed {tmp_path / 't.jsonl'}, which this run had created\n") and err.count("\n") == 1, err

@@ -58,6 +58,22 @@ def test_smoke_pipeline_runs_end_to_end_and_resumes(tiny_model_dir: Path, tmp_pa
     top3 = result["headline"]["tournament_top3"]
     assert len(top3) == 3 and top3[0]["mean_payoff_per_round"] >= top3[-1]["mean_payoff_per_round"]
     assert "report:" in first.stdout and "improvement" in first.stdout and "tournament top 3" in first.stdout
+    # the repeated-game stage: recorded GPT-4 decisions -> tomarena prompts -> adapter -> benchmark -> closed loop
+    examples = [json.loads(x) for x in (run / "traces" / "repeated_gpt-4.jsonl").read_text().splitlines()]
+    assert len(examples) == 8 and {x["policy"] for x in examples} == {"akata/gpt-4"}
+    assert all(int(x["game"].split("/")[1]) % 3 != 0 for x in examples)  # training-split games only
+    assert (run / "repeated" / "adapter" / "tomarena_finetune.json").is_file()
+    rep = result["headline"]["repeated"]
+    chosen = {r["policy"]: r for r in rep["benchmark"] if r["games"] == "chosen"}
+    assert set(chosen) == {"option1", "repeat_own", "copy_partner", "table", "base", "student"}
+    assert {r["decisions"] for r in chosen.values()} == {100}  # game 66: GPT-4's 100 held-out decisions there
+    assert {r["decisions"] for r in rep["benchmark"] if r["games"] == "all"} == {4800}
+    loops = sorted((r["who"], r["partner"]) for r in rep["closed_loop"])
+    partners = ("classic/always_cooperate", "classic/always_defect", "classic/defect_once")
+    assert loops == sorted((w, p) for w in ("base", "student") for p in partners)  # one seat each (symmetric game)
+    assert all(len(r["moves"]) == 3 and set(r["moves"]) <= {"A", "B"} for r in rep["closed_loop"])
+    assert {r["partner_moves"] for r in rep["closed_loop"] if r["partner"] == partners[2]} == {"BAA"}
+    assert "repeated games: the student fine-tuned on gpt-4" in first.stdout and "closed-loop play" in first.stdout
 
     second = tomarena("pipeline", "--config", str(config))
     assert second.returncode == 0, second.stderr[-3000:]
@@ -120,19 +136,24 @@ def test_stages_are_planned_in_order_and_skip_once_complete(tiny_model_dir: Path
         ("measure_teacher", "measure teacher in_sample"),  # exact, not the teacher sweep's 1 sample: measured
         ("measure_teacher", "measure teacher oos_games"), ("finetune", "finetune"),
         ("measure_student", "measure student in_sample"),
-        ("measure_student", "measure student oos_games"), ("tournament", "tournament"), ("report", "report")]
+        ("measure_student", "measure student oos_games"), ("tournament", "tournament"),
+        ("repeated", "import akata"), ("repeated", "repeated traces (gpt-4, train split)"),
+        ("repeated", "repeated finetune"), ("repeated", "benchmark on gpt-4's held-out decisions"),
+        ("repeated", "closed-loop play"), ("report", "report")]
     report = stages[-1]
     assert isinstance(report, ReportStage) and len(report.runs) == 6 and report.tournament == tmp_path / "run" / \
         "tournament"
+    assert "repeated" in str(stages[-4].out) and stages[-4].out.name == "adapter"  # the repeated-game adapter
     sweep = stages[0]
     assert isinstance(sweep, ArenaStage) and not sweep.complete()
     (sweep.out).mkdir(parents=True)
     (sweep.out / "summary.json").write_text("{}")
     record = sweep.execute()
     assert (record.key, record.line) == ("teacher", "teacher sweep: complete, skipped") and record.seconds < 1
-    for run in [*report.runs, report.tournament]:
+    for run in [*report.runs, report.tournament, report.repeated["closed_loop"]]:
         run.mkdir(parents=True, exist_ok=True)
         (run / "summary.json").write_text("{}")
+    report.repeated["benchmark"].write_text("")
     report.out.mkdir(parents=True)
     report.headline_path.write_text("{}")
     assert report.complete()
