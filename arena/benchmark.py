@@ -3,9 +3,9 @@ one model in one split of the Akata et al. recordings (tomarena.envs.rg144) is s
 Observation tomarena's env gives that seat of that game after the recorded history, and scored by the probability
 the policy gives the recorded choice.
 
-Driving: per policy, round by round, one batched `act_batch` over every recorded seat of the model (so a stateful
-policy keeps its own state across a match's rounds while the history it sees is always the recorded one; rng
-streams per seat as in play). A Decision's `probs` are used when given, else its action counts with probability 1.
+Driving: per policy, in chunks of SEATS_PER_CHUNK seats, round by round, one batched `act_batch` over the chunk's
+seats (so a stateful policy keeps its own state across a match's rounds while the history it sees is always the
+recorded one; rng streams per seat as in play; an LLM's prefix cache keeps each seat's last prompt). A Decision's `probs` are used when given, else its action counts with probability 1.
 
 Scores (`score`): accuracy = the share of decisions whose recorded choice has the highest probability (a tie
 between k actions counts 1/k); log_likelihood = the mean natural log of the recorded choice's probability, clipped
@@ -93,18 +93,27 @@ def one_hot(actions: np.ndarray, n: int = 2) -> np.ndarray:
     return np.eye(n)[np.asarray(actions, dtype=int)]
 
 
-def policy_probs(policy: Policy, seats: Sequence[Seat], seed: int = 0) -> np.ndarray:
+#: seats played through their 10 rounds together: one game's seats of a model (10), so an LLM backend's prefix
+#: cache still holds each seat's previous prompt when its next round comes (a whole split at once would evict it)
+SEATS_PER_CHUNK = 10
+
+
+def policy_probs(policy: Policy, seats: Sequence[Seat], seed: int = 0,
+                 seats_per_chunk: int = SEATS_PER_CHUNK) -> np.ndarray:
     """The probabilities `policy` gives each action at every recorded decision of `seats`, shape (seats, rounds,
-    actions): one `act_batch` per round over all seats, each seat carrying the policy's state from its last call."""
-    observations = [replay_observations(s) for s in seats]
-    states = [policy.initial_state() for _ in seats]
-    rngs = [player_rng(derive_seed(seed, match_spec(s.match).match_key, 0), s.seat) for s in seats]
+    actions): per chunk of `seats_per_chunk` seats, one `act_batch` per round over the chunk, each seat carrying
+    the policy's state from its last call."""
     out = np.zeros((len(seats), N_ROUNDS, 2))
-    for rnd in range(N_ROUNDS):
-        results = policy.act_batch([o[rnd] for o in observations], states, rngs)
-        for i, (decision, state) in enumerate(results):
-            states[i] = state
-            out[i, rnd] = decision_probs(decision.probs, decision.action, 2, policy.id)
+    for start in range(0, len(seats), seats_per_chunk):
+        chunk = seats[start:start + seats_per_chunk]
+        observations = [replay_observations(s) for s in chunk]
+        states = [policy.initial_state() for _ in chunk]
+        rngs = [player_rng(derive_seed(seed, match_spec(s.match).match_key, 0), s.seat) for s in chunk]
+        for rnd in range(N_ROUNDS):
+            results = policy.act_batch([o[rnd] for o in observations], states, rngs)
+            for i, (decision, state) in enumerate(results):
+                states[i] = state
+                out[start + i, rnd] = decision_probs(decision.probs, decision.action, 2, policy.id)
     return out
 
 

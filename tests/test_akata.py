@@ -198,20 +198,24 @@ def test_baselines_recomputed_from_the_raw_file(raw_rows: list[dict[str, str]]) 
 
 
 class _Oracle(Policy):
-    """Answers each seat's recorded choice, relying on the benchmark's order (one batch per round, seats in
-    order), and checks that the observation it is shown carries the recorded history."""
+    """Answers each seat's recorded choice, relying on the benchmark's order (seats in order, in chunks each played
+    round by round, one batch per round), and checks that the observation it is shown carries the recorded
+    history."""
 
     id = "oracle"
 
     def __init__(self, seats: Sequence[Any]) -> None:
-        self.seats = seats
+        self.seats, self.offset = seats, 0
 
     def act(self, obs: Any, state: Any, rng: Any) -> tuple[Decision, Any]:
         raise AssertionError("the benchmark decides in batches")
 
     def act_batch(self, observations: Sequence[Any], states: Sequence[Any], rngs: Sequence[Any]) -> list:
         out = []
-        for seat, obs, state in zip(self.seats, observations, states, strict=True):
+        chunk = self.seats[self.offset:self.offset + len(observations)]
+        if observations[0].round == 9:  # the chunk's last round: the next call starts the next chunk
+            self.offset += len(observations)
+        for seat, obs, state in zip(chunk, observations, states, strict=True):
             rnd = obs.round
             assert obs.actions == seat.match.actions[:rnd] and obs.player == seat.seat
             assert state == rnd  # its own state is carried from round to round
