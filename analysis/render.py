@@ -14,12 +14,13 @@ MAX_ROWS = 60
 
 @dataclass
 class Section:
-    """One part of the report: a title, a paragraph, optional tables (caption -> DataFrame) and figures.
-    `collapsed`: the tables are folded (HTML <details>) below the figures, for long reference tables."""
+    """One part of the report: a title, a paragraph, optional tables and figures. A table is (caption, DataFrame) or
+    (caption, DataFrame, note), the note printed under it. `collapsed`: the tables are folded (HTML <details>) below
+    the figures, for long reference tables."""
 
     title: str
     text: str = ""
-    tables: list[tuple[str, Any]] = field(default_factory=list)
+    tables: list[tuple[Any, ...]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     collapsed: bool = False
 
@@ -33,18 +34,19 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def _frame(table: Any) -> Any:
+def _frame(table: Any, max_rows: int | None = MAX_ROWS) -> Any:
     t = table.reset_index() if table.index.name or any(table.index.names) else table
-    return t.head(MAX_ROWS)
+    return t if max_rows is None else t.head(max_rows)
 
 
-def md_table(table: Any) -> str:
-    """A GitHub-style Markdown table (first MAX_ROWS rows, with a note when cut)."""
-    t = _frame(table)
+def md_table(table: Any, max_rows: int | None = MAX_ROWS) -> str:
+    """A GitHub-style Markdown table (the first `max_rows` rows, with a note when cut; None: every row)."""
+    t = _frame(table, max_rows)
     head = "| " + " | ".join(map(str, t.columns)) + " |"
     sep = "|" + "---|" * len(t.columns)
     body = ["| " + " | ".join(fmt(v).replace("|", "/") for v in row) + " |" for row in t.itertuples(index=False)]
-    more = [f"\n_{len(table) - MAX_ROWS} more rows in the CSV._"] if len(table) > MAX_ROWS else []
+    cut = max_rows is not None and len(table) > max_rows
+    more = [f"\n_{len(table) - max_rows} more rows in the CSV._"] if cut else []  # type: ignore[operator]
     return "\n".join([head, sep, *body, *more])
 
 
@@ -54,8 +56,9 @@ def _rows(table: Any) -> str:
 
 def _md_tables(s: Section) -> list[str]:
     out = []
-    for caption, table in s.tables:
+    for caption, table, *note in s.tables:
         body = md_table(table) if len(table) else "_(empty)_"
+        body += "".join(f"\n\n_{n}_" for n in note if n)
         if s.collapsed:  # GitHub and most Markdown viewers fold <details>; the table inside stays Markdown
             out += [f"<details><summary>{html.escape(caption, quote=False)} ({_rows(table)})</summary>", "", body, "",
                     "</details>", ""]
@@ -116,8 +119,9 @@ def to_html(title: str, sections: list[Section]) -> str:
 
 def _html_tables(s: Section) -> list[str]:
     out = []
-    for caption, table in s.tables:
+    for caption, table, *note in s.tables:
         body = _html_table(table) if len(table) else "<p class='note'>(empty)</p>"
+        body += "".join(f"<p class='note'>{html.escape(n)}</p>" for n in note if n)
         if s.collapsed:
             out.append(f"<details><summary>{html.escape(caption)} ({_rows(table)})</summary>{body}</details>")
         else:
