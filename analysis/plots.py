@@ -1,6 +1,7 @@
 """Figures (matplotlib, Agg backend, imported lazily): p(C) heatmaps, the study's Fig. 2 bars, improvement
 heatmap, the transfer at a glance (base and student against the teacher), memory-one fingerprints, cooperation over
-rounds and the cross-play matrix. Each writes one PNG; legends are saved inside it (bbox_inches='tight')."""
+rounds, the cross-play matrix and the score per Robinson-Goforth family. Each writes one PNG; legends are saved
+inside it (bbox_inches='tight')."""
 
 from __future__ import annotations
 
@@ -212,4 +213,14 @@ def crossplay_plot(matrix: Any, game: str, path: Path) -> Path:
     ax.set_xlabel("opponent")
     ax.set_ylabel("policy")
     ax.set_title(f"Cross-play payoffs: {game}", fontsize=9)
+    return _save(fig, path)
+
+
+def family_score_plot(scores: Any, path: Path) -> Path:
+    """Score relative to the seat's maximum payoff, policy (rows) x Robinson-Goforth family (columns, the study's
+    order as given), from a pivot of rg_findings.family_scores."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2.5 + 1.0 * scores.shape[1], 1.3 + 0.45 * scores.shape[0]))
+    fig.colorbar(_heat(ax, scores, "RdYlGn", None, None, ".2f"), ax=ax, label="points / seat maximum")
+    ax.set_title("Score relative to the best achievable, per game family", fontsize=9)
     return _save(fig, path)
