@@ -1,25 +1,33 @@
-"""Sub-commands of the analysis layer: `tomarena report` and `tomarena analyze alignment`."""
+"""Sub-commands of the analysis layer: `tomarena report`, `tomarena analyze alignment` and `tomarena analyze
+equilibria`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from tomarena.analysis import alignment, study_ref, transfer
-from tomarena.analysis.load import read_propensity_file
+from tomarena.analysis.load import load_runs, read_propensity_file
 from tomarena.analysis.render import md_table
-from tomarena.analysis.report import build_report
+from tomarena.analysis.report import EQUILIBRIUM_CAPTIONS, build_report, equilibrium_tables
 from tomarena.analysis.training_fit import read_training
+from tomarena.errors import ConfigError
 from tomarena.files import write_text_atomic
+from tomarena.outputs import guard_outputs
 
 REPORT_HELP = """Analyse one or more run directories (written by `tomarena tournament`, `sweep` or `import`, or
 by a pipeline's arena stages) and write DIR/report.html (self-contained, figures embedded), DIR/report.md, the PNG
 figures and every table as CSV: propensities p(C) per
 model x framing x game (exact or Wilson CIs), alignment of the fine-tuned student with the teacher (the study's
 improvement, gap closure, JSD, Pearson r, bootstrap CIs) per scenario set, z-tests, Nash distances, logit-QRE
-lambda, memory-one fingerprints, standings with CIs, cross-play matrices and Moran/replicator outcomes.
+lambda, memory-one fingerprints, standings per game (and per run) with CIs and each game's winner and runner-up,
+where the decisions come from (trace source per policy), cross-play matrices and Moran/replicator outcomes, and for
+play of the Robinson-Goforth games (rg144/<n>, e.g. `tomarena import akata`) Akata et al.'s findings recomputed:
+score per game family against the best achievable, forgiveness in the PD family, coordination in the
+Battle-of-the-Sexes-like games. Per-game figures are drawn for at most 12 games; tables and CSVs hold every game.
 The report opens with the alignment summary per scenario set beside the study's own figures and one figure of
 base and student p(C) against the teacher's per scenario; the long tables follow, folded. The headline alignment
 figures are printed. Roles default to the manifests' "roles"; a label given here must name a policy of the runs.
@@ -87,6 +95,35 @@ def _alignment(args: argparse.Namespace) -> int:
     return 0
 
 
+EQUILIBRIA_HELP = """Print the stage-game tables `tomarena report` computes in its section 'Equilibria (one-shot)', from
+the one-shot decisions of the runs (sweep rows and one-round matches; repeated rounds are not a stage game): the
+distance of each p(C) to the nearest Nash equilibrium, the symmetric one and the payoff-/risk-dominant ones, one logit
+QRE lambda per model fitted jointly by maximum likelihood (with the uniform, constant and saturated log-likelihoods),
+the lambda per cell ('no λ ≥ 0' where none reaches p(C)) and, for games with a `_doubled` twin, p(C) doubled minus
+original. n (n_a, n_b) is the number of valid decisions behind each p(C). --csv DIR also writes each table as
+DIR/<name>.csv."""
+
+
+def _equilibria(args: argparse.Namespace) -> int:
+    tables = equilibrium_tables(load_runs(args.runs))
+    if not tables:
+        raise ConfigError(f"{', '.join(args.runs)}: no one-shot decisions of 2x2 games (sweep rows or one-round "
+                          "matches), so there is nothing to compare with stage-game equilibria; repeated play is "
+                          "analysed by `tomarena report`")
+    if args.csv:
+        with guard_outputs([Path(args.csv)]):
+            Path(args.csv).mkdir(parents=True, exist_ok=True)
+            for name, table in tables.items():
+                write_text_atomic(Path(args.csv) / f"{name}.csv", table.to_csv(index=False, float_format="%.10g"))
+    for name, table in tables.items():
+        if name == "doubled_tests" and table.empty:
+            continue
+        print(f"## {EQUILIBRIUM_CAPTIONS[name]}\n\n{md_table(table, max_rows=None)}\n")
+    if args.csv:
+        print(f"wrote {len(tables)} tables to {args.csv}")
+    return 0
+
+
 def _roles(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--teacher", required=required, metavar="LABEL", help="policy label of the teacher")
     p.add_argument("--base", required=required, metavar="LABEL", help="policy label of the base student")
@@ -110,8 +147,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "training prompts are labelled 'training fit' and held-out in-sample framings form the set "
                    "in_sample_holdout (default: the study's protocol, trained on the whole in_sample set)")
     p.set_defaults(func=_report)
-    a = sub.add_parser("analyze", help="analyses of result files made elsewhere",
-                       description="Analyses that read result files rather than run directories.")
+    a = sub.add_parser("analyze", help="single analyses: alignment of a propensity CSV, equilibria of runs",
+                       description="Single analyses printed on the terminal: alignment metrics from a propensity "
+                       "CSV made anywhere, and the equilibrium tables of run directories.")
     asub = a.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=type(a))
     al = asub.add_parser("alignment", help="alignment metrics from a propensity CSV", description=ALIGN_HELP)
     al.add_argument("--propensities", required=True, metavar="FILE", help="CSV: model,framing,game,"
@@ -124,4 +162,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "(+ n_scenarios, training_fit); who: student, base, null_constant, null_framing, and the "
                     "study's own as study, study_base, study_null_*")
     al.set_defaults(func=_alignment)
+    eq = asub.add_parser("equilibria", help="Nash distance and logit-QRE tables of run directories",
+                         description=EQUILIBRIA_HELP)
+    eq.add_argument("runs", nargs="+", metavar="RUN", help="run directories (with manifest.json and traces/)")
+    eq.add_argument("--csv", metavar="DIR", help="also write every table as DIR/<name>.csv")
+    eq.set_defaults(func=_equilibria)
     a.set_defaults(func=lambda args: (a.print_help(), 0)[1])
