@@ -144,8 +144,14 @@ def _counts(table: Any) -> dict[str, int]:
     def n_equal(column: str, value: str) -> int:
         return int(pc.sum(pc.equal(table.column(column), value)).as_py() or 0)
 
+    # an answer that did not parse, whether a fixed ("failed") or a scored ("fallback") fallback then chose; a
+    # request that failed in the backend is a backend error, not a parse failure
+    status = table.column("parse_status")
+    unparsed = pc.and_(pc.or_(pc.equal(status, "failed"), pc.equal(status, "fallback")),
+                       pc.is_null(table.column("error")))
     return {"episodes": len(table.column("episode_id").unique()), "rows": table.num_rows,
-            "parse_failures": n_equal("parse_status", "failed"), "fallbacks": n_equal("source", "fallback"),
+            "parse_failures": int(pc.sum(unparsed).as_py() or 0),
+            "fallbacks": n_equal("source", "fallback"),
             "parse_defaults": n_equal("parse_status", "default"),  # study parser: no standalone D -> C
             "backend_errors": table.num_rows - table.column("error").null_count}
 

@@ -186,3 +186,27 @@ def test_scored_fallback_records_no_backend_error() -> None:
     assert (d.source, d.parse_status, d.error, d.completion) == ("fallback", "fallback", None,
                                                                  "I would rather not say.")
     assert d.probs == pytest.approx((0.75, 0.25))
+
+
+def test_answers_resolved_by_a_scored_fallback_count_as_parse_failures(tmp_path: Path) -> None:
+    policy = LLMPolicy(Mumbler(), mode="generate", fallback="score", policy_id="mumbler")
+    res = tomarena.tournament({"mumbler": policy, ALLD: ALLD}, rounds=3, self_play=False, out=tmp_path / "run")
+    # the mumbler's 3 answers fail to parse and are scored instead (parse_status "fallback"), with no backend error
+    assert set(res.traces[res.traces["policy"] == "mumbler"]["parse_status"]) == {"fallback"}
+    assert (res.summary["rows"], res.summary["parse_failures"], res.summary["fallbacks"],
+            res.summary["backend_errors"]) == (6, 3, 3, 0)
+
+
+def test_summary_counts_a_backend_failure_as_a_backend_error_only() -> None:
+    import pyarrow as pa
+
+    from tomarena.arena.runner import _counts
+
+    statuses = ["ok", "failed", "fallback", "failed", "default", None]
+    errors = [None, None, None, "backend failed: 503; fallback D", None, None]
+    sources = ["llm", "fallback", "fallback", "fallback", "fallback", "rule"]
+    table = pa.table({"episode_id": ["e1"] * 3 + ["e2"] * 3,
+                      "parse_status": pa.array(statuses).dictionary_encode(), "error": pa.array(errors, pa.string()),
+                      "source": pa.array(sources).dictionary_encode()})
+    assert _counts(table) == {"episodes": 2, "rows": 6, "parse_failures": 2, "fallbacks": 4, "parse_defaults": 1,
+                              "backend_errors": 1}
