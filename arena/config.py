@@ -25,7 +25,8 @@ SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study 
 
 
 class ExecutionSettings(BaseModel):
-    """Where and how matches run; results never depend on these (a run may be resumed with other values)."""
+    """Where and how matches run; results never depend on these (a run may be resumed with other values). The field
+    ranges are the one declaration of the executors' limits: RayExecutor checks its knobs against this model."""
 
     model_config = ConfigDict(extra="forbid")
     executor: Literal["local", "ray"] = Field(default="local", description="where matches run")

@@ -14,7 +14,6 @@ result is lost with its node is played again.
 from __future__ import annotations
 
 import os
-import typing
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,12 +27,11 @@ from tomarena.arena.rows import rows_table
 from tomarena.envs.framings import FRAMINGS
 from tomarena.envs.games import GAMES
 from tomarena.errors import ConfigError
+from tomarena.options import validate
 
 #: CPUs a replica asks for when none are set: Ray's SPREAD spreads only actors that ask for some resource (zero-CPU
 #: replicas all landed on one node of two in tests/test_cluster.py)
 SPREAD_CPU = 0.01
-#: how a one-shot sweep runs on the model service: Ray Data workers each holding a replica, or the service itself
-SWEEP_PATHS = typing.get_args(ExecutionSettings.model_fields["sweep_path"].annotation)
 
 
 def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int, run_id: str) -> Any:
@@ -110,23 +108,6 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> Any:
     return ray
 
 
-def check_service(replicas: int | None, concurrency: int | None, max_batch: int, batch_wait_ms: float,
-                  num_cpus: float = 0, num_gpus: float = 0) -> None:
-    """Raise a one-line ConfigError for a model-service knob out of its range."""
-    checks = [("replicas", replicas, 1, 1024, True), ("concurrency", concurrency, 1, 100_000, True),
-              ("max_batch", max_batch, 1, 1_000_000, False), ("batch_wait_ms", batch_wait_ms, 0, 60_000, False),
-              ("num_cpus per replica", num_cpus, 0, 1024, False), ("num_gpus per replica", num_gpus, 0, 64, False)]
-    for name, v, lo, hi, optional in checks:
-        if v is None and optional:
-            continue
-        whole = name in ("replicas", "concurrency", "max_batch")
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi and (
-            not whole or float(v).is_integer())
-        if not ok:
-            kind = "a whole number" if whole else "a number"
-            raise ConfigError(f"{name} must be {kind} in [{lo}, {hi}], got {v!r}")
-
-
 class RayExecutor:
     """Runs chunks on Ray: heavy policies in one actor each (default), or as a model service of `replicas` async
     actors each (`replicas` set, spread over the cluster's nodes), with `concurrency` chunks in flight."""
@@ -135,9 +116,9 @@ class RayExecutor:
                  replicas: int | None = None, concurrency: int | None = None, max_batch: int = 64,
                  batch_wait_ms: float = 2.0, num_cpus: float = 0, num_gpus: float = 0,
                  sweep_path: str = "ray_data") -> None:
-        check_service(replicas, concurrency, max_batch, batch_wait_ms, num_cpus, num_gpus)
-        if sweep_path not in SWEEP_PATHS:
-            raise ConfigError(f"sweep_path must be one of {', '.join(SWEEP_PATHS)}, got {sweep_path!r}")
+        validate(ExecutionSettings, {"workers": workers, "replicas": replicas, "concurrency": concurrency,
+                                     "max_batch": max_batch, "batch_wait_ms": batch_wait_ms, "replica_cpus": num_cpus,
+                                     "replica_gpus": num_gpus, "sweep_path": sweep_path}, "executor setting")
         self.ray = ray = ensure_ray(address)
         self.service, self.n_routes, self.local_policies = replicas is not None, replicas or 1, dict(policies)
         self.sweep_path = sweep_path

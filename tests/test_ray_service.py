@@ -220,11 +220,20 @@ def test_sweep_detection_and_shards_round_trip_through_arrow_ipc() -> None:
     assert back.schema.equals(table.schema) and back.equals(table) and back.num_rows == 6
 
 
-def test_unknown_sweep_path_is_a_one_line_config_error() -> None:
+@pytest.mark.parametrize(("knobs", "message"), [
+    ({"sweep_path": "spark"}, "bad executor setting value sweep_path='spark': Input should be 'ray_data' or 'service'"),
+    ({"replicas": 0}, "bad executor setting value replicas=0: Input should be greater than or equal to 1"),
+    ({"concurrency": 100_001}, "bad executor setting value concurrency=100001: Input should be less than or equal "
+                               "to 100000"),
+    ({"num_gpus": 65}, "bad executor setting value replica_gpus=65: Input should be less than or equal to 64"),
+])
+def test_executor_knobs_are_checked_against_the_config_fields(knobs: dict, message: str) -> None:
+    """RayExecutor's limits are ExecutionSettings' field ranges (declared once), said in one line before Ray starts."""
     from tomarena.arena.executors import RayExecutor
 
-    with pytest.raises(ConfigError, match="sweep_path must be one of ray_data, service, got .spark."):
-        RayExecutor({}, sweep_path="spark")
+    with pytest.raises(ConfigError) as err:
+        RayExecutor({}, **knobs)
+    assert str(err.value) == message
 
 
 @pytest.mark.slow
