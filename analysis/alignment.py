@@ -16,12 +16,12 @@ from tomarena.analysis import training_fit, transfer
 from tomarena.analysis.load import load_runs, roles_from_manifests
 from tomarena.analysis.propensity import donation_table, donation_values, propensity_table, scenario_rows
 from tomarena.analysis.training_fit import TrainingRecord
-from tomarena.envs import FRAMINGS, GAMES
+from tomarena.envs import GAMES
+from tomarena.envs.scenarios import STUDY_SETS, set_of
 from tomarena.errors import ConfigError
 
 MIN_GAP = 0.0  # the study's definition: no scenario is left out, however small its teacher-base gap
 SMALL_GAP = 0.05  # scenarios whose |p_teacher - p_base| is below this are flagged (their ratio is unstable)
-SETS = ("in_sample", "oos_framings", "oos_games", "donation")
 SCENARIO_COLUMNS = ["set", "framing", "game", "p_base", "p_student", "p_teacher", "gap", "small_gap", "excluded",
                     "improvement", "gap_closure", "jsd_base", "jsd_student", "n_base", "n_student", "n_teacher"]
 
@@ -54,25 +54,6 @@ def js_divergence(p: float, q: float) -> float:
         return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
 
     return max(0.0, 0.5 * kl(a) + 0.5 * kl(b))
-
-
-def scenario_set(framing: str, game: str) -> str:
-    """Which study set a (framing, game) scenario belongs to, from the framing's sample tag and the game's tags:
-    in_sample, oos_framings, oos_games, donation, or other."""
-    try:
-        sample = FRAMINGS.get(framing).sample
-        g = GAMES.get(game)
-    except KeyError:
-        return "other"
-    if g.kind == "donation":
-        return "donation"
-    if sample == "in" and "in_sample" in g.tags:
-        return "in_sample"
-    if sample == "out" and "in_sample" in g.tags:
-        return "oos_framings"
-    if sample == "in" and "doubled" in g.tags:
-        return "oos_games"
-    return "other"
 
 
 def _values(props: Any, model: str, value: str) -> Any:
@@ -108,7 +89,7 @@ def scenario_table(props: Any, base: str, student: str, teacher: str, *, value: 
     for r in joined.itertuples(index=False):
         b, f, t = r.p_base, r.p_student, r.p_teacher
         imp = improvement(b, f, t, min_gap)
-        rows.append({"set": scenario_set(r.framing, r.game), "framing": r.framing, "game": r.game, "p_base": b,
+        rows.append({"set": set_of(r.game, r.framing), "framing": r.framing, "game": r.game, "p_base": b,
                      "p_student": f, "p_teacher": t, "gap": t - b, "small_gap": bool(abs(t - b) < small_gap),
                      "excluded": bool(math.isnan(imp)),
                      "improvement": imp, "gap_closure": gap_closure(b, f, t, min_gap),
@@ -150,7 +131,7 @@ def summarize(table: Any) -> dict[str, Any]:
 
 def summarize_sets(table: Any) -> dict[str, dict[str, Any]]:
     """`summarize` for every set present in the table (study sets first), plus "all" over every binary row."""
-    names = list(dict.fromkeys([*SETS, *table["set"].unique()]))
+    names = list(dict.fromkeys([*STUDY_SETS, *table["set"].unique()]))
     out = {s: summarize(table[table["set"] == s]) for s in names if (table["set"] == s).any()}
     binary = table[table["set"] != "donation"]
     if len(binary):

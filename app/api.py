@@ -115,7 +115,7 @@ def sweep(policies: Sequence[str | Policy] | Mapping[str, str | Policy], *,
           samples: int | None = None, out: str | Path | None = None, executor: str = "local", seed: int = 0,
           resume: bool = False, progress: bool = False, **settings: Any) -> Result:
     """Ask each policy every game x framing scenario once (exact scoring) or `samples` times, as `tomarena sweep`;
-    names of scenario sets (in_sample, oos_framings, oos_games, all) work in `games` and `framings`."""
+    named scenario sets (tomarena.envs.scenarios: in_sample, all, rg144, ...) work in `games` and `framings`."""
     return _run("sweep", policies, out, resume, progress, {
         "games": games, "framings": framings, "samples": samples, "executor": executor, "seed": seed, **settings})
 

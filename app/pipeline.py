@@ -39,12 +39,13 @@ from tomarena.analysis.signature import closed_loop_signature
 from tomarena.analysis.training_fit import read_training
 from tomarena.app.api import run_config
 from tomarena.arena.benchmark import evaluate
-from tomarena.arena.config import ExecutionSettings, RunConfig, scenario_set, validate_config
+from tomarena.arena.config import ExecutionSettings, RunConfig, validate_config
 from tomarena.arena.export import export_traces
 from tomarena.arena.recorded import import_recordings
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game
 from tomarena.envs.rg144 import rg144_ids
+from tomarena.envs.scenarios import STUDY_SETS, scenario_set
 from tomarena.errors import ConfigError
 from tomarena.files import write_text_atomic
 from tomarena.options import CommaList, read_yaml, validate
@@ -207,14 +208,12 @@ def load_pipeline_config(path: str | Path, overrides: dict[str, Any] | None = No
 
 
 def scenario_sets(sets: list[str], donation_framings: list[str]) -> dict[str, tuple[list[str], list[str]]]:
-    """(games, framings) of each named scenario set: the study's sets as the arena defines them, plus the
-    donation game in `donation_framings`."""
-    known = {name: scenario_set(name) for name in ("in_sample", "oos_framings", "oos_games")}
-    known["donation"] = (["donation"], donation_framings)
+    """(games, framings) of each named set, which must be one of the study's sets (tomarena.envs.scenarios); the
+    donation set in `donation_framings`."""
     for s in sets:
-        if s not in known:
-            raise ConfigError(f"unknown scenario set {s!r}; allowed: {', '.join(known)}")
-    return {s: known[s] for s in sets}
+        if s not in STUDY_SETS:
+            raise ConfigError(f"unknown scenario set {s!r}; allowed: {', '.join(STUDY_SETS)}")
+    return {s: scenario_set(s, donation_framings) for s in sets}
 
 
 def student_with_adapter(cfg: PipelineConfig, adapter: Path) -> str:

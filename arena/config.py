@@ -12,16 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tomarena.arena.episode import MatchSpec
-from tomarena.envs.framings import framings_by_sample, get_framing
-from tomarena.envs.games import GAMES, Game, get_game
-from tomarena.envs.rg144 import Split, rg144_ids
+from tomarena.envs.framings import get_framing
+from tomarena.envs.games import Game, get_game
+from tomarena.envs.scenarios import SET_HELP, SET_NAMES, expand_sets
 from tomarena.errors import ConfigError, RegistryError
 from tomarena.options import CommaList, merged, validate
 
-SETS_HELP = ("named scenario sets expand on either axis: in_sample (the 4 study games / the 5 in-sample framings), "
-             "oos_games (the doubled games), oos_framings (sports, roomsharing, ventcap), all; rg144, rg144_train, "
-             "rg144_test (the 144 Robinson-Goforth games rg144/<n>, all or the 96 / 48 of the fixed split / the "
-             "framing none)")
+SETS_HELP = "named scenario sets expand on either axis: " + "; ".join(f"{n} ({h})" for n, h in SET_HELP.items())
 
 
 class ExecutionSettings(BaseModel):
@@ -108,16 +105,16 @@ class RunConfig(ExecutionSettings):
     @field_validator("games", mode="after")
     @classmethod
     def _expand_game_sets(cls, v: list[str]) -> list[str]:
-        return expand_scenario_sets(v, "games")
+        return expand_sets(v, "games")
 
     @field_validator("framings", mode="after")
     @classmethod
     def _expand_framing_sets(cls, v: list[str]) -> list[str]:
-        return expand_scenario_sets(v, "framings")
+        return expand_sets(v, "framings")
 
     def resolved(self) -> RunConfig:
         """Check game and framing ids against the registries (unknown ids name close matches)."""
-        sets = f"; or a scenario set: {', '.join(SCENARIO_SET_NAMES)}"
+        sets = f"; or a scenario set: {', '.join(SET_NAMES)}"
         for ids, get in ((self.games, get_game), (self.framings, get_framing)):
             for x in ids:
                 try:
@@ -125,40 +122,6 @@ class RunConfig(ExecutionSettings):
                 except RegistryError as exc:
                     raise RegistryError(f"{exc.args[0] if exc.args else exc}{sets}") from exc
         return self
-
-
-#: named scenario sets, usable wherever a list of games or framings is: on the games axis a name stands for the
-#: set's games, on the framings axis for its framings (the run's grid is the product of the two lists)
-SCENARIO_SET_NAMES = ("in_sample", "oos_framings", "oos_games", "all", "rg144", "rg144_train", "rg144_test")
-
-
-#: the Robinson-Goforth sets: name suffix -> split of tomarena.envs.rg144
-RG144_SETS: dict[str, Split] = {"": "all", "_train": "train", "_test": "test"}
-
-
-def scenario_set(name: str) -> tuple[list[str], list[str]]:
-    """(games, framings) of a named scenario set, from the registries' tags: in_sample = the study games x
-    in-sample framings; oos_framings = study games x out-of-sample framings; oos_games = the doubled games x
-    in-sample framings; all = the union of the three; rg144, rg144_train, rg144_test = the 144 Robinson-Goforth
-    games (all, or the train / test games of the fixed split) x the framing none, as they were recorded."""
-    if name not in SCENARIO_SET_NAMES:
-        raise ConfigError(f"unknown scenario set {name!r}; allowed: {', '.join(SCENARIO_SET_NAMES)}")
-    tagged = {t: [g for g in GAMES.ids() if t in GAMES.get(g).tags] for t in ("in_sample", "doubled")}
-    ins, outs = framings_by_sample("in"), framings_by_sample("out")
-    sets = {"in_sample": (tagged["in_sample"], ins), "oos_framings": (tagged["in_sample"], outs),
-            "oos_games": (tagged["doubled"], ins)}
-    sets["all"] = (tagged["in_sample"] + tagged["doubled"], ins + outs)
-    sets.update({f"rg144{suffix}": (rg144_ids(split), ["none"]) for suffix, split in RG144_SETS.items()})
-    return sets[name]
-
-
-def expand_scenario_sets(values: list[str], axis: Literal["games", "framings"]) -> list[str]:
-    """Replace named scenario sets in a list of game (or framing) ids by their members; ids pass through, order
-    is kept and duplicates dropped."""
-    out: list[str] = []
-    for v in values:
-        out += scenario_set(v)[0 if axis == "games" else 1] if v in SCENARIO_SET_NAMES else [v]
-    return list(dict.fromkeys(out))
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:

@@ -26,10 +26,10 @@ from tomarena.arena.benchmark import (
     replay_observations,
     score,
 )
-from tomarena.arena.config import scenario_set
 from tomarena.arena.store import RunStore
 from tomarena.envs import GAMES, get_game
 from tomarena.envs.rg144 import DATA, MODELS, read_games, read_recordings, recordings, rg144_games, rg144_ids
+from tomarena.envs.scenarios import scenario_set
 from tomarena.errors import ConfigError
 
 RAW = Path(str(DATA / "all_games_rounds.csv"))

@@ -15,7 +15,6 @@ from tomarena.analysis.alignment import (
     headline,
     improvement,
     js_divergence,
-    scenario_set,
     scenario_table,
     summarize,
 )
@@ -51,13 +50,15 @@ def test_jensen_shannon_hand_values() -> None:
     assert js_divergence(0.2, 0.7) == pytest.approx(js_divergence(0.7, 0.2))
 
 
-def test_scenario_sets_come_from_registry_tags() -> None:
-    assert scenario_set("ir", "stag_hunt") == "in_sample"
-    assert scenario_set("sports", "snowdrift") == "oos_framings"
-    assert scenario_set("team", "snowdrift_doubled") == "oos_games"
-    assert scenario_set("business", "donation") == "donation"
-    assert scenario_set("sports", "snowdrift_doubled") == "other"
-    assert scenario_set("nowhere", "stag_hunt") == "other"
+def test_scenario_table_rows_carry_their_set() -> None:
+    rows = [{"model": m, "framing": f, "game": g, "p_cooperate": p, "n_valid": 10, "method": "sampled"}
+            for m, p in (("b", 0.2), ("s", 0.5), ("t", 0.8))
+            for f, g in (("ir", "stag_hunt"), ("sports", "snowdrift"), ("team", "snowdrift_doubled"),
+                         ("sports", "snowdrift_doubled"))]
+    table = scenario_table(pd.DataFrame(rows), "b", "s", "t")
+    assert dict(zip(table["game"] + "/" + table["framing"], table["set"], strict=True)) == {
+        "stag_hunt/ir": "in_sample", "snowdrift/sports": "oos_framings", "snowdrift_doubled/team": "oos_games",
+        "snowdrift_doubled/sports": "other"}
 
 
 def _props(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tomarena.app.cli import main
-from tomarena.arena.config import expand_scenario_sets, load_config, validate_config
+from tomarena.arena.config import load_config, validate_config
+from tomarena.envs.scenarios import expand_sets
 
 STUDY_GAMES = ["prisoners_delight", "prisoners_dilemma", "snowdrift", "stag_hunt"]
 IN_FRAMINGS = ["business", "environment", "friendsharing", "ir", "team"]
@@ -44,14 +45,14 @@ def test_donation_sweep_writes_donations(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_scenario_sets_expand_on_each_axis() -> None:
-    assert expand_scenario_sets(["in_sample"], "games") == STUDY_GAMES
-    assert expand_scenario_sets(["oos_games"], "games") == [f"{g}_doubled" for g in STUDY_GAMES]
-    assert expand_scenario_sets(["in_sample"], "framings") == IN_FRAMINGS
-    assert expand_scenario_sets(["oos_framings"], "framings") == OOS_FRAMINGS
-    assert expand_scenario_sets(["oos_framings"], "games") == STUDY_GAMES  # that set's games are the study's
-    assert expand_scenario_sets(["all"], "framings") == IN_FRAMINGS + OOS_FRAMINGS
-    assert len(expand_scenario_sets(["all"], "games")) == 8
-    assert expand_scenario_sets(["donation", "in_sample", "stag_hunt"], "games") == ["donation", *STUDY_GAMES]
+    assert expand_sets(["in_sample"], "games") == STUDY_GAMES
+    assert expand_sets(["oos_games"], "games") == [f"{g}_doubled" for g in STUDY_GAMES]
+    assert expand_sets(["in_sample"], "framings") == IN_FRAMINGS
+    assert expand_sets(["oos_framings"], "framings") == OOS_FRAMINGS
+    assert expand_sets(["oos_framings"], "games") == STUDY_GAMES  # that set's games are the study's
+    assert expand_sets(["all"], "framings") == IN_FRAMINGS + OOS_FRAMINGS
+    assert len(expand_sets(["all"], "games")) == 8
+    assert expand_sets(["donation", "in_sample", "stag_hunt"], "games") == ["donation", *STUDY_GAMES]
 
 
 def test_scenario_sets_in_flags_and_config_files(tmp_path: Path) -> None:
