@@ -1,7 +1,7 @@
 """Behaviour against stage-game theory: distance of p(C) to the Nash set (with explicit equilibrium selection) and
 the symmetric logit QRE, per cell and as one lambda per model fitted jointly by maximum likelihood. Feed them
-one-shot rows only (tomarena.analysis.repeated.one_shot_rows); repeated play is judged as repeated play there. The
-memory-one fingerprint and cooperation-by-round tables here are the plain (interval-free) forms the report reads."""
+one-shot rows only (tomarena.analysis.repeated.one_shot_rows); repeated play is judged as repeated play there
+(cooperation by round and memory-one fingerprints, with match-bootstrap intervals)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.propensity import propensity_table
-from tomarena.analysis.repeated import START, memory_one_rows
 from tomarena.envs import GAMES
 from tomarena.errors import ConfigError
 
@@ -319,19 +317,3 @@ def qre_model_table(props: Any, exact_weight: str = "one", level: float = 0.95) 
                      "n_off_principal": sum(v["branch"] != "principal" for v in verdicts),
                      "weights": kinds[0] if len(kinds) == 1 else "mixed"})
     return pd.DataFrame(rows, columns=QRE_MODEL_COLUMNS)
-
-
-def fingerprints(frame: Any) -> Any:
-    """Memory-one fingerprints per model, games pooled and without intervals: P(C | own and co-player's previous
-    executed actions) with counts n (the form the report's figure reads; repeated.fingerprints has the CIs)."""
-    m1 = memory_one_rows(frame)
-    m1 = m1[m1["state"] != START]
-    out = m1.groupby(["model", "state"], sort=True)["coop"].agg(["mean", "size"]).reset_index()
-    return out.rename(columns={"mean": "p_cooperate", "size": "n"})[["model", "state", "p_cooperate", "n"]]
-
-
-def cooperation_over_rounds(frame: Any) -> Any:
-    """p(C) per model x game x round over repeated-play rows (framings pooled), with the same rules as the
-    propensity table."""
-    df = frame[frame["kind"] == "tournament"] if len(frame) else frame
-    return propensity_table(df.assign(framing="*"), by_round=True).drop(columns=["framing"])

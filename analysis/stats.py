@@ -1,4 +1,4 @@
-"""Small statistics: Wilson and t intervals, two-sample tests, seeded bootstrap (numpy/scipy only)."""
+"""Small statistics: Wilson and t intervals, two-sample tests, seeded cluster bootstrap (numpy/scipy only)."""
 
 from __future__ import annotations
 
@@ -84,20 +84,6 @@ def two_proportion_z(k_a: float, n_a: float, k_b: float, n_b: float, z: float = 
     return TestResult(pa, pb, diff, diff - z * se, diff + z * se, stat, p, "two-proportion z (unpooled)")
 
 
-def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
-    """Welch's two-sample t-test for mean(a) - mean(b), two-sided p and 95% CI (e.g. donations)."""
-    from scipy import stats
-
-    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if xa.size < 2 or xb.size < 2:
-        raise ConfigError(f"Welch t-test needs >= 2 values per sample, got {xa.size} and {xb.size}")
-    res = stats.ttest_ind(xa, xb, equal_var=False)
-    ci = res.confidence_interval(0.95)
-    diff = float(xa.mean() - xb.mean())
-    return TestResult(float(xa.mean()), float(xb.mean()), diff, float(ci.low), float(ci.high),
-                      float(res.statistic), float(res.pvalue), "Welch t")
-
-
 def student_t_from_stats(mean_a: float, sd_a: float, n_a: float, mean_b: float, sd_b: float, n_b: float,
                          label: str = "Student t (equal variances)") -> TestResult:
     """Student's two-sample t-test (equal variances, as the study compared donations) from means, sample SDs and
@@ -126,23 +112,6 @@ def student_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
         raise ConfigError(f"Student t-test needs >= 2 values per sample, got {xa.size} and {xb.size}")
     return student_t_from_stats(float(xa.mean()), float(xa.std(ddof=1)), xa.size, float(xb.mean()),
                                 float(xb.std(ddof=1)), xb.size)
-
-
-def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, *,
-                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of `statistic` resampling `values` (scenarios; rows of a 2-D array) with a seeded
-    rng; resamples where the statistic is undefined (NaN) are skipped."""
-    x = np.asarray(values, dtype=float)
-    n = x.shape[0] if x.ndim else 0
-    if n == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    stats_ = np.array([statistic(x[i]) for i in idx], dtype=float)
-    if not np.isfinite(stats_).any():
-        return (math.nan, math.nan)
-    lo, hi = np.nanquantile(stats_, [(1 - level) / 2, (1 + level) / 2])
-    return (float(lo), float(hi))
 
 
 def cluster_bootstrap(sums: Any, counts: Any, statistic: Callable[[np.ndarray], np.ndarray] | None = None, *,

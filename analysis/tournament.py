@@ -1,6 +1,6 @@
-"""Tournament analysis: the run's summary tables (standings, cross-play, per composition, per seat), standings with
-bootstrap CIs over matches, the cross-play payoff matrix, and the evolutionary outcome on it (pairwise Moran
-fixation probabilities and replicator dynamics; numpy only).
+"""Tournament analysis: the run's summary tables (standings, cross-play, per composition, per seat), the cross-play
+payoff matrix, and the evolutionary outcome on it (pairwise Moran fixation probabilities and replicator dynamics;
+numpy only). Standings per game with bootstrap CIs over matches: analysis.standings.
 
 Cooperation is defined per game kind: in 2x2 games the share of rounds played the cooperative (first) action, C;
 in donation games the share of the endowment given (contribution / endowment); NaN for other games."""
@@ -21,8 +21,6 @@ CROSSPLAY_COLUMNS = ["policy", "opponent", "game", "framing", "matches", "mean_p
 COMPOSITION_COLUMNS = ["game", "framing", "composition", "policy", "seats", "matches", "rounds_played",
                        "mean_payoff_per_round", "cooperation_rate"]
 SEAT_COLUMNS = ["game", "agent", "policy", "matches", "rounds_played", "mean_payoff_per_round", "cooperation_rate"]
-STANDINGS_CI_COLUMNS = ["policy", "matches", "rounds_played", "mean_payoff_per_round", "ci_low", "ci_high",
-                        "cooperation_rate"]
 
 
 def _tournament_rows(frame: Any) -> Any:
@@ -144,30 +142,6 @@ def seat_table(frame: Any) -> Any:
     seat is favoured."""
     out = _aggregate(prepare(frame), ["game", "agent", "policy"], SEAT_COLUMNS, "matches")
     return out[SEAT_COLUMNS]
-
-
-def standings_ci(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
-    """Per policy: matches, rounds, mean payoff per round with a 95% bootstrap CI resampling matches (seats),
-    and cooperation rate (see `cooperation`); sorted best first."""
-    import pandas as pd
-
-    df = _tournament_rows(frame)
-    if df.empty:
-        return pd.DataFrame(columns=STANDINGS_CI_COLUMNS)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for policy, g in df.groupby("policy"):
-        per = g.groupby(["episode_id", "agent"])["reward"].agg(["sum", "size"])
-        sums, sizes = per["sum"].to_numpy(float), per["size"].to_numpy(float)
-        idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-        boot = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-        lo, hi = np.quantile(boot, [0.025, 0.975])
-        coop = float(cooperation(g).mean())
-        rows.append({"policy": policy, "matches": int(g["episode_id"].nunique()), "rounds_played": len(g),
-                     "mean_payoff_per_round": float(sums.sum() / sizes.sum()), "ci_low": float(lo),
-                     "ci_high": float(hi), "cooperation_rate": coop})
-    out = pd.DataFrame(rows, columns=STANDINGS_CI_COLUMNS)
-    return out.sort_values(["mean_payoff_per_round", "policy"], ascending=[False, True], ignore_index=True)
 
 
 def crossplay_matrices(frame: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Equilibrium comparison: Nash distances with explicit selection, logit-QRE lambda per cell (honest verdicts) and
-jointly per model by maximum likelihood, one-shot rows only, fingerprints, rounds."""
+jointly per model by maximum likelihood, one-shot rows only."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import pytest
 from tests.test_analysis_fixtures import match_rows, sweep_rows
 from tomarena.analysis.equilibria import (
     NO_LAMBDA,
-    cooperation_over_rounds,
     equilibrium_points,
-    fingerprints,
     fit_qre_joint,
     fit_qre_lambda,
     nash_distance,
@@ -198,25 +196,3 @@ def test_stage_game_tables_read_one_shot_rows_only() -> None:
     props = propensity_table(one_shot_rows(mixed))
     assert sorted(props["model"]) == ["m", "x", "y"]
     assert nash_table(props).set_index("model").loc["m", "distance_nearest"] == pytest.approx(0.25)
-
-
-def _tft_frame() -> pd.DataFrame:
-    rows = match_rows("tft", "alld", [0, 1, 1], [1, 1, 1]) + match_rows("tft", "allc", [0, 0, 0], [0, 0, 0], rep=1)
-    return pd.DataFrame(rows)
-
-
-def test_fingerprint_of_tit_for_tat() -> None:
-    fp = fingerprints(_tft_frame())
-    tft = fp[fp["model"] == "tft"].set_index("state")
-    assert tft.loc["CC", "p_cooperate"] == 1.0 and tft.loc["CC", "n"] == 2
-    assert tft.loc["CD", "p_cooperate"] == 0.0 and tft.loc["DD", "p_cooperate"] == 0.0
-    assert "DC" not in tft.index
-    alld = fp[fp["model"] == "alld"].set_index("state")
-    assert alld.loc["DC", "p_cooperate"] == 0.0 and alld.loc["DD", "n"] == 1
-
-
-def test_cooperation_over_rounds() -> None:
-    t = cooperation_over_rounds(_tft_frame())
-    tft = t[t["model"] == "tft"].set_index("round")
-    assert list(tft["p_cooperate"]) == [1.0, 0.5, 0.5]
-    assert list(tft["method"]) == ["exact"] * 3

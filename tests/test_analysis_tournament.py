@@ -1,4 +1,4 @@
-"""Tournament analysis: standings with CIs, the cross-play matrix, Moran fixation and replicator dynamics."""
+"""Tournament analysis: the cross-play matrix, Moran fixation and replicator dynamics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.test_analysis_fixtures import match_rows
-from tomarena.analysis.tournament import crossplay_matrices, moran_fixation, moran_table, replicator, standings_ci
+from tomarena.analysis.tournament import crossplay_matrices, moran_fixation, moran_table, replicator
 from tomarena.errors import ConfigError
 
 AXELROD = np.array([[3.0, 0.0], [5.0, 1.0]])  # rows: own C, D; columns: co-player C, D
@@ -22,15 +22,6 @@ def _frame() -> pd.DataFrame:
         rows += match_rows("allc", "allc", [0, 0], [0, 0], game="prisoners_dilemma_axelrod", rep=rep)
         rows += match_rows("alld", "alld", [1, 1], [1, 1], game="prisoners_dilemma_axelrod", rep=rep)
     return pd.DataFrame(rows)
-
-
-def test_standings_with_ci() -> None:
-    st = standings_ci(_frame(), n_boot=300).set_index("policy")
-    # allc: 3 matches vs alld (0/round) and 3 self-matches (two seats, 3/round) -> (0*6 + 3*12) / 18 = 2
-    assert st.loc["allc", "mean_payoff_per_round"] == pytest.approx(2.0)
-    assert st.loc["alld", "mean_payoff_per_round"] == pytest.approx((5 * 6 + 1 * 12) / 18)
-    assert st.loc["allc", "ci_low"] <= 2.0 <= st.loc["allc", "ci_high"]
-    assert st.loc["allc", "cooperation_rate"] == 1.0 and st.loc["allc", "matches"] == 6
 
 
 def test_crossplay_matrix() -> None:

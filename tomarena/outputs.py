@@ -95,12 +95,6 @@ def claim_run_dir(root: str | os.PathLike[str]) -> RunClaim:
     return RunClaim(root, created, was_empty, key)
 
 
-def holds_run_dir(root: str | os.PathLike[str]) -> bool:
-    """Whether this thread holds the run directory `root`."""
-    held = _HELD.get(os.path.realpath(root))
-    return held is not None and held.thread == threading.get_ident()
-
-
 def _busy(root: Path, holder: str) -> str:
     return (f"run directory {root} is in use by another tomarena run{holder}; wait for it to finish or choose "
             "another --out")
