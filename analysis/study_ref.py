@@ -13,7 +13,6 @@ from tomarena import study
 from tomarena.analysis import alignment, transfer
 
 ROLES = {"base": "llama2-7b", "student": "llama2-7b-lora", "teacher": "llama2-70b"}
-LABEL = "study: LLaMa-2-7b -> LoRA vs 70b"
 
 
 def propensities(raw: bool = False) -> Any:
@@ -71,14 +70,3 @@ def transfer_rows(raw: bool = False, roles: dict[str, str] | None = None, seed: 
 def study_transfer(seed: int = 0) -> Any:
     """The study's own transfer table with `who` prefixed "study" (cached: the data never change)."""
     return transfer_rows(seed=seed, prefix="study")
-
-
-@cache
-def summary(raw: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """{set: summarize(...)} of the study's own figures (cached: the data never change)."""
-    return alignment.summarize_sets(scenario_table(raw), seed=seed)
-
-
-def headline(raw: bool = False, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """The study's figures in the headline shape ({set: {HEADLINE_KEYS}})."""
-    return {s: {k: v[k] for k in alignment.HEADLINE_KEYS} for s, v in summary(raw, seed).items() if s != "all"}
