@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from tomarena import study
 from tomarena.envs.rg144 import rg144_ids
 from tomarena.envs.scenarios import OTHER, SET_NAMES, STUDY_SETS, expand_sets, scenario_set, set_of
 from tomarena.errors import ConfigError
@@ -70,6 +71,11 @@ def test_all_and_rg144_are_unions_of_the_smaller_sets() -> None:
     seen = [set_of(g, f) for g, f in itertools.product(games, framings)]
     assert {s: seen.count(s) for s in set(seen)} == {"in_sample": 20, "oos_framings": 12, "oos_games": 20, OTHER: 12}
     assert {set_of(g, "none") for g in scenario_set("rg144")[0]} == {"rg144_train", "rg144_test"}
+
+
+def test_the_study_data_agrees_with_the_sets() -> None:
+    cells = study.one_shot_cells()
+    assert [c.set for c in cells] == [set_of(c.game, c.framing) for c in cells] and len(cells) == 176
 
 
 def test_expand_sets_per_axis_keeps_ids_and_order() -> None:
