@@ -6,6 +6,8 @@ the rng they are handed (one stream per match and player, so batching never chan
 
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.envs.social_dilemma import Observation
+from tomarena.errors import PolicyError
 from tomarena.registry import Registry
 
 SOURCES = ("rule", "strategist", "llm", "fallback", "replay", "replay-model")
@@ -39,9 +42,24 @@ class Decision:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"Decision.source must be one of {SOURCES}, got {self.source!r}")
+            raise PolicyError(f"Decision.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.parse_status is not None and self.parse_status not in PARSE_STATUSES:
-            raise ValueError(f"Decision.parse_status must be one of {PARSE_STATUSES}, got {self.parse_status!r}")
+            raise PolicyError(f"Decision.parse_status must be one of {', '.join(PARSE_STATUSES)}, "
+                              f"got {self.parse_status!r}")
+        if isinstance(self.action, bool) or not isinstance(self.action, numbers.Integral) or self.action < 0:
+            raise PolicyError(f"Decision.action must be a whole number >= 0 (an action index), got {self.action!r}")
+        if self.probs is not None:
+            _check_probs(self.probs, int(self.action))
+
+
+def _check_probs(probs: Sequence[float], action: int) -> None:
+    """A PolicyError unless `probs` is one probability per action, summing to 1, with `action` among them."""
+    if not all(isinstance(p, numbers.Real) and -1e-9 <= p <= 1 + 1e-9 for p in probs):  # NaN fails both
+        raise PolicyError(f"Decision.probs must be numbers in [0, 1], got {tuple(probs)!r}")
+    if abs(math.fsum(probs) - 1) > 1e-6:
+        raise PolicyError(f"Decision.probs must sum to 1, got {tuple(probs)!r} (sum {math.fsum(probs):.9g})")
+    if action >= len(probs):
+        raise PolicyError(f"Decision.action {action} has no probability in {tuple(probs)!r}")
 
 
 class Policy(ABC):

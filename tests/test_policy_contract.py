@@ -10,6 +10,7 @@ import pytest
 
 from tomarena.agents import POLICIES, Decision, Policy, resolve_policy
 from tomarena.envs import parallel_env
+from tomarena.errors import PolicyError, TomarenaError
 
 IDS = [p for p in POLICIES.ids() if not p.startswith("llm/") and POLICIES.get(p).kind != "llm"]
 SCENARIOS = {"matrix": [("prisoners_dilemma", "business"), ("snowdrift", "friendsharing")],
@@ -117,7 +118,7 @@ class Impure(Policy):
 
     def act(self, obs, state, rng):
         state.append(rng.random())
-        return Decision(int(rng.random() < 0.5), (0.5, 0.6)), state
+        return Decision(int(rng.random() < 0.5), (0.5, 0.5)), state
 
 
 def test_the_checks_catch_a_broken_policy():
@@ -125,6 +126,30 @@ def test_the_checks_catch_a_broken_policy():
     steps = collect(policy, "prisoners_dilemma", "none", rounds=2)
     obs, state = steps[-1]
     before = pickle.dumps(state)
-    d, _ = policy.act(obs, state, np.random.default_rng(0))
+    policy.act(obs, state, np.random.default_rng(0))
     assert pickle.dumps(state) != before  # purity check would fail
-    assert sum(d.probs) != pytest.approx(1.0)  # probability check would fail
+    with pytest.raises(PolicyError, match=r"^Decision.probs must sum to 1, got \(0.5, 0.6\) \(sum 1.1\)$"):
+        Decision(1, (0.5, 0.6))  # probabilities that do not sum to 1 are refused where they are made
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"action": 0, "source": "oracle"},
+     "Decision.source must be one of rule, strategist, llm, fallback, replay, replay-model, got 'oracle'"),
+    ({"action": 0, "parse_status": "guessed"},
+     "Decision.parse_status must be one of ok, scored, default, failed, fallback, got 'guessed'"),
+    ({"action": -1}, "Decision.action must be a whole number >= 0 (an action index), got -1"),
+    ({"action": True}, "Decision.action must be a whole number >= 0 (an action index), got True"),
+    ({"action": 0.0}, "Decision.action must be a whole number >= 0 (an action index), got 0.0"),
+    ({"action": 0, "probs": (1.5, -0.5)}, "Decision.probs must be numbers in [0, 1], got (1.5, -0.5)"),
+    ({"action": 0, "probs": (float("nan"), 1.0)}, "Decision.probs must be numbers in [0, 1], got (nan, 1.0)"),
+    ({"action": 2, "probs": (0.5, 0.5)}, "Decision.action 2 has no probability in (0.5, 0.5)"),
+])
+def test_a_malformed_decision_is_a_policy_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        Decision(**kwargs)
+    assert str(info.value) == message and isinstance(info.value, TomarenaError)
+
+
+def test_well_formed_decisions_pass() -> None:
+    assert Decision(np.int64(1), (np.float64(0.25), 0.75)).action == 1
+    assert Decision(3, None, "llm", parse_status="failed").probs is None

@@ -26,3 +26,7 @@ class BackendError(TomarenaError, RuntimeError):
 
 class TraceError(TomarenaError, ValueError):
     """A trace file or run directory is missing, empty or malformed."""
+
+
+class PolicyError(TomarenaError, ValueError):
+    """A policy broke its contract: a malformed Decision (unknown source, action or probabilities)."""
