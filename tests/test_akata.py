@@ -157,6 +157,11 @@ def test_imported_run_exports_traces(imported: Path, tmp_path: Path) -> None:
                  "rg144/67", "--sample", "7", "--seed", "1", "--force"]) == 0
     sampled = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(sampled) == 7 and all(x in lines for x in sampled) and len({json.dumps(x) for x in sampled}) == 7
+    # a scenario set stands for its games: the held-out split's 48 games, GPT-4's 4,800 decisions there
+    assert main(["traces", "export", str(imported), "--policy", "akata/gpt-4", "--out", str(out), "--games",
+                 "rg144_test", "--force"]) == 0
+    held_out = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(held_out) == 4800 and {int(x["game"].split("/")[1]) % 3 for x in held_out} == {0}
 
 
 def test_baselines_and_classic_policies_reproduce_the_raw_figures() -> None:

@@ -23,6 +23,7 @@ from tomarena.arena.episode import MatchSpec, play_episode
 from tomarena.arena.export import export_traces
 from tomarena.arena.runner import describe_run
 from tomarena.envs.games import get_game
+from tomarena.envs.scenarios import expand_sets
 from tomarena.errors import ConfigError
 from tomarena.options import CommaList, add_flags, flag_values, split_commas, split_list, validate
 
@@ -44,8 +45,10 @@ class ExportOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     include_failed: bool = Field(False, description="keep answers that failed to parse")
-    games: CommaList = Field(default_factory=list, description="only these games (comma list)")
-    framings: CommaList = Field(default_factory=list, description="only these framings (comma list)")
+    games: CommaList = Field(default_factory=list, description="only these games (comma list; scenario sets such "
+                             "as rg144_train stand for their games)")
+    framings: CommaList = Field(default_factory=list, description="only these framings (comma list; scenario sets "
+                                "stand for their framings)")
     rounds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(split_commas)] = Field(
         default_factory=list, description="only these round indices (comma list, from 0)")
     max_per_scenario: int | None = Field(None, ge=1, description="at most this many examples per game x framing")
@@ -144,8 +147,8 @@ def _play(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     o = validate(ExportOptions, flag_values(args, ExportOptions), "export", "flags")
-    n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed, games=o.games,
-                      framings=o.framings, rounds=o.rounds, max_per_scenario=o.max_per_scenario, sample=o.sample,
+    n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed,
+                      games=expand_sets(o.games, "games"), framings=expand_sets(o.framings, "framings"), rounds=o.rounds, max_per_scenario=o.max_per_scenario, sample=o.sample,
                       seed=o.seed, overwrite=o.force)
     print(f"wrote {n} examples to {args.out} and {Path(args.out).with_suffix('.parquet')}")
     return 0
