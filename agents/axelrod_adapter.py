@@ -35,12 +35,14 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from tomarena.agents.base import Decision, Policy, register_policy
 from tomarena.agents.embedded import cache_root
+from tomarena.agents.policy_options import PolicyOptions, Whole, check_options, rule, takes
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
 from tomarena.files import write_text_atomic
@@ -227,14 +229,22 @@ class AxelrodState:
         self.player, self.co_history, self.seed, self.used = player, co_history, seed, False
 
 
+class AxelrodOptions(PolicyOptions):
+    """The options of every Axelrod strategy (`axelrod:<Name>`, `axelrod/<name>`)."""
+
+    seed: Annotated[Whole | None, rule(lambda s: 0 <= s < 2**32, "an integer in [0, 2**32)")] = Field(
+        None, description="fixes the strategy's own RNG in every match (stochastic Axelrod strategies; default: drawn "
+                          "from the match's rng stream)")
+
+
 class AxelrodPolicy(Policy):
     """An Axelrod-library strategy played through the tomarena policy contract."""
 
     game_kinds = ("matrix",)
+    Options = AxelrodOptions
 
     def __init__(self, name: str, seed: int | None = None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
-            raise ConfigError(f"option seed must be an integer in [0, 2**32), got {seed!r}")
+        seed = check_options(AxelrodOptions, {"seed": seed}, f"axelrod:{name}").seed
         self.info = lookup(name)
         self.cls = getattr(import_axelrod(), self.info.class_name)
         self.name, self.seed, self.stochastic = self.info.name, seed, self.info.stochastic
@@ -332,6 +342,7 @@ class VectorAxelrodPolicy(AxelrodPolicy):
         return out, _Batch(state.players, state.co)
 
 
+@takes(AxelrodOptions)
 def axelrod_policy(name: str, seed: int | None = None) -> Policy:
     """A Policy playing the Axelrod strategy `name` (e.g. "Tit For Tat", "Grudger"); `seed` fixes its RNG
     (stochastic strategies only)."""
@@ -340,6 +351,7 @@ def axelrod_policy(name: str, seed: int | None = None) -> Policy:
 
 
 def _factory(name: str) -> Any:
+    @takes(AxelrodOptions)
     def build(seed: int | None = None) -> Policy:
         return axelrod_policy(name, seed)
 

@@ -11,13 +11,16 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import PolicyError
 from tomarena.registry import Registry
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 SOURCES = ("rule", "strategist", "llm", "fallback", "replay", "replay-model")
 PARSE_STATUSES = ("ok", "scored", "default", "failed", "fallback")
@@ -75,6 +78,9 @@ class Policy(ABC):
     #: True when a decision never depends on the other observations of its batch, so a model service may merge
     #: the requests of many matches into one call (off unless declared; LLMPolicy asks its backend).
     batch_invariant: bool = False
+    #: the pydantic model of the options its constructor takes (agents/policy_options.py): resolve_policy validates
+    #: a spec's options through it and `tomarena list policies` shows its fields. None: derived from the signature.
+    Options: ClassVar[type[BaseModel] | None] = None
 
     def initial_state(self) -> Any:
         """State at the start of a match (None for memoryless policies)."""

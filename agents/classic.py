@@ -22,6 +22,9 @@ which returns the core (same two methods) for that game and seat.
 is already under way the core replays the history); `act_batch` vectorises over its batch.
 Donation-game strategies (`classic/fixed_contributor`, `classic/conditional_cooperator`) are plain
 policies with one-hot probabilities.
+
+A strategy with options declares them as its `Options` model (agents/policy_options.py): the field is the option's
+type, range, default and description, and `setup()` builds the core from `self.options`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
+from pydantic import AfterValidator, Field
 
 from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.agents.policy_options import Configurable, PolicyOptions, Probability, Whole, at_least
 from tomarena.envs.games import DonationGame, Game
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
@@ -162,12 +167,6 @@ class DefectOnceCore(Core):
         return np.where(rounds == self.at, 0.0, 1.0), state
 
 
-def _check_unit(name: str, x: float) -> float:
-    if not isinstance(x, (int, float)) or not 0 <= x <= 1 or math.isnan(x):
-        raise ConfigError(f"option {name} must be a probability in [0, 1], got {x!r}")
-    return float(x)
-
-
 def _last_moves(obs: Observation) -> tuple[int, int]:
     if not obs.actions:
         return -1, -1
@@ -191,13 +190,22 @@ class Classifier:
     reads_payoffs: bool = False
 
 
-class ClassicPolicy(Policy):
+class Classified(Configurable, Policy):
+    """A native strategy: options from its `Options` model (agents/policy_options.py) and a declared Classifier."""
+
+    classifier = Classifier(memory_depth=math.inf, stochastic=False)
+
+    def describe(self) -> dict[str, Any]:
+        """Id plus the options that shape the strategy."""
+        return {"id": self.id, **self.options.model_dump()}
+
+
+class ClassicPolicy(Classified):
     """A 2x2 strategy driven by its VectorStrategy core; decisions have source 'rule' and exact probs."""
 
     id = "classic"
     game_kinds = ("matrix",)
     core: Core = ConstantCore(1.0)
-    classifier = Classifier(memory_depth=math.inf, stochastic=False)
 
     def vector_core(self, game: Game, player: int) -> Core:
         """The core that plays this strategy as `player` in `game` (most strategies ignore both)."""
@@ -242,10 +250,6 @@ class ClassicPolicy(Policy):
                 action = 0 if u[i] < pc else 1  # identical to sample_action((pc, 1 - pc), rng)
                 out[i] = (Decision(action, (pc, 1.0 - pc), "rule"), tuple(float(x) for x in new[j]))
         return out
-
-    def describe(self) -> dict[str, Any]:
-        """Id plus the options that shape the strategy."""
-        return {"id": self.id, **{k: v for k, v in vars(self).items() if k not in ("id", "core", "classifier")}}
 
 
 def deterministic(memory_depth: float) -> Classifier:
@@ -322,11 +326,13 @@ class DefectOnce(VectorPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=False)
 
-    def __init__(self, at: int = 1) -> None:
-        if isinstance(at, bool) or not isinstance(at, int) or at < 1:
-            raise ConfigError(f"option at must be a round number >= 1, got {at!r}")
-        self.at = at
-        self.core = DefectOnceCore(at - 1)
+    class Options(PolicyOptions):
+        at: Annotated[Whole, at_least(1, "a round number")] = Field(
+            1, description="the round (from 1) in which it plays D; C in every other round")
+
+    def setup(self) -> None:
+        """The core that defects in round `at`."""
+        self.core = DefectOnceCore(self.options.at - 1)
 
 
 class RandomPolicy(VectorPolicy):
@@ -334,10 +340,13 @@ class RandomPolicy(VectorPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=True)
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = _check_unit("p", p)
-        self.core = ConstantCore(self.p)
-        self.classifier = Classifier(memory_depth=0, stochastic=0 < self.p < 1)
+    class Options(PolicyOptions):
+        p: Probability = Field(0.5, description="probability of C each round")
+
+    def setup(self) -> None:
+        """A constant core; stochastic unless p is 0 or 1."""
+        self.core = ConstantCore(self.options.p)
+        self.classifier = Classifier(memory_depth=0, stochastic=0 < self.options.p < 1)
 
 
 class GenerousTitForTat(VectorPolicy):
@@ -345,11 +354,23 @@ class GenerousTitForTat(VectorPolicy):
 
     classifier = Classifier(memory_depth=1, stochastic=True)
 
-    def __init__(self, generosity: float = GENEROSITY) -> None:
-        self.generosity = _check_unit("generosity", generosity)
-        g = self.generosity
+    class Options(PolicyOptions):
+        generosity: Probability = Field(GENEROSITY, description="p(C) after the co-player defected (C after C)")
+
+    def setup(self) -> None:
+        """A memory-one core; stochastic unless generosity is 0 or 1."""
+        g = self.options.generosity
         self.core = MemoryOneCore((1, g, 1, g), 1.0)
         self.classifier = Classifier(memory_depth=1, stochastic=0 < g < 1)
+
+
+def _four_probabilities(p: tuple[float, ...]) -> tuple[float, ...]:
+    if len(p) != 4:
+        raise ValueError(f"option p must be 4 probabilities pCC,pCD,pDC,pDD; got {list(p)}")
+    for x in p:
+        if not 0 <= x <= 1:  # NaN fails too
+            raise ValueError(f"option p must be a probability in [0, 1], got {x!r}")
+    return p
 
 
 class MemoryOne(VectorPolicy):
@@ -357,13 +378,16 @@ class MemoryOne(VectorPolicy):
 
     classifier = Classifier(memory_depth=1, stochastic=True)  # stochastic unless every p is 0 or 1
 
-    def __init__(self, p: tuple[float, ...] = (1.0, 0.0, 1.0, 0.0), first: float = 1.0) -> None:
-        if len(p) != 4:
-            raise ConfigError(f"option p must be 4 probabilities pCC,pCD,pDC,pDD; got {list(p)}")
-        self.p = tuple(_check_unit("p", x) for x in p)
-        self.first = _check_unit("first", first)
-        self.core = MemoryOneCore(self.p, self.first)
-        self.classifier = Classifier(memory_depth=1, stochastic=any(0 < x < 1 for x in (*self.p, self.first)))
+    class Options(PolicyOptions):
+        p: Annotated[tuple[float, ...], AfterValidator(_four_probabilities)] = Field(
+            (1.0, 0.0, 1.0, 0.0), description="p(C) after CC, CD, DC, DD (own last move first), comma list")
+        first: Probability = Field(1.0, description="p(C) in round 0")
+
+    def setup(self) -> None:
+        """The memory-one core; stochastic when any of its probabilities is strictly between 0 and 1."""
+        o = self.options
+        self.core = MemoryOneCore(o.p, o.first)
+        self.classifier = Classifier(memory_depth=1, stochastic=any(0 < x < 1 for x in (*o.p, o.first)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -381,17 +405,17 @@ class EquilibriumPlayer(ClassicPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=True, reads_payoffs=True)  # mixed equilibria randomise
 
-    def __init__(self, index: int = 0) -> None:
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ConfigError(f"option index must be an integer >= 0, got {index!r}")
-        self.index = index
+    class Options(PolicyOptions):
+        index: Annotated[Whole, at_least(0, "an integer")] = Field(
+            0, description="which Nash equilibrium of the stage game to play, as `tomarena list games` numbers "
+                           "them (pure first)")
 
     def vector_core(self, game: Game, player: int) -> Core:
         """A constant core with this player's equilibrium p(C) in `game`."""
-        return ConstantCore(_equilibrium_p(game, player, self.index))
+        return ConstantCore(_equilibrium_p(game, player, self.options.index))
 
 
-class DonationPolicy(Policy):
+class DonationPolicy(Classified):
     """Base of donation-game rules: one-hot probabilities over contributions 0..endowment."""
 
     game_kinds = ("donation",)
@@ -409,15 +433,9 @@ class DonationPolicy(Policy):
         probs = tuple(1.0 if a == give else 0.0 for a in range(game.n_actions))
         return Decision(sample_action(probs, rng), probs, "rule"), state
 
-    def describe(self) -> dict[str, Any]:
-        """Id plus options."""
-        return {"id": self.id, **{k: v for k, v in vars(self).items() if k != "id"}}
 
-
-def _check_amount(name: str, x: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-        raise ConfigError(f"option {name} must be a whole number of dollars >= 0, got {x!r}")
-    return x
+#: a whole number of dollars
+Dollars = Annotated[Whole, at_least(0, "a whole number of dollars")]
 
 
 def _fits(policy: Policy, name: str, x: int, game: DonationGame) -> int:
@@ -431,12 +449,12 @@ class FixedContributor(DonationPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=False, game_kinds=("donation",))
 
-    def __init__(self, amount: int = 5) -> None:
-        self.amount = _check_amount("amount", amount)
+    class Options(PolicyOptions):
+        amount: Dollars = Field(5, description="contribution every round")
 
     def contribution(self, obs: Observation, game: DonationGame) -> int:
         """Always `amount`."""
-        return _fits(self, "amount", self.amount, game)
+        return _fits(self, "amount", self.options.amount, game)
 
 
 class ConditionalCooperator(DonationPolicy):
@@ -444,13 +462,13 @@ class ConditionalCooperator(DonationPolicy):
 
     classifier = Classifier(memory_depth=1, stochastic=False, game_kinds=("donation",))
 
-    def __init__(self, first: int = 5) -> None:
-        self.first = _check_amount("first", first)
+    class Options(PolicyOptions):
+        first: Dollars = Field(5, description="contribution in round 0")
 
     def contribution(self, obs: Observation, game: DonationGame) -> int:
         """`first`, then the others' mean contribution of the previous round, rounded half up."""
         if not obs.actions:
-            return _fits(self, "first", self.first, game)
+            return _fits(self, "first", self.options.first, game)
         others = obs.others_actions[-1]
         return min(game.endowment, math.floor(sum(others) / len(others) + 0.5))
 

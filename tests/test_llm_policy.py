@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from tomarena.agents.base import POLICIES
-from tomarena.agents.llm_policy import DECODING_PRESETS, LLMPolicy, decoding_settings, from_hf_spec, scores_to_probs
+from tomarena.agents.llm_options import DECODING_PRESETS, decoding_settings
+from tomarena.agents.llm_policy import LLMPolicy, from_hf_spec, scores_to_probs
 from tomarena.agents.resolve import resolve_policy
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game
