@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -126,18 +127,32 @@ class Reading:
     coop_seen: tuple[int, int] | None = None  # (C moves, rounds) of the co-player, or None in round 1
 
 
-def _history_weights(n: int, memory: float) -> np.ndarray:
-    return memory ** np.arange(n - 1, -1, -1, dtype=float)
+class Pull(NamedTuple):
+    """A prior pulled toward the co-player's recent choices (see `reciprocity_pull`)."""
+
+    value: float  # (prior_weight * prior + sum w * seen) / (prior_weight + sum w)
+    mean: float  # the recency-weighted mean of `seen` (the prior when nothing was seen)
+    keep: float  # the prior's share of `value`: prior_weight / (prior_weight + sum w)
+
+
+def reciprocity_pull(prior: float, seen: Sequence[float] | np.ndarray, memory: float, prior_weight: float) -> Pull:
+    """The one reciprocity rule of the strategist and the study replays: the co-player's choices `seen` (oldest first,
+    1 = C or a share given) weighted memory**age (last round 1) pull `prior` toward their weighted mean."""
+    seen = np.asarray(seen, dtype=float)
+    if len(seen) == 0:
+        return Pull(float(prior), float(prior), 1.0)
+    w = memory ** np.arange(len(seen) - 1, -1, -1, dtype=float)
+    total = w @ seen
+    value = float((prior_weight * prior + total) / (prior_weight + w.sum()))
+    return Pull(value, float(total / w.sum()), float(prior_weight / (prior_weight + w.sum())))
 
 
 def _update(tau: float, alpha: float, seen: np.ndarray, prm: StrategistParams) -> tuple[float, float]:
     """Trust and social weight after observing the co-player's cooperation shares `seen` (oldest first)."""
     if len(seen) == 0:
         return tau, alpha
-    w = _history_weights(len(seen), prm.memory)
-    tau = float((prm.prior_weight * tau + w @ seen) / (prm.prior_weight + w.sum()))
-    mean = float(w @ seen / w.sum())
-    return tau, float(np.clip(alpha + prm.reciprocity * (2 * mean - 1), -0.5, 1.0))
+    pull = reciprocity_pull(tau, seen, prm.memory, prm.prior_weight)
+    return pull.value, float(np.clip(alpha + prm.reciprocity * (2 * pull.mean - 1), -0.5, 1.0))
 
 
 def read_2x2(obs: Observation, prm: StrategistParams) -> Reading:

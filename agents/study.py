@@ -47,22 +47,30 @@ from tomarena.agents.strategist import (
     motivation_donation,
     read_2x2,
     read_donation,
+    reciprocity_pull,
 )
 from tomarena.agents.study_fit import load_fit, persistence
-from tomarena.envs.games import DonationGame, GameLike
+from tomarena.envs.games import DonationGame, GameLike, get_game
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import GameError
 
-FAMILIES = ("prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight")
 STUDY_DONATION = ("donation", "none")  # (game, framing) of the study's donation scenario
 #: how repeated rounds (round >= 1) of a 2x2 game are modelled: the 70b's recorded repeated play, or reciprocity
 REPEATED_MODELS = ("akata", "reciprocity")
 
 
+@functools.cache
+def study_families() -> tuple[str, ...]:
+    """The game families the study ran, each game asked for its own `family` (the Prisoner's Dilemma, Snowdrift, Stag
+    Hunt and Prisoner's Delight, at any scale), in the data's order."""
+    games = dict.fromkeys(c.game for c in study.one_shot_cells())
+    return tuple(dict.fromkeys(f for f in (get_game(g).family for g in games) if f is not None))
+
+
 def game_family(game: GameLike) -> str | None:
-    """The study game family of `game` (its declared `family` when it is one of the study's four), else None."""
+    """The study game family of `game` (its declared `family` when it is one the study ran), else None."""
     family = getattr(game, "family", None)
-    return family if family in FAMILIES else None
+    return family if family in study_families() else None
 
 
 def _mean(cells: list[study.Cell]) -> float | None:
@@ -82,10 +90,11 @@ def _anchor(model: str, framing: str, game_id: str, family: str | None) -> tuple
     if exact is not None:
         return exact.p_cooperate(), True
     cells = [c for c in study.one_shot_cells() if c.model == model]
+    families = study_families()  # a family's own game (its registry id, e.g. stag_hunt) is the one averaged
     candidates = [
         [c for c in cells if c.framing == framing and c.game == family],
         [c for c in cells if c.game == family],
-        [c for c in cells if c.framing == framing and c.game in FAMILIES],
+        [c for c in cells if c.framing == framing and c.game in families],
         cells,
     ]
     for group in candidates:
@@ -96,11 +105,9 @@ def _anchor(model: str, framing: str, game_id: str, family: str | None) -> tuple
 
 
 def reciprocity(p0: float, other_coop: np.ndarray, memory: float, prior_weight: float) -> float:
-    """P(C) after seeing the co-player's cooperation `other_coop` (1 = C, oldest first), anchored at p0."""
-    if len(other_coop) == 0:
-        return p0
-    w = memory ** np.arange(len(other_coop) - 1, -1, -1, dtype=float)
-    return float((prior_weight * p0 + w @ other_coop) / (prior_weight + w.sum()))
+    """P(C) after seeing the co-player's cooperation `other_coop` (1 = C, oldest first), anchored at p0: the
+    strategist's reciprocity rule (agents.strategist.reciprocity_pull)."""
+    return reciprocity_pull(p0, other_coop, memory, prior_weight).value
 
 
 def follow_recorded(p0: float, own_coop: bool, other_coop: bool) -> float:
@@ -184,10 +191,9 @@ class StudyReplay(Policy):
             probs[int(round(share * game.endowment))] += p
         seen = [sum(o) / len(o) for o in obs.others_actions]
         if seen:
-            w = self.memory ** np.arange(len(seen) - 1, -1, -1, dtype=float)
-            keep = self.prior_weight / (self.prior_weight + w.sum())
-            probs *= keep
-            probs[int(round(float(w @ np.array(seen)) / w.sum()))] += 1 - keep
+            gift = reciprocity_pull(0.0, seen, self.memory, self.prior_weight)
+            probs *= gift.keep
+            probs[int(round(gift.mean))] += 1 - gift.keep
         recorded = ((game.id, obs.framing.id) == STUDY_DONATION and game.endowment == study.DONATION_ENDOWMENT
                     and obs.horizon == 1 and obs.round == 0)
         return tuple(float(x) for x in probs), "replay" if recorded else "replay-model"

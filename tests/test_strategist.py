@@ -11,7 +11,16 @@ import pytest
 
 from tomarena.agents import resolve_policy
 from tomarena.agents.prompts import build_messages, messages_json
-from tomarena.agents.strategist import StrategistParams, first_person, social_weight, trust_prior, utility
+from tomarena.agents.strategist import (
+    Pull,
+    StrategistParams,
+    first_person,
+    reciprocity_pull,
+    social_weight,
+    trust_prior,
+    utility,
+)
+from tomarena.agents.study import reciprocity
 from tomarena.envs import Observation, get_framing, get_game, prisoners_dilemma, symmetric_game
 from tomarena.envs.framings import framings_by_sample
 from tomarena.errors import ConfigError
@@ -145,3 +154,32 @@ def test_first_person():
     expected = "make as much profit for my company as I can"
     assert first_person("make as much profit for your company as you can") == expected
     assert first_person("make it as good as possible for you") == "make it as good as possible for me"
+
+
+def test_one_reciprocity_rule_for_the_strategist_and_the_study_replays():
+    # seen C-shares 0 then 1 (oldest first), memory 0.5: weights 0.5 and 1; prior weight 1
+    pull = reciprocity_pull(0.2, [0.0, 1.0], 0.5, 1.0)
+    assert pull == (pytest.approx((1 * 0.2 + 1.0) / 2.5), pytest.approx(1 / 1.5), pytest.approx(1 / 2.5))
+    assert reciprocity_pull(0.3, [], 0.5, 1.0) == Pull(0.3, 0.3, 1.0)  # nothing seen: the prior, kept whole
+    assert reciprocity(0.2, np.array([0.0, 1.0]), 0.5, 1.0) == pull.value  # the study's P(C) is the same rule
+    pol = resolve_policy("strategist/reference?motivation=false")
+    obs = Observation(get_game("prisoners_dilemma"), get_framing("none"), 0, 2, 5, ((0, 1), (0, 0)),
+                      ((2.0, 10.0), (5.0, 5.0)))
+    tau = trust_prior(get_framing("none"), StrategistParams())
+    same = reciprocity_pull(tau, [0.0, 1.0], 0.5, 1.0)
+    assert pol.act(obs, None, np.random.default_rng(0))[0].probs == pytest.approx(
+        _probs_with(obs, same.value, social_weight(get_framing("none"), StrategistParams()) + 0.4 * (
+            2 * same.mean - 1)))
+
+
+def _probs_with(obs, tau: float, alpha: float) -> tuple[float, ...]:
+    """The strategist's 2x2 probabilities for a given trust and social weight (its formulas, written out)."""
+    prm = StrategistParams()
+    own, other = obs.game.row_matrix, obs.game.col_matrix
+    alpha = float(np.clip(alpha, -0.5, 1.0))
+    u_co = utility(other.T, own.T, alpha, prm.loss_aversion, prm.exploited)
+    z = prm.rationality * (u_co @ np.array([tau, 1 - tau]))
+    p_co = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    q = (1 - prm.depth) * tau + prm.depth * float(p_co[0])
+    z = prm.rationality * (utility(own, other, alpha, prm.loss_aversion, prm.exploited) @ np.array([q, 1 - q]))
+    return tuple(np.exp(z - z.max()) / np.exp(z - z.max()).sum())

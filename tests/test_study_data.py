@@ -16,7 +16,7 @@ import pytest
 from tests.test_analysis_fixtures import sweep_rows
 from tomarena import study
 from tomarena.agents import resolve_policy
-from tomarena.agents.study import anchor, game_family, reciprocity
+from tomarena.agents.study import anchor, game_family, reciprocity, study_families
 from tomarena.agents.study_fit import persistence
 from tomarena.analysis import study_ref, transfer
 from tomarena.analysis.comparisons import donation_tests, model_tests
@@ -201,3 +201,10 @@ def test_pipeline_measures_the_teacher_once_when_its_sweep_is_the_measurement(tm
     stage = next(s for s in plan(other) if s.label == "measure teacher in_sample")
     assert stage.out == tmp_path / "measure_teacher" / "in_sample"
     assert stage.execute().line.startswith("measure teacher in_sample: ") and (stage.out / "summary.json").is_file()
+
+
+def test_study_families_are_asked_from_the_games_the_study_ran() -> None:
+    assert study_families() == ("prisoners_dilemma", "prisoners_delight", "stag_hunt", "snowdrift")
+    assert {get_game(c.game).family for c in study.one_shot_cells()} == set(study_families())
+    assert [game_family(get_game(g)) for g in ("snowdrift_doubled", "rg144/1", "donation")] == ["snowdrift", None,
+                                                                                                None]
