@@ -40,7 +40,7 @@ from pydantic import AfterValidator, Field
 
 from tomarena.agents.base import Decision, Policy, register_policy, sample_action
 from tomarena.agents.policy_options import Configurable, PolicyOptions, Probability, Whole, at_least
-from tomarena.envs.games import DonationGame, Game
+from tomarena.envs.games import DonationGame, Equilibrium, Game, GameLike
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
 
@@ -194,6 +194,11 @@ class Classified(Configurable, Policy):
     """A native strategy: options from its `Options` model (agents/policy_options.py) and a declared Classifier."""
 
     classifier = Classifier(memory_depth=math.inf, stochastic=False)
+
+    def classify(self, game: GameLike, player: int | None = None) -> Classifier:
+        """What this strategy is when it plays `game` (as `player`, or either seat): the declared classifier, unless
+        the strategy's nature depends on the game (an equilibrium player)."""
+        return self.classifier
 
     def describe(self) -> dict[str, Any]:
         """Id plus the options that shape the strategy."""
@@ -391,19 +396,20 @@ class MemoryOne(VectorPolicy):
 
 
 @functools.lru_cache(maxsize=256)
-def _equilibrium_p(game: Game, player: int, index: int) -> float:
+def _equilibrium(game: Game, index: int) -> Equilibrium:
     eqs = game.nash_equilibria()
     if not 0 <= index < len(eqs):
         shown = "; ".join(f"{i}: {e.label(game.action_labels)}" for i, e in enumerate(eqs))
         raise GameError(f"equilibrium index {index} is out of range for game {game.id!r}; it has {shown}")
-    return float(eqs[index].strategies[player][0])
+    return eqs[index]
 
 
 class EquilibriumPlayer(ClassicPolicy):
     """Plays its part of the stage game's Nash equilibrium number `index` (mixed ones too) every round.
     Equilibria are numbered as Game.nash_equilibria() lists them: pure first."""
 
-    classifier = Classifier(memory_depth=0, stochastic=True, reads_payoffs=True)  # mixed equilibria randomise
+    #: without a game: it may randomise (a mixed equilibrium); `classify(game)` says whether it does in that game
+    classifier = Classifier(memory_depth=0, stochastic=True, reads_payoffs=True)
 
     class Options(PolicyOptions):
         index: Annotated[Whole, at_least(0, "an integer")] = Field(
@@ -412,7 +418,14 @@ class EquilibriumPlayer(ClassicPolicy):
 
     def vector_core(self, game: Game, player: int) -> Core:
         """A constant core with this player's equilibrium p(C) in `game`."""
-        return ConstantCore(_equilibrium_p(game, player, self.options.index))
+        return ConstantCore(float(_equilibrium(game, self.options.index).strategies[player][0]))
+
+    def classify(self, game: GameLike, player: int | None = None) -> Classifier:
+        """Deterministic where its equilibrium of `game` is pure for `player` (or for both seats), else stochastic."""
+        eq = _equilibrium(game, self.options.index)  # type: ignore[arg-type]
+        parts = eq.strategies if player is None else (eq.strategies[player],)
+        mixed = any(0 < p < 1 for s in parts for p in s)
+        return Classifier(memory_depth=0, stochastic=mixed, reads_payoffs=True)
 
 
 class DonationPolicy(Classified):

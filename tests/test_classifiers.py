@@ -15,6 +15,7 @@ from tomarena.agents.classic import CLASSIC, Classifier
 from tomarena.envs import Observation, get_framing, get_game
 
 MATRIX_GAMES = ("prisoners_dilemma", "snowdrift")
+PENNIES = "matrix?row=1/0/0/1&col=0/1/1/0"  # matching pennies: its only equilibrium is mixed
 SPECS = [f"classic/{n}" for n in CLASSIC] + ["classic/random?p=1", "classic/memory_one?p=1,0,0,1",
                                               "classic/memory_one?p=0.5,0,1,0", "classic/equilibrium?index=2"]
 
@@ -37,7 +38,9 @@ def _histories(game: str, length: int) -> list[tuple]:
 def _games(policy, spec: str) -> tuple[str, ...]:
     if "donation" in policy.classifier.game_kinds:
         return ("donation",)
-    return ("snowdrift",) if spec.endswith("index=2") else MATRIX_GAMES  # snowdrift's mixed equilibrium is no. 2
+    if spec.startswith("classic/equilibrium"):  # snowdrift's mixed equilibrium is no. 2; pennies' no. 0
+        return ("snowdrift",) if spec.endswith("index=2") else (*MATRIX_GAMES, PENNIES)
+    return MATRIX_GAMES
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -62,10 +65,21 @@ def test_declared_memory_depth_holds(spec: str) -> None:
 @pytest.mark.parametrize("spec", SPECS)
 def test_declared_stochasticity_holds(spec: str) -> None:
     policy = resolve_policy(spec)
-    games = _games(policy, spec)
-    probs = [p for g in games for n in (0, 1, 2) for h in _histories(g, n) for p in _decide(policy, g, h)]
-    random = any(0 < p < 1 for p in probs)
-    assert random == policy.classifier.stochastic or (spec == "classic/equilibrium" and not random), spec
+    for game in _games(policy, spec):  # per game: an equilibrium player randomises only where its equilibrium mixes
+        probs = [p for n in (0, 1, 2) for h in _histories(game, n) for p in _decide(policy, game, h)]
+        random = any(0 < p < 1 for p in probs)
+        assert random == policy.classify(get_game(game)).stochastic, (spec, game)
+        assert policy.classify(get_game(game)).memory_depth == policy.classifier.memory_depth
+
+
+def test_equilibrium_player_is_stochastic_exactly_where_its_equilibrium_is_mixed() -> None:
+    first, mixed = resolve_policy("classic/equilibrium"), resolve_policy("classic/equilibrium?index=2")
+    assert [first.classify(get_game(g)).stochastic for g in ("prisoners_dilemma", "stag_hunt", PENNIES)] == [
+        False, False, True]
+    assert mixed.classify(get_game("snowdrift")) == Classifier(memory_depth=0, stochastic=True, reads_payoffs=True)
+    assert first.classify(get_game("stag_hunt"), player=1) == Classifier(memory_depth=0, stochastic=False,
+                                                                         reads_payoffs=True)
+    assert resolve_policy("classic/random?p=0.3").classify(get_game("snowdrift")).stochastic is True
 
 
 @pytest.mark.parametrize("spec", SPECS)
