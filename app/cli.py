@@ -74,9 +74,11 @@ def format_repeated(rep: dict[str, Any]) -> str:
     baselines; then the baselines on every held-out decision) and the closed-loop signatures."""
     lines = [f"\nrepeated games: the student fine-tuned on {rep['model']}'s recorded training-game decisions "
              f"({rep['adapter']}), predicting its held-out decisions:"]
-    lines.append(f"  {'policy':<14} {'games':<7} {'decisions':>9} {'accuracy':>8} {'log_lik':>8}")
+    lines.append(f"  {'policy':<14} {'games':<7} {'decisions':<20} {'accuracy':>8} {'log_lik':>8}")
     for r in rep["benchmark"]:
-        lines.append(f"  {r['policy']:<14} {r['games']:<7} {r['decisions']:>9} {r['accuracy']:>8.4f} "
+        group = r.get("group", "all")
+        n = f"{r['decisions']}" + ("" if group == "all" else f" ({group})")
+        lines.append(f"  {r['policy']:<14} {r['games']:<7} {n:<20} {r['accuracy']:>8.4f} "
                      f"{r['log_likelihood']:>8.4f}")
     lines.append("closed-loop play (own moves; A = option 1):")
     lines.append(format_signature(rep["closed_loop"]))

@@ -332,7 +332,7 @@ class BenchmarkStage(Stage):
         """Score the policies and the baselines on the chosen held-out games, and the baselines on all of them."""
         import pandas as pd
 
-        rows = evaluate(self.policies, self.model, "test", seed=self.seed, games=self.games or None)
+        rows = evaluate(self.policies, self.model, "test", seed=self.seed, games=self.games or None, by="round")
         scope = "chosen" if self.games else "all"
         frame = pd.DataFrame([{**r, "games": scope} for r in rows])
         if self.games:  # the baselines on every held-out decision too, for scale
@@ -414,7 +414,7 @@ def repeated_headline(paths: dict[str, Any]) -> dict[str, Any]:
     frame = load_runs([paths["closed_loop"]])
     signature = closed_loop_signature(frame, {"base": paths["base"], "student": paths["student"]},
                                       paths["partners"])
-    cols = ["policy", "games", "decisions", "accuracy", "log_likelihood", "brier", "ece"]
+    cols = ["policy", "games", "group", "decisions", "accuracy", "log_likelihood", "brier", "ece"]
     return {"model": paths["model"], "adapter": str(paths["adapter"]),
             "benchmark": bench[cols].to_dict("records"), "closed_loop": signature}
 

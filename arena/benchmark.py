@@ -40,7 +40,7 @@ from tomarena.errors import ConfigError
 PROB_FLOOR = 1e-6
 DATASETS = ("akata",)
 BASELINES = ("option1", "repeat_own", "copy_partner", "table")
-SCORE_COLUMNS = ["policy", "decisions", "accuracy", "log_likelihood", "brier", "ece", "kind", "seconds"]
+SCORE_COLUMNS = ["policy", "decisions", "accuracy", "log_likelihood", "brier", "ece", "kind", "seconds", "group"]
 ECE_BINS = 10
 
 
@@ -240,12 +240,30 @@ def game_numbers(games: Iterable[str | int]) -> list[int]:
     return out
 
 
+#: ways to break the scores down: by round (the first round, where no history exists, vs the nine after it) and by
+#: the game's Robinson-Goforth family
+BREAKDOWNS = ("round", "family")
+
+
+def decision_groups(seats: Sequence[Seat], by: str) -> np.ndarray:
+    """The group label of every decision of `seats`, shape (seats, rounds): by "round" ("round 1" / "rounds 2-10")
+    or by "family" (the game's family)."""
+    if by == "round":
+        return np.array([["round 1"] + ["rounds 2-10"] * (N_ROUNDS - 1) for _ in seats], dtype=object).reshape(
+            len(seats), N_ROUNDS)
+    if by == "family":
+        return np.array([[get_game(s.match.game_id).family] * N_ROUNDS for s in seats], dtype=object).reshape(
+            len(seats), N_ROUNDS)
+    raise ConfigError(f"unknown breakdown {by!r}; allowed: {', '.join(BREAKDOWNS)}")
+
+
 def evaluate(policies: Sequence[str | Policy], model: str, split: Split = "test", data: str = "akata",
              seed: int = 0, matches: Iterable[RecordedMatch] | None = None,
-             games: Iterable[str | int] | None = None) -> list[dict[str, Any]]:
+             games: Iterable[str | int] | None = None, by: str | None = None) -> list[dict[str, Any]]:
     """Score the baselines, then each policy (a spec or a Policy), on every recorded decision of `model` in
     `split` (only in `games`, when given); one row per policy with SCORE_COLUMNS (`kind` "baseline" or "policy",
-    `seconds` its time). The `table` baseline is always fitted on the whole train split of `matches`."""
+    `seconds` its time, `group` "all"), followed with `by` (BREAKDOWNS) by one row per policy and group. The
+    `table` baseline is always fitted on the whole train split of `matches`."""
     if data not in DATASETS:
         raise ConfigError(f"unknown benchmark data {data!r}; allowed: {', '.join(DATASETS)}")
     pool = list(recordings() if matches is None else matches)
@@ -257,17 +275,31 @@ def evaluate(policies: Sequence[str | Policy], model: str, split: Split = "test"
         where = "" if wanted is None else f" among games {sorted(wanted)}"
         raise ConfigError(f"no recorded decisions of {check_model(model)} in split {split!r}{where}")
     recorded = choices(seats)
-    rows = []
+    groups = None if by is None else decision_groups(seats, by)
+    rows, parts = [], []
     for name in BASELINES:
         started = time.perf_counter()
-        rows.append(_row(name, "baseline", baseline_probs(name, seats, train), recorded, started))
+        probs = baseline_probs(name, seats, train)
+        rows.append(_row(name, "baseline", probs, recorded, started))
+        parts += _group_rows(name, "baseline", probs, recorded, groups)
     for spec in policies:
         started = time.perf_counter()
         policy = resolve_policy(spec)
-        rows.append(_row(policy.id, "policy", policy_probs(policy, seats, seed), recorded, started))
-    return rows
+        probs = policy_probs(policy, seats, seed)
+        rows.append(_row(policy.id, "policy", probs, recorded, started))
+        parts += _group_rows(policy.id, "policy", probs, recorded, groups)
+    return rows + parts
 
 
 def _row(name: str, kind: str, probs: np.ndarray, recorded: np.ndarray, started: float) -> dict[str, Any]:
     return {"policy": name, **score(probs, recorded), "kind": kind,
-            "seconds": round(time.perf_counter() - started, 3)}
+            "seconds": round(time.perf_counter() - started, 3), "group": "all"}
+
+
+def _group_rows(name: str, kind: str, probs: np.ndarray, recorded: np.ndarray,
+                groups: np.ndarray | None) -> list[dict[str, Any]]:
+    """One score row per group of decisions (none without groups)."""
+    if groups is None:
+        return []
+    return [{"policy": name, **score(probs[groups == g], recorded[groups == g]), "kind": kind, "seconds": 0.0,
+             "group": str(g)} for g in sorted(set(groups.ravel()))]

@@ -297,3 +297,20 @@ def test_evaluate_on_chosen_games_keeps_the_table_fitted_on_the_whole_train_spli
         evaluate([], "gpt-4", "test", games=["rg144/145"])
     with pytest.raises(ConfigError, match=r"in split 'test' among games \[67\]"):
         evaluate([], "gpt-4", "test", games=[67])
+
+
+def test_scores_break_down_by_round_and_family() -> None:
+    """Round 1 has no history: repeat_own and copy_partner answer option 1 there, exactly as option1 does."""
+    rows = evaluate([], "gpt-4", "test", by="round")
+    got = {(r["policy"], r["group"]): r for r in rows}
+    assert got[("option1", "all")]["decisions"] == 4800
+    assert got[("option1", "round 1")]["decisions"] == 480 and got[("option1", "rounds 2-10")]["decisions"] == 4320
+    for name in ("repeat_own", "copy_partner"):
+        assert got[(name, "round 1")]["accuracy"] == got[("option1", "round 1")]["accuracy"]
+    whole = got[("repeat_own", "all")]["accuracy"]
+    parts = got[("repeat_own", "round 1")]["accuracy"] * 480 + got[("repeat_own", "rounds 2-10")]["accuracy"] * 4320
+    assert parts / 4800 == pytest.approx(whole, abs=1e-12) == pytest.approx(0.7865, abs=5e-5)
+    fam = [r for r in evaluate([], "gpt-4", "test", by="family") if r["policy"] == "option1" and r["group"] != "all"]
+    assert sum(r["decisions"] for r in fam) == 4800 and {r["group"] for r in fam} >= {"PD Family", "Win-win"}
+    with pytest.raises(ConfigError, match="unknown breakdown 'moon'; allowed: round, family"):
+        evaluate([], "gpt-4", "test", by="moon")

@@ -64,10 +64,12 @@ def test_smoke_pipeline_runs_end_to_end_and_resumes(tiny_model_dir: Path, tmp_pa
     assert all(int(x["game"].split("/")[1]) % 3 != 0 for x in examples)  # training-split games only
     assert (run / "repeated" / "adapter" / "tomarena_finetune.json").is_file()
     rep = result["headline"]["repeated"]
-    chosen = {r["policy"]: r for r in rep["benchmark"] if r["games"] == "chosen"}
+    chosen = {r["policy"]: r for r in rep["benchmark"] if r["games"] == "chosen" and r["group"] == "all"}
     assert set(chosen) == {"option1", "repeat_own", "copy_partner", "table", "base", "student"}
     assert {r["decisions"] for r in chosen.values()} == {100}  # game 66: GPT-4's 100 held-out decisions there
-    assert {r["decisions"] for r in rep["benchmark"] if r["games"] == "all"} == {4800}
+    by_round = {(r["policy"], r["group"]): r["decisions"] for r in rep["benchmark"] if r["games"] == "chosen"}
+    assert by_round[("student", "round 1")] == 10 and by_round[("student", "rounds 2-10")] == 90
+    assert {r["decisions"] for r in rep["benchmark"] if r["games"] == "all" and r["group"] == "all"} == {4800}
     loops = sorted((r["who"], r["partner"]) for r in rep["closed_loop"])
     partners = ("classic/always_cooperate", "classic/always_defect", "classic/defect_once")
     assert loops == sorted((w, p) for w in ("base", "student") for p in partners)  # one seat each (symmetric game)

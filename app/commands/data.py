@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tomarena.arena.benchmark import BASELINES, DATASETS, SCORE_COLUMNS, evaluate
+from tomarena.arena.benchmark import BASELINES, BREAKDOWNS, DATASETS, SCORE_COLUMNS, evaluate
 from tomarena.arena.recorded import import_recordings
 from tomarena.arena.runner import describe_run
 from tomarena.envs.rg144 import CITATION, MODELS, SPLITS
@@ -34,7 +34,8 @@ probability it gives the recorded choice: accuracy (argmax; a tie between k acti
 per decision (probabilities clipped at 1e-6), Brier score and expected calibration error. Policies that give no
 probabilities count their chosen action with probability 1. The baselines option1, repeat_own, copy_partner (option
 1 in round 1) and table (a lookup table over payoff features and last moves, fitted on the model's train split)
-are always scored beside. --csv writes policy, decisions, accuracy, log_likelihood, brier, ece, kind, seconds."""
+are always scored beside. --by round|family adds a score per group of decisions. --csv writes policy, decisions,
+accuracy, log_likelihood, brier, ece, kind, seconds, group (all, or the --by group)."""
 
 
 class EvaluateOptions(BaseModel):
@@ -52,6 +53,8 @@ class EvaluateOptions(BaseModel):
                                    "(the other 96) or all")
     games: CommaList = Field(default_factory=list, description="score only these games of the split (rg144/<n> "
                              "or <n>; default: all); the table baseline is still fitted on the whole train split")
+    by: Literal[BREAKDOWNS] | None = Field(None, description="also score each group of decisions: round (round 1 "  # type: ignore[valid-type]
+                                           "vs rounds 2-10) or family (the game's family)")
     csv: str | None = Field(None, description="also write the scores to this CSV file")
     seed: int = Field(0, description="seed of the policies' rng streams")
 
@@ -72,8 +75,9 @@ def format_scores(rows: list[dict[str, Any]]) -> str:
     """The benchmark's rows as an aligned text table, four decimals."""
     lines = [f"{'policy':<32} {'decisions':>9} {'accuracy':>8} {'log_lik':>8} {'brier':>7} {'ece':>7}  kind"]
     for r in rows:
+        group = "" if r.get("group", "all") == "all" else f"  [{r['group']}]"
         lines.append(f"{r['policy']:<32} {r['decisions']:>9} {r['accuracy']:>8.4f} {r['log_likelihood']:>8.4f} "
-                     f"{r['brier']:>7.4f} {r['ece']:>7.4f}  {r['kind']}")
+                     f"{r['brier']:>7.4f} {r['ece']:>7.4f}  {r['kind']}{group}")
     return "\n".join(lines)
 
 
@@ -88,7 +92,7 @@ def scores_csv(rows: list[dict[str, Any]]) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     o = validate(EvaluateOptions, flag_values(args, EvaluateOptions), "evaluate", "flags")
-    rows = evaluate(o.policies, o.model, o.split, o.data, o.seed, games=o.games or None)
+    rows = evaluate(o.policies, o.model, o.split, o.data, o.seed, games=o.games or None, by=o.by)
     print(f"{o.data} {o.model}, split {o.split}: {rows[0]['decisions']} recorded decisions")
     print(format_scores(rows))
     if o.csv:
