@@ -295,6 +295,15 @@ class TracesStage(Stage):
         for run, part in zip(self.runs, parts, strict=True):
             export_traces(run, self.teacher, part, overwrite=True, **self.filters)
         write_text_atomic(self.out, "".join(p.read_text(encoding="utf-8") for p in parts))
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        twin, tmp = self.out.with_suffix(".parquet"), self.out.with_name(f".{self.out.stem}.parquet.tmp")
+        pq.write_table(pa.concat_tables([pq.read_table(p.with_suffix(".parquet")) for p in parts]), tmp)
+        tmp.replace(twin)
+        for part in parts:
+            part.unlink(missing_ok=True)
+            part.with_suffix(".parquet").unlink(missing_ok=True)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -51,6 +52,9 @@ def test_smoke_pipeline_runs_end_to_end_and_resumes(tiny_model_dir: Path, tmp_pa
     html = (run / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= len(pngs)  # self-contained: every figure is inlined
     traces = (run / "traces" / "teacher.jsonl").read_text().splitlines()
+    assert sorted(p.name for p in (run / "traces").iterdir()) == [  # the per-run parts are joined, then removed
+        "repeated_gpt-4.jsonl", "repeated_gpt-4.parquet", "teacher.jsonl", "teacher.parquet"]
+    assert pq.read_table(run / "traces" / "teacher.parquet").num_rows == len(traces)
     assert traces and all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in traces)
 
     result = json.loads((run / "pipeline.json").read_text())
