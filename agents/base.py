@@ -41,7 +41,7 @@ class Decision:
     completion_tokens: int | None = None
     other_mass: float | None = None  # LLM scoring: probability that fell on neither label
     error: str | None = None  # backend failure text after retries, when any
-    protocol: str | None = None  # prompt protocol id (agents.prompts.TEMPLATES) for LLM-style policies
+    protocol: str | None = None  # prompt protocol id (agents.llm.prompts.TEMPLATES) for LLM-style policies
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -72,8 +72,8 @@ class Policy(ABC):
     id: str = "policy"
     #: True when the policy is expensive and should run in one Ray actor per model.
     heavy: bool = False
-    #: True when it offers `init_batch` / `p_cooperate_batch` (see agents/classic.py), so the arena's vectorised
-    #: engine (arena/fast.py) can play it without building observations.
+    #: True when it offers `init_batch` / `p_cooperate_batch` (see agents/strategies/classic.py), so the arena's
+    #: vectorised engine (arena/fast.py) can play it without building observations.
     vectorised: bool = False
     #: True when a decision never depends on the other observations of its batch, so a model service may merge
     #: the requests of many matches into one call (off unless declared; LLMPolicy asks its backend).

@@ -4,7 +4,8 @@
 - `axelrod:<strategy name>`: any strategy of the Axelrod library, e.g. `axelrod:Grudger`
 - `hf:<path-or-model-id>?adapter=...&mode=score|generate&protocol=letter|motivation&temperature=0.8`
 - `openai:<base-url>?model=<name>&...`: an OpenAI-compatible chat-completions endpoint
-- `sim:flat?latency_ms=50&max_batch=64&p=0.7`: a simulated accelerator (benchmark device only, agents/sim_backend.py)
+- `sim:flat?latency_ms=50&max_batch=64&p=0.7`: a simulated accelerator (benchmark device only,
+  agents/llm/sim_backend.py)
 
 A spec's options are validated by the policy's options model (agents/policy_options.py), declared by the policy or
 derived from its factory's signature.
@@ -22,20 +23,22 @@ from tomarena.agents.base import POLICIES, Policy, PolicyInfo
 from tomarena.agents.policy_options import options_model, parse_options
 from tomarena.errors import ConfigError, RegistryError, TomarenaError
 
-BUILTIN_MODULES = ("classic", "axelrod_adapter", "strategist", "llm_policy", "study")
+BUILTIN_MODULES = ("tomarena.agents.strategies.classic", "tomarena.agents.strategies.axelrod_adapter",
+                   "tomarena.agents.strategies.strategist", "tomarena.agents.llm.llm_policy",
+                   "tomarena.agents.strategies.study")  # each registers its policies on import
 ENTRY_POINT_GROUP = "tomarena.policies"
 PREFIXES = {  # prefix -> (module, factory) taking the rest of the spec as first argument
-    "hf": ("tomarena.agents.llm_policy", "from_hf_spec"),
-    "openai": ("tomarena.agents.llm_policy", "from_openai_spec"),
-    "axelrod": ("tomarena.agents.axelrod_adapter", "axelrod_policy"),
-    "sim": ("tomarena.agents.sim_backend", "from_sim_spec"),  # simulated accelerator: benchmarks only
+    "hf": ("tomarena.agents.llm.llm_policy", "from_hf_spec"),
+    "openai": ("tomarena.agents.llm.llm_policy", "from_openai_spec"),
+    "axelrod": ("tomarena.agents.strategies.axelrod_adapter", "axelrod_policy"),
+    "sim": ("tomarena.agents.llm.sim_backend", "from_sim_spec"),  # simulated accelerator: benchmarks only
 }
 NO_NAME = object()  # build_with_options: the factory takes no name before its options
 
 
 def _load_policies() -> None:
     for mod in BUILTIN_MODULES:
-        importlib.import_module(f"tomarena.agents.{mod}")
+        importlib.import_module(mod)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             target = ep.load()

@@ -7,10 +7,10 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from tomarena.agents.axelrod_adapter import strategy_table
 from tomarena.agents.base import POLICIES
 from tomarena.agents.policy_options import option_rows, options_model
 from tomarena.agents.resolve import PREFIXES
+from tomarena.agents.strategies.axelrod_adapter import strategy_table
 from tomarena.envs.framings import FRAMINGS
 from tomarena.envs.games import GAMES
 

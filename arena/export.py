@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tomarena.agents.prompts import build_messages
+from tomarena.agents.llm.prompts import build_messages
 from tomarena.arena.store import RunStore
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game

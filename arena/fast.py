@@ -2,13 +2,13 @@
 of every match in a chunk is one numpy step per strategy instead of one Python call per decision.
 
 It applies when every policy of a chunk has a vectorised core (`init_batch` / `p_cooperate_batch`, see
-agents/classic.py) and the game is a 2x2 matrix game, with a fixed or an uncertain (continuation) horizon, with or
-without action noise. Each decision consumes exactly one uniform from its player's rng stream, as the classic `act`
-does, so the uniforms can be drawn up front: `rng.random(k)` equals k calls of `rng.random()`. The env's own stream
-is drawn up front the same way: each round it draws one uniform per player for noise (a flip picks the other of two
-actions without drawing), then one for the continuation, so a match's length and flips are known before play.
-All matches of a chunk play in lock-step, longest first, and a match that has ended drops out of the next round's
-arrays, so uncertain horizons cost about what the same number of fixed rounds does.
+agents/strategies/classic.py) and the game is a 2x2 matrix game, with a fixed or an uncertain (continuation)
+horizon, with or without action noise. Each decision consumes exactly one uniform from its player's rng stream, as
+the classic `act` does, so the uniforms can be drawn up front: `rng.random(k)` equals k calls of `rng.random()`. The
+env's own stream is drawn up front the same way: each round it draws one uniform per player for noise (a flip
+picks the other of two actions without drawing), then one for the continuation, so a match's length and flips are
+known before play. All matches of a chunk play in lock-step, longest first, and a match that has ended drops out
+of the next round's arrays, so uncertain horizons cost about what the same number of fixed rounds does.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tomarena.agents.prompts import messages_json
+from tomarena.agents.llm.prompts import messages_json
 from tomarena.arena.config import ExecutionSettings, validate_config
 from tomarena.arena.episode import MatchSpec, derive_seed
 from tomarena.arena.rows import columns_table

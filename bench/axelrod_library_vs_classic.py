@@ -67,8 +67,8 @@ def cold_import_seconds() -> dict[str, float]:
     code = ("import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)")
     out = {}
     for key, stmt in (("plain `import axelrod`", "import axelrod"),
-                      ("adapter import_axelrod()", "from tomarena.agents.axelrod_adapter import import_axelrod; "
-                                                   "import_axelrod()")):
+                      ("adapter import_axelrod()",
+                       "from tomarena.agents.strategies.axelrod_adapter import import_axelrod; import_axelrod()")):
         res = subprocess.run([sys.executable, "-c", code.format(stmt)], capture_output=True, text=True, check=True)
         out[key] = float(res.stdout.strip().splitlines()[-1])
     return out

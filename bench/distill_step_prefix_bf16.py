@@ -32,7 +32,7 @@ BATCH = 4
 
 def letter_records() -> list[dict[str, Any]]:
     """Letter-protocol prompts with the reference strategist's distributions: one-shot grid + repeated-game rounds."""
-    from tomarena.agents.prompts import build_messages
+    from tomarena.agents.llm.prompts import build_messages
     from tomarena.agents.resolve import resolve_policy
     from tomarena.envs.framings import framings_by_sample
     from tomarena.envs.social_dilemma import SocialDilemmaEnv
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/distill.json."""
     import torch
 
-    from tomarena.agents.hf_load import quiet_transformers
+    from tomarena.agents.llm.hf_load import quiet_transformers
     from tomarena.training.config import load_config
     from tomarena.training.model import cpu_has_native_bf16, kl_chunks, load_lora_model, load_tokenizer
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         base_dir, model_name = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"), "tiny random Llama"
     else:
-        from tomarena.agents.embedded import embedded_model_dir
+        from tomarena.agents.llm.embedded import embedded_model_dir
 
         base_dir, model_name = embedded_model_dir(), "SmolLM2-135M-Instruct"
     from pathlib import Path

@@ -96,7 +96,7 @@ def base_model(quick: bool) -> tuple[Path, str, int]:
         from tests.tiny_model import build_tiny_model
 
         return build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"), "tiny random Llama", 1
-    from tomarena.agents.embedded import embedded_model_dir
+    from tomarena.agents.llm.embedded import embedded_model_dir
 
     return embedded_model_dir(), "SmolLM2-135M-Instruct", TOP
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/trunk.json."""
     import torch
 
-    from tomarena.agents.hf_load import quiet_transformers
+    from tomarena.agents.llm.hf_load import quiet_transformers
     from tomarena.training.config import load_config
     from tomarena.training.model import load_tokenizer, trunk_start, use_bf16_autocast
     from tomarena.training.trunk import build_trunk

@@ -135,8 +135,8 @@ def falls(losses: list[float]) -> bool:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/finetune.json."""
-    from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
-    from tomarena.agents.hf_load import quiet_transformers
+    from tomarena.agents.llm.embedded import EMBEDDED_ID, embedded_model_dir
+    from tomarena.agents.llm.hf_load import quiet_transformers
     from tomarena.training.finetune import epoch_order
 
     quiet_transformers()

@@ -51,7 +51,7 @@ def load_plain() -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tomarena.agents.embedded import embedded_model_dir
+    from tomarena.agents.llm.embedded import embedded_model_dir
 
     path = embedded_model_dir()
     return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

@@ -54,7 +54,7 @@ def load_plain() -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tomarena.agents.embedded import embedded_model_dir
+    from tomarena.agents.llm.embedded import embedded_model_dir
 
     path = embedded_model_dir()
     tok = AutoTokenizer.from_pretrained(path)
@@ -82,7 +82,7 @@ def check(p_exact: list[float], samples: list[list[str]]) -> dict[str, Any]:
     """Guard: per-scenario binomial tests (p > 1e-3) and a pooled z-test (|z| < 4) on parsed answers."""
     from scipy.stats import binomtest
 
-    from tomarena.agents.parsing import parse_choice
+    from tomarena.agents.llm.parsing import parse_choice
 
     rows, k_all, mean_all, var_all = [], 0, 0.0, 0.0
     for p, texts in zip(p_exact, samples):
@@ -102,7 +102,7 @@ def check(p_exact: list[float], samples: list[list[str]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/propensity.json."""
-    from tomarena.agents.prompts import build_messages
+    from tomarena.agents.llm.prompts import build_messages
 
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     n_scen, n_samp = (2, 8) if args.quick else (4, 24)

@@ -1,6 +1,6 @@
 """Ray scaling: decisions/s of the model service on the simulated accelerator against matches in flight and replicas.
 
-The device is `sim:flat` (agents/sim_backend.py, a benchmark device only): each forward of up to 64 prompts sleeps
+The device is `sim:flat` (agents/llm/sim_backend.py, a benchmark device only): each forward of up to 64 prompts sleeps
 200 ms (100 ms with --quick). The device is the dominant cost: a decision costs ~0.9 ms of CPU in all processes
 together (runner, replica, Ray calls; measured here), against >= 3.1 ms of device time per decision per replica
 (200 ms / 64), so throughput comes from how many decisions reach one call and how many replicas make calls.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tomarena.agents import resolve_policy
-from tomarena.agents.axelrod_adapter import (
+from tomarena.agents.strategies.axelrod_adapter import (
     SHIPPED_TABLE,
     AxelrodPolicy,
     VectorAxelrodPolicy,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tomarena.agents import resolve_policy
-from tomarena.agents.classic import GENEROSITY, VectorPolicy
+from tomarena.agents.strategies.classic import GENEROSITY, VectorPolicy
 from tomarena.envs import DonationGame, Observation, get_framing, get_game
 from tomarena.errors import ConfigError, GameError
 

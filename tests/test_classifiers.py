@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tomarena.agents import resolve_policy
-from tomarena.agents.classic import CLASSIC, Classifier
+from tomarena.agents.strategies.classic import CLASSIC, Classifier
 from tomarena.envs import Observation, get_framing, get_game
 
 MATRIX_GAMES = ("prisoners_dilemma", "snowdrift")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_analysis_fixtures import row, sweep_rows
 from tomarena.agents.resolve import resolve_policy
-from tomarena.agents.study import game_family
+from tomarena.agents.strategies.study import game_family
 from tomarena.analysis.propensity import donation_table, propensity_table, row_kinds
 from tomarena.analysis.tournament import cooperation
 from tomarena.app.cli import main

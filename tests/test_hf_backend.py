@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tomarena.agents.hf_backend import HFBackend
-from tomarena.agents.hf_score import exclusive_logprobs, other_mass
-from tomarena.agents.prefix import plan_batches
+from tomarena.agents.llm.hf_backend import HFBackend
+from tomarena.agents.llm.hf_score import exclusive_logprobs, other_mass
+from tomarena.agents.llm.prefix import plan_batches
 from tomarena.errors import BackendError, ConfigError
 
 SYSTEM = {"role": "system", "content": "You are taking part in the scenario described below. You run a shop."}

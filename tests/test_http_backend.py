@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tomarena.agents.http_backend import (
+from tomarena.agents.llm.http_backend import (
     AdaptiveLimit,
     EndpointDown,
     OpenAIBackend,
@@ -22,7 +22,7 @@ from tomarena.agents.http_backend import (
     full_jitter,
     retry_after_seconds,
 )
-from tomarena.agents.llm_policy import LLMPolicy, from_openai_spec
+from tomarena.agents.llm.llm_policy import LLMPolicy, from_openai_spec
 from tomarena.agents.resolve import resolve_policy
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game

@@ -3,11 +3,16 @@
 1. layers: a module imports only its own layer or the ones below it (base < envs < agents < arena < training,
    analysis < the top floor app/: the CLI and its sub-commands, pipeline, API, catalog); training and analysis
    are siblings and do not import each other;
+   rooms: a floor's subpackage is a room (agents/llm/, agents/strategies/); a floor's root modules (the agents
+   contract and registry) import none of its rooms, and a room imports the root, lower floors and, of another room,
+   only the modules ROOM_DOORS names (strategies use llm's prompts, for the prompt a teacher decision records; llm
+   uses nothing of strategies);
 2. no module imports a private name (`_x`) of another module;
 3. an import inside a function is a deferred heavy library (tomarena.DEFERRED_IMPORTS) or a project module that,
    at its top level and transitively, imports one; everything else belongs at the top of the module.
 
-Each checker is a plain function over source text, and is shown to fail on a broken snippet.
+Every module is checked, subpackages (app/commands/, agents/llm/, agents/strategies/) included. Each checker is a
+plain function over source text, and is shown to fail on a broken snippet.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ RANKS = {"base": 0, "envs": 1, "agents": 2, "arena": 3, "training": 4, "analysis
 #: the one upward edge on purpose: the package root loads its API on first attribute access (PEP 562), so
 #: `import tomarena` (run by every submodule import) stays light
 FACADES = frozenset({("tomarena", "tomarena.app.api")})
+#: the rooms of a floor (subpackages with a rule of their own) -> what each may import of the floor's other rooms:
+#: a whole room or single modules; a floor's root modules import no room (resolve.py loads them by name)
+ROOM_DOORS: dict[str, tuple[str, ...]] = {
+    "tomarena.agents.llm": (),
+    "tomarena.agents.strategies": ("tomarena.agents.llm.prompts",),
+}
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,12 @@ class Import:
 
 
 def project_modules(root: Path = ROOT) -> dict[str, str]:
-    """Every module of the package -> its source text."""
+    """Every module of the package, subpackages included -> its source text."""
     out = {}
     for package, folder in PACKAGES.items():
-        for path in sorted((root / folder).glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+        for path in sorted((root / folder).rglob("*.py")):
+            parts = path.relative_to(root / folder).with_suffix("").parts
+            name = ".".join((package, *(parts[:-1] if parts[-1] == "__init__" else parts)))
             out[name] = path.read_text(encoding="utf-8")
     return out
 
@@ -114,6 +126,31 @@ def layer_of(module: str) -> str:
 
 def _project(target: str) -> bool:
     return target == "tomarena" or target.startswith("tomarena.")
+
+
+def room_of(module: str) -> str | None:
+    """The room (ROOM_DOORS) a project module lives in, or None for a floor's root modules."""
+    return next((room for room in ROOM_DOORS if module == room or module.startswith(room + ".")), None)
+
+
+def room_violations(imports: Iterable[Import]) -> dict[str, str]:
+    """{"room: importer -> target": where and why} for every import, within one floor, of a room by the floor's root
+    or of another room's module that ROOM_DOORS does not open."""
+    out = {}
+    for imp in imports:
+        if not _project(imp.target) or layer_of(imp.importer) != layer_of(imp.target):
+            continue
+        mine, theirs = room_of(imp.importer), room_of(imp.target)
+        if theirs is None or theirs == mine:
+            continue
+        if mine is None:
+            why = f"the root of a floor imports none of its rooms ({theirs})"
+        elif any(imp.target == door or imp.target.startswith(door + ".") for door in ROOM_DOORS[mine]):
+            continue
+        else:
+            why = f"{mine} may import of {theirs} only {', '.join(ROOM_DOORS[mine]) or 'nothing'}"
+        out[f"room: {imp.importer} -> {imp.target}"] = f"{imp.importer}:{imp.line} imports {imp.target} ({why})"
+    return out
 
 
 def layering_violations(imports: Iterable[Import]) -> dict[str, str]:
@@ -178,8 +215,8 @@ def deferred_violations(imports: Mapping[str, list[Import]], deferred: Iterable[
 
 
 def all_imports(sources: Mapping[str, str]) -> dict[str, list[Import]]:
-    """read_imports for every module of `sources`."""
-    packages = set(PACKAGES)
+    """read_imports for every module of `sources` (a module is a package when another module lies under it)."""
+    packages = set(PACKAGES) | {m for m in sources if any(other.startswith(m + ".") for other in sources)}
     return {m: read_imports(m, src, sources, is_package=m in packages) for m, src in sources.items()}
 
 
@@ -195,11 +232,22 @@ def _check(found: dict[str, str], rule: str) -> None:
 def test_every_module_has_a_layer(imports: dict[str, list[Import]]) -> None:
     for module in imports:
         layer_of(module)
-    assert layer_of("tomarena.app.commands.arena") == "top" and layer_of("tomarena.agents.prefix") == "agents"
+    assert layer_of("tomarena.app.commands.arena") == "top" and layer_of("tomarena.agents.llm.prefix") == "agents"
 
 
 def test_no_module_imports_a_higher_layer(imports: dict[str, list[Import]]) -> None:
     _check(layering_violations(i for imps in imports.values() for i in imps), "layer")
+
+
+def test_rooms_import_only_what_their_doors_open(imports: dict[str, list[Import]]) -> None:
+    _check(room_violations(i for imps in imports.values() for i in imps), "room")
+
+
+def test_every_folder_of_the_package_is_checked(imports: dict[str, list[Import]]) -> None:
+    """Subpackages are read too: the CLI's sub-commands and both agents rooms."""
+    for module in ("tomarena.app.commands", "tomarena.app.commands.arena", "tomarena.agents.llm",
+                   "tomarena.agents.llm.hf_load", "tomarena.agents.strategies", "tomarena.agents.strategies.classic"):
+        assert module in imports, module
 
 
 def test_no_module_imports_a_private_name_of_another(imports: dict[str, list[Import]]) -> None:
@@ -231,10 +279,27 @@ def test_layering_checker_catches_an_upward_import() -> None:
     assert layering_violations(read_imports("tomarena.app.cli", "import tomarena.arena.runner\n", ())) == {}
 
 
+def test_room_checker_catches_a_door_that_is_not_open() -> None:
+    found = _imports({
+        "tomarena.agents.base": "from tomarena.agents.llm.backend import Backend\n",
+        "tomarena.agents.llm.backend": "from tomarena.agents.strategies import classic\n",
+        "tomarena.agents.llm.prompts": "from tomarena.agents.base import Policy\n",
+        "tomarena.agents.strategies.classic": "from tomarena.agents.llm.hf_load import load_model\n",
+        "tomarena.agents.strategies.strategist": ("from tomarena.agents.llm.prompts import build_messages\n"
+                                                  "from tomarena.agents.strategies.classic import CLASSIC\n"
+                                                  "from tomarena.envs.games import Game\n"),
+        "tomarena.agents.llm.hf_load": "", "tomarena.envs.games": "",
+    })
+    assert set(room_violations(i for imps in found.values() for i in imps)) == {
+        "room: tomarena.agents.base -> tomarena.agents.llm.backend",
+        "room: tomarena.agents.llm.backend -> tomarena.agents.strategies.classic",
+        "room: tomarena.agents.strategies.classic -> tomarena.agents.llm.hf_load"}
+
+
 def test_private_name_checker_catches_a_private_import() -> None:
-    src = "from tomarena.agents.hf_backend import _one_line, HFBackend\nfrom tomarena import __version__\n"
-    found = private_name_violations(read_imports("tomarena.training.model", src, ("tomarena.agents.hf_backend",)))
-    assert set(found) == {"private: tomarena.training.model -> tomarena.agents.hf_backend._one_line"}
+    src = "from tomarena.agents.llm.hf_backend import _one_line, HFBackend\nfrom tomarena import __version__\n"
+    found = private_name_violations(read_imports("tomarena.training.model", src, ("tomarena.agents.llm.hf_backend",)))
+    assert set(found) == {"private: tomarena.training.model -> tomarena.agents.llm.hf_backend._one_line"}
 
 
 def test_deferred_checker_catches_a_needless_function_level_import() -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tomarena.agents.base import POLICIES
-from tomarena.agents.llm_options import DECODING_PRESETS, decoding_settings
-from tomarena.agents.llm_policy import LLMPolicy, from_hf_spec, scores_to_probs
+from tomarena.agents.llm.llm_options import DECODING_PRESETS, decoding_settings
+from tomarena.agents.llm.llm_policy import LLMPolicy, from_hf_spec, scores_to_probs
 from tomarena.agents.resolve import resolve_policy
 from tomarena.envs.framings import get_framing
 from tomarena.envs.games import get_game
@@ -288,12 +288,12 @@ def test_score_mode_refuses_text_sampling_settings(tiny_model_dir) -> None:
     assert (p.mode, p.temperature, p.parser) == ("score", 0.8, "study")
 
 
-# -- the backend contract (agents/backend.py) ---------------------------------------------------------------------
+# -- the backend contract (agents/llm/backend.py) ---------------------------------------------------------------------
 def test_every_backend_has_the_backend_members(tiny_model_dir) -> None:
-    from tomarena.agents.backend import BACKEND_MEMBERS, Backend
-    from tomarena.agents.hf_backend import HFBackend
-    from tomarena.agents.http_backend import OpenAIBackend
-    from tomarena.agents.sim_backend import SimBackend
+    from tomarena.agents.llm.backend import BACKEND_MEMBERS, Backend
+    from tomarena.agents.llm.hf_backend import HFBackend
+    from tomarena.agents.llm.http_backend import OpenAIBackend
+    from tomarena.agents.llm.sim_backend import SimBackend
 
     assert BACKEND_MEMBERS == ("batch_invariant", "describe", "file_hashes", "generate", "score", "score_detailed",
                                "stats")
@@ -314,7 +314,7 @@ def test_a_backend_missing_members_is_a_one_line_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^Half is not an LLM backend: it lacks batch_invariant, file_hashes, "
                                           r"generate, score, stats \(a backend needs batch_invariant, describe, "
                                           r"file_hashes, generate, score, score_detailed, stats; see "
-                                          r"tomarena.agents.backend\)$"):
+                                          r"tomarena.agents.llm.backend\)$"):
         LLMPolicy(Half())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tomarena.agents.parsing import (
+from tomarena.agents.llm.parsing import (
     ParseResult,
     parse_answer,
     parse_choice,

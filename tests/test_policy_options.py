@@ -13,8 +13,8 @@ import pytest
 from pydantic import Field
 
 from tomarena.agents import POLICIES, Decision, Policy, register_policy, resolve_policy
-from tomarena.agents.classic import MemoryOne, RandomPolicy
-from tomarena.agents.llm_options import DecodingOptions, HFOptions, OpenAIOptions
+from tomarena.agents.llm.llm_options import DecodingOptions, HFOptions, OpenAIOptions
+from tomarena.agents.llm.sim_backend import SimOptions
 from tomarena.agents.policy_options import (
     Configurable,
     PolicyOptions,
@@ -23,7 +23,7 @@ from tomarena.agents.policy_options import (
     option_rows,
     options_model,
 )
-from tomarena.agents.sim_backend import SimOptions
+from tomarena.agents.strategies.classic import MemoryOne, RandomPolicy
 from tomarena.app import catalog
 from tomarena.app.cli import main
 from tomarena.errors import ConfigError

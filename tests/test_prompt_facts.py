@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tomarena.agents.prompts import ONE_SHOT, TEMPLATES, build_messages
+from tomarena.agents.llm.prompts import ONE_SHOT, TEMPLATES, build_messages
 from tomarena.envs import Observation, get_framing, get_game, parallel_env
 from tomarena.envs.framings import framings_by_sample
 

@@ -12,8 +12,8 @@ import pytest
 
 import tomarena
 from tomarena.agents.base import POLICIES, Policy, register_policy
-from tomarena.agents.hf_load import resolve_adapter
-from tomarena.agents.llm_policy import LLMPolicy
+from tomarena.agents.llm.hf_load import resolve_adapter
+from tomarena.agents.llm.llm_policy import LLMPolicy
 from tomarena.agents.resolve import resolve_policy
 from tomarena.app.cli import build_parser, main
 from tomarena.errors import ConfigError

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_http_backend import Handler
-from tomarena.agents.llm_policy import LLMPolicy
-from tomarena.agents.parsing import parse_choice, parse_contribution
+from tomarena.agents.llm.llm_policy import LLMPolicy
+from tomarena.agents.llm.parsing import parse_choice, parse_contribution
 from tomarena.arena.config import validate_config
 from tomarena.arena.runner import run
 from tomarena.arena.store import RunStore
@@ -368,7 +368,7 @@ def test_policy_records_every_garbage_answer(text: str, fallback: str, donation:
 
 # -- security defaults ---------------------------------------------------------------------------------------------
 def test_remote_code_is_off_unless_asked(tiny_model_dir: Path) -> None:
-    from tomarena.agents.hf_backend import HFBackend
+    from tomarena.agents.llm.hf_backend import HFBackend
     from tomarena.agents.resolve import resolve_policy
 
     assert HFBackend(str(tiny_model_dir)).trust_remote_code is False
@@ -381,7 +381,7 @@ def test_pickled_weights_are_refused(tiny_model_dir: Path, tmp_path: Path) -> No
 
     import torch
 
-    from tomarena.agents.hf_backend import HFBackend
+    from tomarena.agents.llm.hf_backend import HFBackend
     from tomarena.errors import TomarenaError
     from tomarena.training.config import make_config
     from tomarena.training.finetune import finetune

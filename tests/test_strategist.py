@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tomarena.agents import resolve_policy
-from tomarena.agents.prompts import build_messages, messages_json
-from tomarena.agents.strategist import (
+from tomarena.agents.llm.prompts import build_messages, messages_json
+from tomarena.agents.strategies.strategist import (
     Pull,
     StrategistParams,
     first_person,
@@ -20,7 +20,7 @@ from tomarena.agents.strategist import (
     trust_prior,
     utility,
 )
-from tomarena.agents.study import reciprocity
+from tomarena.agents.strategies.study import reciprocity
 from tomarena.envs import Observation, get_framing, get_game, prisoners_dilemma, symmetric_game
 from tomarena.envs.framings import framings_by_sample
 from tomarena.errors import ConfigError

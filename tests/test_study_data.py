@@ -16,8 +16,8 @@ import pytest
 from tests.test_analysis_fixtures import sweep_rows
 from tomarena import study
 from tomarena.agents import resolve_policy
-from tomarena.agents.study import anchor, game_family, reciprocity, study_families
-from tomarena.agents.study_fit import persistence
+from tomarena.agents.strategies.study import anchor, game_family, reciprocity, study_families
+from tomarena.agents.strategies.study_fit import persistence
 from tomarena.analysis import study_ref, transfer
 from tomarena.analysis.comparisons import donation_tests, model_tests
 from tomarena.analysis.propensity import propensity_table

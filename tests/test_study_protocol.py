@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tomarena.agents.base import POLICIES, register_policy
-from tomarena.agents.llm_policy import LLMPolicy
+from tomarena.agents.llm.llm_policy import LLMPolicy
 from tomarena.analysis.propensity import propensity_table
 from tomarena.arena.config import validate_config
 from tomarena.arena.export import export_traces

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tomarena import study
-from tomarena.agents import study_fit
 from tomarena.agents.resolve import resolve_policy
-from tomarena.agents.study import StudyReplay, follow_recorded, policy_summary, reciprocity
+from tomarena.agents.strategies import study_fit
+from tomarena.agents.strategies.study import StudyReplay, follow_recorded, policy_summary, reciprocity
 from tomarena.app.catalog import listing
 from tomarena.arena.episode import MatchSpec, play_episode
 from tomarena.errors import ConfigError
@@ -143,7 +143,7 @@ def test_one_shot_scenarios_stay_recorded_and_bad_options_are_one_line() -> None
 def test_study_family_is_the_games_declared_family() -> None:
     from types import SimpleNamespace
 
-    from tomarena.agents.study import game_family
+    from tomarena.agents.strategies.study import game_family
     from tomarena.envs import get_game
 
     assert game_family(get_game("stag_hunt_doubled")) == "stag_hunt"

@@ -80,7 +80,7 @@ def test_lora_weights_change_base_weights_do_not_and_scores_move(tiny_model_dir:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tomarena.agents.hf_backend import HFBackend
+    from tomarena.agents.llm.hf_backend import HFBackend
 
     traces = write_traces(tmp_path / "t.jsonl")
     out = tmp_path / "adapter"
@@ -105,7 +105,7 @@ def test_lora_weights_change_base_weights_do_not_and_scores_move(tiny_model_dir:
 
 
 def test_kl_distillation_moves_p_c_toward_the_teacher(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tomarena.agents.hf_backend import HFBackend
+    from tomarena.agents.llm.hf_backend import HFBackend
 
     traces = write_traces(tmp_path / "t.jsonl", p_c=0.95)
     out = tmp_path / "adapter"

@@ -78,7 +78,7 @@ def test_cpu_finetune_moves_p_cooperate_toward_teacher(tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
+    from tomarena.agents.llm.embedded import EMBEDDED_ID, embedded_model_dir
     from tomarena.agents.resolve import resolve_policy
     from tomarena.training.config import load_config
     from tomarena.training.finetune import finetune
@@ -108,7 +108,7 @@ def test_cached_trunk_equals_the_full_forward_on_smollm2() -> None:
     import numpy as np
     import torch
 
-    from tomarena.agents.embedded import embedded_model_dir
+    from tomarena.agents.llm.embedded import embedded_model_dir
     from tomarena.training.config import make_config
     from tomarena.training.data import KlItem, encode_sft, label_token_ids
     from tomarena.training.model import (

@@ -1,5 +1,5 @@
 """One model, one identity: inference and fine-tuning resolve and hash a model through the same loader
-(agents/hf_load.py), so a run manifest's model_sha256 and an adapter manifest's base_model.sha256 agree."""
+(agents/llm/hf_load.py), so a run manifest's model_sha256 and an adapter manifest's base_model.sha256 agree."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 import tomarena
-from tomarena.agents.hf_load import model_sha256, resolve_model_path, weight_files
+from tomarena.agents.llm.hf_load import model_sha256, resolve_model_path, weight_files
 from tomarena.errors import ConfigError
 from tomarena.training.config import make_config
 from tomarena.training.finetune import finetune

@@ -1,4 +1,5 @@
-"""File helpers every layer shares: atomic writes, content hashes and version stamps (standard library only).
+"""File helpers every layer shares: atomic writes, content hashes, version stamps and the cache folder (standard
+library only).
 
 An atomic write goes to a hidden temporary file beside the target and is renamed over it, so a reader (or a
 resumed run) never sees half a file, and a failed write leaves neither the temporary file nor a changed target.
@@ -19,6 +20,15 @@ from typing import Any
 
 #: packages whose versions a run's or an adapter's manifest records
 TRACKED_PACKAGES = ("tomarena", "numpy", "pettingzoo", "torch", "transformers", "peft", "ray", "pyarrow")
+
+
+def cache_root() -> Path:
+    """Where tomarena caches what it derives once (converted models, the Axelrod strategy table): $TOMARENA_CACHE,
+    else $XDG_CACHE_HOME/tomarena, else ~/.cache/tomarena."""
+    env = os.environ.get("TOMARENA_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomarena"
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ The loop is plain torch, not TRL's SFTTrainer: it is short, has no dataset/colla
 and lets the KL term and exact resumption be written directly (measured figures are in the issue report).
 `resumable(out)` says whether an interrupted fine-tune into `out` can be continued and `partial_dir(out)` where it
 keeps its checkpoints, so no caller rebuilds those paths. The base model is loaded, hashed and placed by
-agents/hf_load.py, the loader inference uses, so the adapter manifest and a run manifest name a model alike.
+agents/llm/hf_load.py, the loader inference uses, so the adapter manifest and a run manifest name a model alike.
 """
 
 from tomarena.training.checkpoint import partial_dir, resumable

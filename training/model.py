@@ -1,4 +1,4 @@
-"""Model side of fine-tuning: find the base model and load it with a fresh LoRA adapter (through agents/hf_load.py,
+"""Model side of fine-tuning: find the base model and load it with a fresh LoRA adapter (through agents/llm/hf_load.py,
 the loader inference uses, so both resolve, hash and place a model alike), build padded batches, and compute the two
 losses (masked next-token CE on replies; CE of the answer token against teacher_probs)."""
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tomarena.agents.hf_load import (
+from tomarena.agents.llm.hf_load import (
     load_causal_lm,
     load_model_config,
     model_sha256,
@@ -16,8 +16,8 @@ from tomarena.agents.hf_load import (
     torch_device,
     torch_dtype,
 )
-from tomarena.agents.hf_load import load_tokenizer as load_tokenizer  # the one tokenizer loader, re-exported
-from tomarena.agents.prefix import group_by_prefix
+from tomarena.agents.llm.hf_load import load_tokenizer as load_tokenizer  # the one tokenizer loader, re-exported
+from tomarena.agents.llm.prefix import group_by_prefix
 from tomarena.errors import BackendError, ConfigError
 from tomarena.training.config import FinetuneConfig
 from tomarena.training.data import IGNORE_INDEX, KlItem, SftItem
@@ -32,7 +32,7 @@ def resolve_base(base: str) -> tuple[Path, str | None]:
 
 
 def base_sha256(base_dir: Path, gguf_file: str | None = None) -> str:
-    """The base model's weight hash, the same value a run manifest records (agents/hf_load.py model_sha256)."""
+    """The base model's weight hash, the same value a run manifest records (agents/llm/hf_load.py model_sha256)."""
     digest = model_sha256(base_dir, gguf_file)
     if digest is None:
         raise BackendError(f"base model directory {base_dir} holds no safetensors weights")
@@ -242,7 +242,7 @@ def answer_logprobs(model: Any, batch: dict[str, Any], trunk: Trunk | None = Non
 
 
 def kl_groups(items: Sequence[KlItem]) -> list[tuple[int, list[int]]]:
-    """Partition item indices into (prefix length, members) by their prompts (agents/prefix.py group_by_prefix): an
+    """Partition item indices into (prefix length, members) by their prompts (agents/llm/prefix.py group_by_prefix): an
     item joins the previous group when forwarding the common prefix once saves tokens. Length 0: a padded batch."""
     return group_by_prefix([it.input_ids for it in items])
 

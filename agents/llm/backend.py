@@ -63,5 +63,5 @@ def check_backend(backend: object) -> Backend:
     missing = [m for m in BACKEND_MEMBERS if not hasattr(backend, m)]
     if missing:
         raise ConfigError(f"{type(backend).__name__} is not an LLM backend: it lacks {', '.join(missing)} "
-                          f"(a backend needs {', '.join(BACKEND_MEMBERS)}; see tomarena.agents.backend)")
+                          f"(a backend needs {', '.join(BACKEND_MEMBERS)}; see tomarena.agents.llm.backend)")
     return backend  # type: ignore[return-value]

@@ -20,8 +20,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from tomarena.agents.llm_options import DecodingOptions
-from tomarena.agents.llm_policy import LLMPolicy
+from tomarena.agents.llm.llm_options import DecodingOptions
+from tomarena.agents.llm.llm_policy import LLMPolicy
 from tomarena.agents.policy_options import check_options, rule, takes
 from tomarena.errors import BackendError, ConfigError
 

@@ -9,7 +9,7 @@ import copy
 from collections import OrderedDict
 from typing import Any
 
-from tomarena.agents.prefix import MIN_PREFIX, Row, common_prefix
+from tomarena.agents.llm.prefix import MIN_PREFIX, Row, common_prefix
 
 PREFIX_CACHE_TOKENS = 8192  # total tokens of KV kept in the prefix LRU (about 380 MB for SmolLM2 in fp32)
 

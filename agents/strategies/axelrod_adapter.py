@@ -6,7 +6,7 @@ date from the Observation, and `strategy()` is handed a stand-in that carries on
 history (and the counts Axelrod strategies read from it). Strategies that inspect or manipulate their
 opponent (classifier `inspects_source`, `manipulates_source`, `manipulates_state`) are refused.
 
-Names are checked against a table of the library's strategies (agents/axelrod_strategies.json for the
+Names are checked against a table of the library's strategies (agents/strategies/axelrod_strategies.json for the
 version it was made from, else a per-version cache built once), so a typo fails in milliseconds with
 close matches and `tomarena list policies --axelrod` needs no import. The library itself (≈20 s to
 import as shipped: every player instantiation re-reads its source with `inspect.getsource`) loads only
@@ -15,7 +15,7 @@ when an Axelrod policy is built, with that lookup memoised (≈4 s, most of it t
 Speed: the state holds the live Axelrod player and is advanced in place when it is used once, as a match
 does (O(1) per move); handing `act` a state that was already used replays the match from the
 Observation instead, so results never depend on reuse. Deterministic strategies that read neither the
-game nor the match length (143 of 244) also carry the vectorised core of agents/classic.py
+game nor the match length (143 of 244) also carry the vectorised core of agents/strategies/classic.py
 (`init_batch` / `p_cooperate_batch`), so tournaments mixing them with classic strategies stay on the
 fast path of arena/fast.py; their batch states are single-use (reusing one raises).
 
@@ -41,11 +41,10 @@ import numpy as np
 from pydantic import Field
 
 from tomarena.agents.base import Decision, Policy, register_policy
-from tomarena.agents.embedded import cache_root
 from tomarena.agents.policy_options import PolicyOptions, Whole, check_options, rule, takes
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import ConfigError, GameError
-from tomarena.files import write_text_atomic
+from tomarena.files import cache_root, write_text_atomic
 
 CHEATING = ("inspects_source", "manipulates_source", "manipulates_state")
 #: Axelrod strategies registered as `axelrod/<snake_name>` (those without a native classic twin).
@@ -139,7 +138,7 @@ def build_table() -> tuple[StrategyInfo, ...]:
 
 
 #: the strategy table shipped with tomarena, for the Axelrod version it names (regenerate: `python -m
-#: tomarena.agents.axelrod_adapter`)
+#: tomarena.agents.strategies.axelrod_adapter`)
 SHIPPED_TABLE = Path(__file__).with_name("axelrod_strategies.json")
 
 
@@ -318,7 +317,7 @@ class _Batch:
 
 class VectorAxelrodPolicy(AxelrodPolicy):
     """A deterministic Axelrod strategy that ignores the game and length, with the vectorised core of
-    agents/classic.py: p(C) is 1 or 0, each player object advanced in place (Axelrod `Match` speed)."""
+    agents/strategies/classic.py: p(C) is 1 or 0, each player object advanced in place (Axelrod `Match` speed)."""
 
     vectorised = True
 
@@ -365,7 +364,8 @@ for _name in REGISTERED:
 
 
 def write_shipped_table() -> str:
-    """Regenerate the shipped table (agents/axelrod_strategies.json) from the installed library; returns its path."""
+    """Regenerate the shipped table (agents/strategies/axelrod_strategies.json) from the installed library; returns
+    its path."""
     return str(write_table(SHIPPED_TABLE, build_table(), axelrod_version()))
 
 

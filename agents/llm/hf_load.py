@@ -1,4 +1,4 @@
-"""The one home for loading a local causal LM, used by inference (agents/hf_backend.py) and by fine-tuning
+"""The one home for loading a local causal LM, used by inference (agents/llm/hf_backend.py) and by fine-tuning
 (training/model.py): resolve a model (local dir, .gguf file or the embedded model) to its files, load its tokenizer,
 config and weights, pick the device and dtype, and hash the weights, so every manifest names a model the same way.
 torch, transformers and peft are imported inside the functions that need them (tomarena.DEFERRED_IMPORTS)."""
@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tomarena.agents.embedded import EMBEDDED_ID, embedded_model_dir
+from tomarena.agents.llm.embedded import EMBEDDED_ID, embedded_model_dir
 from tomarena.errors import BackendError, ConfigError
 from tomarena.files import sha256_files
 

@@ -1,4 +1,4 @@
-"""Shared-prefix planning, pure Python over token rows, imported by inference (agents/hf_backend.py: which rows are
+"""Shared-prefix planning, pure Python over token rows, imported by inference (agents/llm/hf_backend.py: which rows are
 forwarded together after one cached prefix) and by training (training/model.py: which KL prompts forward their
 common prefix once). Forwarding a shared prefix once and only the suffixes per row is what both save; these
 functions decide where that pays off by counting forwarded tokens."""

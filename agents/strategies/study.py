@@ -13,10 +13,10 @@
      over that framing's games (a 2x2 game of no family); else the model's mean over all its cells;
   2. repeated play, rounds >= 1 (round 0 is p0):
      - `study/llama2-70b` and `study/llama2-70b-letter` (repeated="akata"): LLaMa-2-70b-chat's recorded repeated play
-       (Akata et al., agents/study_fit.py): P(C) = p0 + lambda_x * (own last is C - p0), lambda_C = 0.693 after the
-       co-player's C, lambda_D = 0.448 after its D. It keeps the scenario's recorded level p0 in every round and
-       sticks to its own last choice as strongly as the 70b did within a game; the co-player's last choice changes how
-       sticky it is, not where it settles (the 70b barely reciprocated);
+       (Akata et al., agents/strategies/study_fit.py): P(C) = p0 + lambda_x * (own last is C - p0), lambda_C = 0.693
+       after the co-player's C, lambda_D = 0.448 after its D. It keeps the scenario's recorded level p0 in every round
+       and sticks to its own last choice as strongly as the 70b did within a game; the co-player's last choice changes
+       how sticky it is, not where it settles (the 70b barely reciprocated);
      - the 7b models (repeated="reciprocity"): P(C) = (prior_weight * p0 + sum_k w_k c_k) / (prior_weight + sum_k w_k),
        c_k = 1 when the co-player chose C k rounds ago, w_k = memory ** (k - 1): the one-shot propensity drifts toward
        the co-player's recent behaviour, as the reference strategist's trust does (an assumption: no data exists);
@@ -38,9 +38,9 @@ from pydantic import Field
 
 from tomarena import study
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy
+from tomarena.agents.llm.prompts import build_messages, messages_json
 from tomarena.agents.policy_options import Number, PolicyOptions, UnitInterval, check_options, choice, rule, takes
-from tomarena.agents.prompts import build_messages, messages_json
-from tomarena.agents.strategist import (
+from tomarena.agents.strategies.strategist import (
     Reading,
     StrategistParams,
     motivation_2x2,
@@ -49,7 +49,7 @@ from tomarena.agents.strategist import (
     read_donation,
     reciprocity_pull,
 )
-from tomarena.agents.study_fit import load_fit, persistence
+from tomarena.agents.strategies.study_fit import load_fit, persistence
 from tomarena.envs.games import DonationGame, GameLike, get_game
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import GameError
@@ -106,13 +106,13 @@ def _anchor(model: str, framing: str, game_id: str, family: str | None) -> tuple
 
 def reciprocity(p0: float, other_coop: np.ndarray, memory: float, prior_weight: float) -> float:
     """P(C) after seeing the co-player's cooperation `other_coop` (1 = C, oldest first), anchored at p0: the
-    strategist's reciprocity rule (agents.strategist.reciprocity_pull)."""
+    strategist's reciprocity rule (agents.strategies.strategist.reciprocity_pull)."""
     return reciprocity_pull(p0, other_coop, memory, prior_weight).value
 
 
 def follow_recorded(p0: float, own_coop: bool, other_coop: bool) -> float:
     """P(C) in a repeated round of the 70b: p0 + lambda * (own last is C - p0), lambda by the co-player's last choice
-    (fitted on LLaMa-2-70b-chat's recorded repeated play, agents/study_fit.py)."""
+    (fitted on LLaMa-2-70b-chat's recorded repeated play, agents/strategies/study_fit.py)."""
     lam = persistence()[0 if other_coop else 1]
     return p0 + lam * (float(own_coop) - p0)
 

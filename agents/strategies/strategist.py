@@ -43,8 +43,8 @@ import numpy as np
 from pydantic import Field
 
 from tomarena.agents.base import Decision, Policy, register_policy, sample_action
+from tomarena.agents.llm.prompts import build_messages, messages_json
 from tomarena.agents.policy_options import Configurable, NonNegative, Number, PolicyOptions, UnitInterval
-from tomarena.agents.prompts import build_messages, messages_json
 from tomarena.envs.games import DonationGame
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import GameError

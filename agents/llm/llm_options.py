@@ -17,12 +17,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from tomarena.agents.hf_load import DEVICES, DTYPES
-from tomarena.agents.http_backend import DEFAULT_CONCURRENCY
-from tomarena.agents.parsing import PARSERS
+from tomarena.agents.llm.hf_load import DEVICES, DTYPES
+from tomarena.agents.llm.http_backend import DEFAULT_CONCURRENCY
+from tomarena.agents.llm.parsing import PARSERS
+from tomarena.agents.llm.prompts import TEMPLATES
+from tomarena.agents.llm.sampling import check_repetition_penalty, check_top_k, check_top_p
 from tomarena.agents.policy_options import Number, PolicyOptions, Whole, choice, rule
-from tomarena.agents.prompts import TEMPLATES
-from tomarena.agents.sampling import check_repetition_penalty, check_top_k, check_top_p
 from tomarena.errors import ConfigError
 
 MODES = ("score", "generate")

@@ -1,6 +1,6 @@
 """Fit of Llama-2-70b-chat's recorded repeated play (Akata et al.), shipped as
 tomarena/data/study/llama2_repeated_fit.json and read by the study replay `study/llama2-70b` in repeated rounds
-(agents/study.py says how).
+(agents/strategies/study.py says how).
 
 Data: every decision of `act_llama2` (Llama-2-70b-chat, temperature 0) in tomarena/data/akata/all_games_rounds.csv:
 144 Robinson-Goforth games, 10 rounds, against itself and four other LLMs, 14,400 decisions. Option 1 is the first row
@@ -12,8 +12,8 @@ Two things are fitted, both from counts (exact rational arithmetic, so a re-fit 
   least squares over rounds 2-10, pi_g = Llama-2's option-1 share in game g's rounds 2-10: how strongly the model
   sticks to its own last choice within a game, apart from the game's level.
 
-Re-fit and rewrite the shipped file: `python -m tomarena.agents.study_fit [--csv PATH] [--out PATH]`. The csv module
-only (no pandas).
+Re-fit and rewrite the shipped file: `python -m tomarena.agents.strategies.study_fit [--csv PATH] [--out PATH]`. The
+csv module only (no pandas).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ FIT_FILE = study.DATA_DIR / "llama2_repeated_fit.json"
 ROUNDS_NAME = "all_games_rounds.csv"
 PACKAGED = Path(study.__file__).parent / "data" / "akata" / ROUNDS_NAME
 #: the same file where the data first arrived (used only when the packaged copy is absent)
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "akata" / ROUNDS_NAME
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "akata" / ROUNDS_NAME
 MODEL = "act_llama2"
 SOURCE = "github.com/eliaka/repeatedgames @ 224a605a21127cac69763f990e077f7b05abd422 (MIT, (c) 2024 Elif Akata)"
 CITATION = ("Akata, E., Schulz, L., Coda-Forno, J., Oh, S. J., Bethge, M. & Schulz, E. (2025). Playing repeated "
@@ -114,7 +114,7 @@ def fit(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     return {
         "what": "Llama-2-70b-chat's recorded repeated play (Akata et al.): P(option 1) by round and last choices, "
                 "and its persistence within a game; option 1 = first row/column of the payoff table = action 0",
-        "how": "python -m tomarena.agents.study_fit",
+        "how": "python -m tomarena.agents.strategies.study_fit",
         "data": {"file": f"tomarena/data/akata/{ROUNDS_NAME}", "sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
                  "source": SOURCE, "citation": CITATION, "model": MODEL, "decisions": len(decisions),
                  "games": len({g for g, *_ in decisions})},
@@ -139,7 +139,8 @@ def persistence() -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Re-fit from the recordings and write the JSON file (default: the shipped one)."""
-    ap = argparse.ArgumentParser(prog="python -m tomarena.agents.study_fit", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tomarena.agents.strategies.study_fit",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--csv", type=Path, default=None, help="all_games_rounds.csv (default: the packaged copy)")
     ap.add_argument("--out", type=Path, default=FIT_FILE, help="JSON file to write")
     args = ap.parse_args(argv)

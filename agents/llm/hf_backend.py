@@ -2,10 +2,11 @@
 
 Scoring is the hot path of every tournament, so it does as little model work as possible: identical prompts
 are scored once, rows are sorted and cut into batches by a cost model so each batch shares a long token prefix
-(agents/prefix.py), whose KV cache is built once by extending the longest cached prefix (agents/hf_cache.py, kept
-across calls: repeated games resend the same system + game text and a growing history), suffixes are left-padded
-after that prefix with explicit position ids, and only the last few positions reach the LM head
-(agents/hf_score.py). Loading and hashing live in agents/hf_load.py, generation in agents/hf_generate.py.
+(agents/llm/prefix.py), whose KV cache is built once by extending the longest cached prefix (agents/llm/hf_cache.py,
+kept across calls: repeated games resend the same system + game text and a growing history), suffixes are
+left-padded after that prefix with explicit position ids, and only the last few positions reach the LM head
+(agents/llm/hf_score.py). Loading and hashing live in agents/llm/hf_load.py, generation in
+agents/llm/hf_generate.py.
 torch, transformers and peft are imported inside those modules' functions, so building a backend costs nothing.
 """
 
@@ -17,20 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.agents.embedded import EMBEDDED_ID, cache_root, gguf_path
-from tomarena.agents.hf_cache import PrefixCache
-from tomarena.agents.hf_generate import generate_one, generation_params
-from tomarena.agents.hf_load import (
+from tomarena.agents.llm.embedded import EMBEDDED_ID, gguf_path
+from tomarena.agents.llm.hf_cache import PrefixCache
+from tomarena.agents.llm.hf_generate import generate_one, generation_params
+from tomarena.agents.llm.hf_load import (
     check_options,
     load_model,
     resolve_adapter,
     resolve_model_path,
     weight_hashes,
 )
-from tomarena.agents.hf_score import exclusive_logprobs, forward_rows, option_sequences, sequence_logprobs
-from tomarena.agents.prefix import Row, plan_batches, shared_prefix
-from tomarena.agents.sampling import check_sampling
+from tomarena.agents.llm.hf_score import exclusive_logprobs, forward_rows, option_sequences, sequence_logprobs
+from tomarena.agents.llm.prefix import Row, plan_batches, shared_prefix
+from tomarena.agents.llm.sampling import check_sampling
 from tomarena.errors import ConfigError
+from tomarena.files import cache_root
 
 __all__ = ["HFBackend"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.agents.prefix import Row
+from tomarena.agents.llm.prefix import Row
 
 #: forwards a batch of rows and returns the log-softmax of each row's last `need` positions
 Forward = Callable[[list[Row], list[int]], list[np.ndarray]]

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from tomarena.agents.sampling import check_sampling
+from tomarena.agents.llm.sampling import check_sampling
 from tomarena.errors import BackendError, ConfigError
 
 _T = TypeVar("_T")

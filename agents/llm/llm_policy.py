@@ -4,7 +4,7 @@
 policy samples from those probabilities (sharpened or flattened by `temperature`) and records the mass
 that fell on no label. `mode="generate"`: the model writes its answer (and motivation under the
 `motivation` protocol) with the declared sampling (temperature, top_p, top_k, repetition_penalty); the text
-is parsed (`parser=robust|study`, see agents/parsing.py), and an unreadable answer is recorded with its raw text
+is parsed (`parser=robust|study`, see agents/llm/parsing.py), and an unreadable answer is recorded with its raw text
 and then resolved by the declared `fallback` (scoring, a fixed label, or a uniform random action). Under the
 study parser a 2x2 answer with neither a standalone C nor a standalone D (a refusal, say) is C by the study's
 rule, recorded as parse_status "default" with source "fallback": counted, never dropped. `decoding=study` sets
@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.agents.backend import Backend, check_backend
 from tomarena.agents.base import Decision, Policy, pick_action, register_policy, sample_action
-from tomarena.agents.embedded import EMBEDDED_ID
-from tomarena.agents.hf_backend import HFBackend
-from tomarena.agents.hf_score import other_mass
-from tomarena.agents.http_backend import OpenAIBackend
-from tomarena.agents.llm_options import (
+from tomarena.agents.llm.backend import Backend, check_backend
+from tomarena.agents.llm.embedded import EMBEDDED_ID
+from tomarena.agents.llm.hf_backend import HFBackend
+from tomarena.agents.llm.hf_score import other_mass
+from tomarena.agents.llm.http_backend import OpenAIBackend
+from tomarena.agents.llm.llm_options import (
     DECODING_PRESETS,
     FIXED_FALLBACKS,
     NEUTRAL_SAMPLING,
@@ -33,9 +33,9 @@ from tomarena.agents.llm_options import (
     HFOptions,
     OpenAIOptions,
 )
-from tomarena.agents.parsing import ParseResult, parse_answer
+from tomarena.agents.llm.parsing import ParseResult, parse_answer
+from tomarena.agents.llm.prompts import build_messages, messages_json
 from tomarena.agents.policy_options import check_options, takes
-from tomarena.agents.prompts import build_messages, messages_json
 from tomarena.envs.social_dilemma import Observation
 from tomarena.errors import BackendError, ConfigError
 
