@@ -24,6 +24,10 @@ COLUMNS = {
 }
 
 
+#: seat results a tournament's sink holds before it merges episodes that differ only in their sums
+COMPACT_ROWS = 200_000
+
+
 class SummarySink:
     """Collects a run's tables (`add`) and writes its summary CSVs (`finish`); see arena.runner.RunSink."""
 
@@ -31,11 +35,17 @@ class SummarySink:
         self.kind = kind
         self.columns = COLUMNS[kind]
         self._parts: list[Any] = []
+        self._rows = 0
 
     def add(self, table: Any) -> None:
-        """Take one stored table: a tournament's is reduced to seat results now, a sweep's kept whole."""
+        """Take one stored table: a tournament's is reduced to seat results now (and, past COMPACT_ROWS of them,
+        to one row per distinct seat, so memory does not grow with repetitions), a sweep's kept whole."""
         frame = table.select(list(self.columns)).to_pandas()
         self._parts.append(tournament.prepare(frame) if self.kind == "tournament" else frame)
+        self._rows += len(self._parts[-1])
+        if self.kind == "tournament" and self._rows > COMPACT_ROWS:
+            self._parts = [tournament.compact(pd.concat([p for p in self._parts if len(p)], ignore_index=True))]
+            self._rows = len(self._parts[0])
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The summary tables of everything added so far, by file stem."""

@@ -95,16 +95,48 @@ def prepare(frame: Any) -> Any:
     return out
 
 
+#: the sums of a seat result (the other columns say who played where)
+SEAT_SUMS = ["rounds", "reward_sum", "coop_sum", "coop_n"]
+
+
+def compact(seats: Any) -> Any:
+    """Seat results with every set of episodes that differ only in their id and sums merged into one row per seat:
+    sums added, `episodes` saying how many episodes the merged one stands for (its `episode_id` is a stand-in). The
+    summary tables of the result equal those of `seats` (`_aggregate` counts episodes by `episodes`), and its
+    length depends on the run's design, not on its repetitions. Ids of `seats` must name distinct episodes."""
+    import pandas as pd
+
+    if seats.empty:
+        return seats
+    df = seats.assign(episodes=seats["episodes"].fillna(1) if "episodes" in seats else 1)
+    labels = [c for c in SEAT_RESULT_COLUMNS if c != "episode_id" and c not in SEAT_SUMS]
+    kind = df.groupby(labels, sort=False, dropna=False).ngroup().to_numpy()  # what a seat is
+    episode, _ = pd.factorize(df["episode_id"])
+    order = np.lexsort((kind, episode))
+    slot = np.arange(len(df)) - np.searchsorted(episode[order], episode[order])  # seat index within its episode
+    table = np.full((episode.max() + 1, slot.max() + 1), -1, dtype=np.int64)
+    table[episode[order], slot] = kind[order]
+    _, cls = np.unique(table, axis=0, return_inverse=True)  # what an episode is: the kinds of its seats
+    grouped = df.assign(episode_id=np.char.add("~", cls.reshape(-1)[episode].astype(str))).groupby(
+        ["episode_id", *labels], sort=False, dropna=False)
+    return grouped[[*SEAT_SUMS, "episodes"]].sum().reset_index()[[*SEAT_RESULT_COLUMNS, "episodes"]]
+
+
 def _aggregate(df: Any, keys: list[str], columns: list[str], matches: str) -> Any:
     import pandas as pd
 
     if df.empty:
         return pd.DataFrame(columns=columns)
     g = df.groupby(keys, sort=True)
-    sums = g[["rounds", "reward_sum", "coop_sum", "coop_n"]].sum()
+    sums = g[SEAT_SUMS].sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         coop = np.where(sums["coop_n"] > 0, sums["coop_sum"] / sums["coop_n"], np.nan)
-    out = pd.DataFrame({matches: g["episode_id"].nunique(), "rounds_played": sums["rounds"].astype(int),
+    if "episodes" in df:  # compacted seat results: an episode id stands for `episodes` episodes
+        firsts = df.drop_duplicates([*keys, "episode_id"])
+        played = firsts["episodes"].fillna(1).groupby([firsts[k] for k in keys], sort=True).sum().astype(int)
+    else:
+        played = g["episode_id"].nunique()
+    out = pd.DataFrame({matches: played, "rounds_played": sums["rounds"].astype(int),
                         "mean_payoff_per_round": sums["reward_sum"] / sums["rounds"], "cooperation_rate": coop})
     return out.reset_index()
 
