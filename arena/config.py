@@ -4,8 +4,9 @@ come from their fields (tomarena.options)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,12 @@ class ExecutionSettings(BaseModel):
                                     description="join this Ray cluster instead of starting a local session")
     workers: int | None = Field(default=None, ge=1, description="ray: chunks in flight at once (default: the "
                                 "cluster's CPUs)")
-    chunk_size: int = Field(default=64, ge=1, description="matches per batch and per stored shard")
+    chunk_size: int = Field(default=64, ge=1, description="most matches per batch and per stored shard")
+    save_every: float = Field(default=20.0, gt=0, le=86_400,
+                              description="seconds between stored shards a run aims at: chunks are cut smaller when "
+                              "matches are slow (an LLM's), so an interrupted run loses little (at least one match "
+                              "per shard); not for a model whose decisions depend on their batch (a local hf: "
+                              "model), whose chunks keep --chunk-size so results never depend on timing")
     replicas: int | None = Field(default=None, ge=1, le=1024,
                                  description="ray: replicas of each heavy policy's model service (default: one "
                                  "actor per heavy policy, no service)")
@@ -178,27 +184,42 @@ def _rotate(game: str, n_seats: int) -> bool:
     return not (n_seats == 2 and isinstance(g, Game) and g.is_symmetric)
 
 
-def build_specs(cfg: RunConfig, n_players: dict[str, int],
-                identities: Mapping[str, str] | None = None) -> list[MatchSpec]:
-    """Every match of the run: per game x framing, every composition of its seats (`compositions`) in each of
-    its seat orders (`seat_orders`) x repetition, or the sweep's scenario grid. The list, and each match's key
-    and hence seed, are the same for any order of `cfg.policies`; seeds derive from the labels' `identities`
-    (arena.identity; default: the labels)."""
-    specs = []
+def spec_families(cfg: RunConfig, n_players: dict[str, int],
+                  identities: Mapping[str, str] | None = None) -> list[tuple[MatchSpec, int]]:
+    """The run's matches as (first repetition, number of repetitions) per game x framing x seating, in
+    `build_specs` order: a handful of entries however many repetitions there are, so a run of any size is planned,
+    counted and streamed without holding one spec per match."""
     labels = list(dict.fromkeys(cfg.policies))
     ids = identities or {}
+    families = []
 
     def seated(seats: tuple[str, ...]) -> tuple[str, ...] | None:
         return tuple(ids.get(p, p) for p in seats) if ids else None
 
     for game, framing in itertools.product(cfg.games, cfg.framings):
         if cfg.kind == "sweep":
-            for pol, rep in itertools.product(labels, range(cfg.samples or 1)):
-                specs.append(MatchSpec((pol,), game, framing, rep, 1, kind="sweep", identities=seated((pol,))))
+            families += [(MatchSpec((pol,), game, framing, 0, 1, kind="sweep", identities=seated((pol,))),
+                          cfg.samples or 1) for pol in labels]
             continue
         rotate = _rotate(game, n_players[game])
         for group in compositions(labels, n_players[game], cfg.self_play, ids):
-            for seats, rep in itertools.product(seat_orders(group, rotate), range(cfg.repetitions)):
-                specs.append(MatchSpec(seats, game, framing, rep, None if cfg.continuation is not None else cfg.rounds,
-                                       cfg.continuation, cfg.max_rounds, cfg.noise, identities=seated(seats)))
-    return specs
+            families += [(MatchSpec(seats, game, framing, 0, None if cfg.continuation is not None else cfg.rounds,
+                                    cfg.continuation, cfg.max_rounds, cfg.noise, identities=seated(seats)),
+                          cfg.repetitions) for seats in seat_orders(group, rotate)]
+    return families
+
+
+def iter_specs(families: Iterable[tuple[MatchSpec, int]]) -> Iterator[MatchSpec]:
+    """Every match of `spec_families`, one at a time, repetitions of a family in order."""
+    for first, n in families:
+        for rep in range(n):
+            yield dataclasses.replace(first, repetition=rep)
+
+
+def build_specs(cfg: RunConfig, n_players: dict[str, int],
+                identities: Mapping[str, str] | None = None) -> list[MatchSpec]:
+    """Every match of the run: per game x framing, every composition of its seats (`compositions`) in each of
+    its seat orders (`seat_orders`) x repetition, or the sweep's scenario grid. The list, and each match's key
+    and hence seed, are the same for any order of `cfg.policies`; seeds derive from the labels' `identities`
+    (arena.identity; default: the labels)."""
+    return list(iter_specs(spec_families(cfg, n_players, identities)))

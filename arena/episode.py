@@ -10,7 +10,7 @@ files lie either.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +89,11 @@ class _Live:
 
 
 def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int,
-                  run_id: str = "") -> dict[str, list[dict[str, Any]]]:
+                  run_id: str = "",
+                  on_decisions: Callable[[int], None] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Play every match in `specs` to the end, batching each round's decisions per policy; returns trace rows
-    (schema of tomarena.schema) per episode id."""
+    (schema of tomarena.schema) per episode id. `on_decisions` hears how many decisions each round made (progress
+    of slow policies within a chunk)."""
     live = [_Live(s, run_seed, policies) for s in specs]
     while any(not m.done for m in live):
         pending: dict[str, list[tuple[_Live, int]]] = {}
@@ -109,6 +111,8 @@ def play_episodes(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], ru
         for m in live:
             if not m.done:
                 _advance(m, chosen, run_id)
+        if on_decisions is not None:
+            on_decisions(len(chosen))
     return {m.spec.episode_id: m.rows for m in live}
 
 

@@ -13,8 +13,9 @@ result is lost with its node is played again.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tomarena.agents.base import Policy
@@ -34,11 +35,13 @@ from tomarena.options import validate
 SPREAD_CPU = 0.01
 
 
-def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int, run_id: str) -> Any:
-    """Play a chunk of matches and return its rows as one pyarrow Table (the shard to write)."""
+def play_chunk(specs: Sequence[MatchSpec], policies: Mapping[str, Policy], run_seed: int, run_id: str,
+               on_decisions: Callable[[int], None] | None = None) -> Any:
+    """Play a chunk of matches and return its rows as one pyarrow Table (the shard to write); `on_decisions` hears
+    the decisions of each round on the episode loop (the vectorised engine plays a chunk in one go)."""
     if vectorisable(specs, policies):
         return play_vectorised(specs, policies, run_seed, run_id)
-    episodes = play_episodes(specs, policies, run_seed, run_id)
+    episodes = play_episodes(specs, policies, run_seed, run_id, on_decisions)
     return rows_table(r for s in specs for r in episodes[s.episode_id])
 
 
@@ -48,10 +51,12 @@ class LocalExecutor:
     def __init__(self, policies: Mapping[str, Policy]) -> None:
         self.policies = policies
 
-    def run(self, chunks: Sequence[Sequence[MatchSpec]], run_seed: int, run_id: str) -> Iterator[tuple[int, Any]]:
-        """Yield (chunk index, rows table) as each chunk finishes."""
+    def run(self, chunks: Iterable[Sequence[MatchSpec]], run_seed: int, run_id: str,
+            on_decisions: Callable[[int], None] | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield (chunk index, rows table) as each chunk finishes, taking the next chunk only then (so chunks may be
+        cut as the run goes); `on_decisions` hears each round's decisions."""
         for i, chunk in enumerate(chunks):
-            yield i, play_chunk(chunk, self.policies, run_seed, run_id)
+            yield i, play_chunk(chunk, self.policies, run_seed, run_id, on_decisions)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -178,34 +183,48 @@ class RayExecutor:
             return self.runners[runner].play.remote(list(chunk), pol_ref, run_seed, run_id, route)
         return self._task.remote(list(chunk), pol_ref, run_seed, run_id)
 
-    def run(self, chunks: Sequence[Sequence[MatchSpec]], run_seed: int, run_id: str) -> Iterator[tuple[int, Any]]:
-        """Yield (chunk index, rows table) as chunks finish, keeping at most `concurrency` chunks in flight (the
-        rest wait on the driver as specs, so memory stays bounded by the chunks in flight). A one-shot sweep on the
-        model service runs through Ray Data instead."""
+    def run(self, chunks: Iterable[Sequence[MatchSpec]], run_seed: int, run_id: str,
+            on_decisions: Callable[[int], None] | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield (chunk index, rows table) as chunks finish, keeping at most `concurrency` chunks in flight and taking
+        the next chunk only when a slot frees (the rest are not even cut yet, so memory stays bounded by the chunks
+        in flight). A one-shot sweep on the model service runs through Ray Data instead. Decisions are played
+        remotely, so `on_decisions` is not called."""
+        chunks = iter(chunks)
+        first = next(chunks, None)
+        if first is None:
+            return
+        chunks = itertools.chain([first], chunks)
         heavy = any(p.heavy for p in self.local_policies.values())
-        if self.service and self.sweep_path == "ray_data" and heavy and is_sweep(chunks):
+        if self.service and self.sweep_path == "ray_data" and heavy and is_sweep([first]):
             self.close()  # the sweep's workers hold their own replicas (and the GPUs)
-            yield from sweep_with_ray_data(chunks, self.local_policies, run_seed, run_id, play_chunk, self.n_routes,
-                                           self.threads, self.num_cpus, self.num_gpus)
+            yield from sweep_with_ray_data(list(chunks), self.local_policies, run_seed, run_id, play_chunk,
+                                           self.n_routes, self.threads, self.num_cpus, self.num_gpus)
             return
         yield from self._run_chunks(chunks, run_seed, run_id)
 
-    def _run_chunks(self, chunks: Sequence[Sequence[MatchSpec]], run_seed: int,
+    def _run_chunks(self, chunks: Iterator[Sequence[MatchSpec]], run_seed: int,
                     run_id: str) -> Iterator[tuple[int, Any]]:
         ray = self.ray
         self.start()
         pol_ref = ray.put(self.policies)
-        queue = list(enumerate(chunks))[::-1]
-        running: dict[Any, tuple[int, int, int, int]] = {}  # ref -> (chunk index, runner, route, attempt)
+        queue = enumerate(chunks)
+        # ref -> (chunk index, chunk, runner, route, attempt)
+        running: dict[Any, tuple[int, Sequence[MatchSpec], int, int, int]] = {}
         load, routed = [0] * max(1, len(self.runners)), [0] * self.n_routes
-        while queue or running:
-            while len(running) < self.concurrency and queue:
-                i, chunk = queue.pop()
+        more = True
+        while more or running:
+            while more and len(running) < self.concurrency:
+                i, chunk = next(queue, (None, None))
+                if chunk is None:
+                    more = False
+                    break
                 k, r = min(range(len(load)), key=load.__getitem__), min(range(self.n_routes), key=routed.__getitem__)
                 load[k], routed[r] = load[k] + 1, routed[r] + 1
-                running[self._submit(k, r, chunk, pol_ref, run_seed, run_id)] = (i, k, r, 0)
+                running[self._submit(k, r, chunk, pol_ref, run_seed, run_id)] = (i, chunk, k, r, 0)
+            if not running:
+                break
             (ref,), _ = ray.wait(list(running), num_returns=1)
-            i, k, r, attempt = running.pop(ref)
+            i, chunk, k, r, attempt = running.pop(ref)
             load[k], routed[r] = load[k] - 1, routed[r] - 1
             try:
                 table = ray.get(ref)
@@ -214,7 +233,7 @@ class RayExecutor:
                     raise
                 self._replace_runner(k)
                 load[k], routed[r] = load[k] + 1, routed[r] + 1
-                running[self._submit(k, r, chunks[i], pol_ref, run_seed, run_id)] = (i, k, r, attempt + 1)
+                running[self._submit(k, r, chunk, pol_ref, run_seed, run_id)] = (i, chunk, k, r, attempt + 1)
                 continue
             yield i, table
 

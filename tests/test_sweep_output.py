@@ -92,9 +92,9 @@ def test_help_flags_come_from_the_config(capsys: pytest.CaptureFixture) -> None:
     flags = set(re.findall(r"--[a-z-]+", text))
     assert flags == {"--policies", "--games", "--game", "--framings", "--framing", "--rounds", "--continuation",
                      "--max-rounds", "--repetitions", "--seed", "--self-play", "--no-self-play", "--noise",
-                     "--executor", "--ray-address", "--workers", "--chunk-size", "--replicas", "--concurrency",
-                     "--max-batch", "--batch-wait-ms", "--replica-cpus", "--replica-gpus", "--sweep-path", "--config",
-                     "--out", "--resume", "--no-progress", "--help"}
+                     "--executor", "--ray-address", "--workers", "--chunk-size", "--save-every", "--replicas",
+                     "--concurrency", "--max-batch", "--batch-wait-ms", "--replica-cpus", "--replica-gpus",
+                     "--sweep-path", "--config", "--out", "--resume", "--no-progress", "--help"}
     assert "--sweep-path {ray_data,service}" in text
     assert "--executor {local,ray} where matches run (default: local)" in text
     assert "--max-batch MAX_BATCH model service: most decisions per batch (default: 64)" in text

@@ -75,6 +75,12 @@ study's own estimator: --samples 300 with a policy spec ending 'mode=generate&pr
 CI, other_mass per model x framing x game; donations.csv for donation scenarios) and prints it."""),
 }
 
+#: what both run commands say about size and interruption
+RUN_SIZE = """
+Matches are stored in shards as they finish, about every --save-every seconds; Ctrl-C keeps every stored shard
+and --resume continues from there. A run of over a million decisions, or with an LLM, first prints its size
+(matches, decisions, trace bytes, memory, time); one whose traces cannot fit on the disk of --out is refused."""
+
 
 def _run_flags(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--config", type=Path, help="YAML file with any of the settings below (flags override it)")
@@ -157,7 +163,7 @@ def _export(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the arena's sub-commands to the `tomarena` parser."""
     for kind, (short, description) in RUN_COMMANDS.items():
-        p = sub.add_parser(kind, help=short, description=" ".join(description.split()))
+        p = sub.add_parser(kind, help=short, description=" ".join((description + RUN_SIZE).split()))
         _run_flags(p, kind)
         p.set_defaults(func=functools.partial(_run, kind=kind))
     p = sub.add_parser("play", help="one match with a readable transcript",
