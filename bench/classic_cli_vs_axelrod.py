@@ -79,7 +79,8 @@ def run_core(cfg: Any) -> tuple[int, float, float]:
     guard(vectorisable(specs, policies), "the classic round-robin takes the vectorised path")
     table, secs = best_of(lambda: play_vectorised(specs, policies, cfg.seed, "bench"))
     seeds = np.array([derive_seed(cfg.seed, s.match_key, s.repetition) for s in specs], dtype=np.int64)
-    _, sim = best_of(lambda: _simulate(specs, policies, cfg.rounds, seeds))
+    lengths = np.full(len(specs), cfg.rounds, dtype=np.int64)
+    _, sim = best_of(lambda: _simulate(specs, policies, lengths, seeds, [None] * len(specs)))
     return table.num_rows, secs, sim
 
 
