@@ -428,7 +428,8 @@ def _rg_section(w: _Writer, frame: Any) -> list[Section]:
             "the partner's first defection (chosen before seeing it) and after it; never_again = the share of "
             "matches with later rounds in which the policy never chose option 1 again. Coordination: in the "
             "Biased-family games with two pure equilibria that the seats rank oppositely "
-            f"({len(rg_findings.bos_games())} of the 144: Battle, Asym/Skewed/Quasi Battle, Hero), the share of decisions whose round ended on "
+            f"({len(rg_findings.bos_games())} of the 144: Battle, Asym/Skewed/Quasi Battle, Hero), the share of "
+            "decisions whose round ended on "
             "either equilibrium, on the seat's own preferred one or on the partner's. "
             + rg_findings.findings_text(scores, forgive, bos))
     tables = [("Score relative to the seat's maximum, per family (score_vs_max)", grid),

@@ -482,7 +482,8 @@ def repeated_paths(cfg: PipelineConfig) -> dict[str, Any]:
     """Where the repeated-game stages write, and the roles they compare (one place for plan and report)."""
     root, model = Path(cfg.out), cfg.repeated.model
     adapter = root / "repeated" / "adapter"
-    return {"model": model, "recorded": root / "recorded" / "akata", "traces": root / "traces" / f"repeated_{model}.jsonl",
+    return {"model": model, "recorded": root / "recorded" / "akata",
+            "traces": root / "traces" / f"repeated_{model}.jsonl",
             "adapter": adapter, "benchmark": root / "repeated" / "benchmark.csv",
             "closed_loop": root / "repeated" / "closed_loop", "base": cfg.student,
             "student": student_with_adapter(cfg, adapter), "partners": list(cfg.repeated.partners)}

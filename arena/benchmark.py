@@ -5,7 +5,8 @@ the policy gives the recorded choice.
 
 Driving: per policy, in chunks of SEATS_PER_CHUNK seats, round by round, one batched `act_batch` over the chunk's
 seats (so a stateful policy keeps its own state across a match's rounds while the history it sees is always the
-recorded one; rng streams per seat as in play; an LLM's prefix cache keeps each seat's last prompt). A Decision's `probs` are used when given, else its action counts with probability 1.
+recorded one; rng streams per seat as in play; an LLM's prefix cache keeps each seat's last prompt). A Decision's
+`probs` are used when given, else its action counts with probability 1.
 
 Scores (`score`): accuracy = the share of decisions whose recorded choice has the highest probability (a tie
 between k actions counts 1/k); log_likelihood = the mean natural log of the recorded choice's probability, clipped

@@ -31,7 +31,7 @@ def _rows(rows: list, **kw) -> pd.DataFrame:
 
 def test_hand_made_metrics_and_nulls_are_exact() -> None:
     rows = _rows(HAND)
-    v = lambda who, m: transfer.value(rows, "in_sample", who, m)[0]  # noqa: E731
+    v = lambda who, m: transfer.value(rows, "in_sample", who, m)[0]
     # student: |s - t| = .1, .1, .1, .2 ; |b - t| = .4, .3, .2, .1
     assert v("student", "gap_closure") == pytest.approx(1 - 0.5 / 1.0)
     assert v("student", "mean_improvement") == pytest.approx(np.mean([75, 200 / 3, 50, -100]))
@@ -91,7 +91,7 @@ def test_exact_probabilities_are_resampled_over_scenarios_only() -> None:
 
 def test_held_out_framing_becomes_its_own_set_and_only_exact_training_prompts_are_a_fit() -> None:
     table = _table(HAND)
-    prompt = lambda f, g: json.dumps([{"role": "user", "content": f"{f} {g}"}])  # noqa: E731
+    prompt = lambda f, g: json.dumps([{"role": "user", "content": f"{f} {g}"}])
     frame = pd.DataFrame([{"policy": "s", "kind": "sweep", "framing": f, "game": g, "prompt": prompt(f, g)}
                           for _, f, g, *_ in HAND])
     record = training_fit.TrainingRecord(frozenset({("ir", "stag_hunt"), ("ir", "snowdrift")}),

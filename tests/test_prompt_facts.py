@@ -151,6 +151,7 @@ def test_a_letter_labelled_game_is_offered_its_own_letters(protocol: str) -> Non
     _, user = (m["content"] for m in build_messages(obs, protocol))
     first, *_ = user.split("\n")
     assert first.endswith("between A and B. Your goal is to earn as many points as you can.")
-    assert "Round 1: you chose A, the co-player chose B;" in user and "Round 2: you chose B, the co-player chose B;" in user
+    assert "Round 1: you chose A, the co-player chose B;" in user
+    assert "Round 2: you chose B, the co-player chose B;" in user
     assert "A or B" in user.split("\n\n")[-1]
     assert " C " not in user and " D " not in user and "C or D" not in user

@@ -154,7 +154,8 @@ def _play(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     o = validate(ExportOptions, flag_values(args, ExportOptions), "export", "flags")
     n = export_traces(args.run, args.policy, args.out, parse_ok_only=not o.include_failed,
-                      games=expand_sets(o.games, "games"), framings=expand_sets(o.framings, "framings"), rounds=o.rounds, max_per_scenario=o.max_per_scenario, sample=o.sample,
+                      games=expand_sets(o.games, "games"), framings=expand_sets(o.framings, "framings"),
+                      rounds=o.rounds, max_per_scenario=o.max_per_scenario, sample=o.sample,
                       seed=o.seed, overwrite=o.force)
     print(f"wrote {n} examples to {args.out} and {Path(args.out).with_suffix('.parquet')}")
     return 0
