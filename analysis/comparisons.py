@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.propensity import INVALID_STATUSES, donation_mask
+from tomarena.analysis.propensity import INVALID_STATUSES, donation_mask, no_probs
 from tomarena.analysis.stats import TestResult, student_t, student_t_from_stats, two_proportion_z
 
 TEST_FIELDS = ["estimate_a", "estimate_b", "difference", "ci_low", "ci_high", "statistic", "p_value", "test"]
@@ -91,7 +91,7 @@ def _donation_sample(frame: Any, model: str, framing: str) -> tuple[str, Any] | 
     if df.empty:
         return None
     probs = list(df["probs"])
-    if all(p is not None and not (isinstance(p, float) and math.isnan(p)) and len(p) for p in probs):
+    if all(not no_probs(p) for p in probs):
         return "exact", np.mean(np.stack([np.asarray(p, dtype=float) for p in probs]), axis=0)
     return "counts", df["intended_action"].to_numpy(dtype=float)
 

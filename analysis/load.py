@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tomarena.errors import ConfigError, TraceError
 from tomarena.schema import COLUMN_NAMES, arrow_schema, missing_columns
 
@@ -55,14 +57,61 @@ def _read_shard(path: Path) -> Any:
         return table
 
 
-def load_run(run: str | os.PathLike[str]) -> Any:
-    """All complete trace rows of one run as a DataFrame (schema columns plus `run_dir`)."""
+def _check_shard(path: Path) -> None:
+    """The footer of one shard: readable Parquet with every schema column (TraceError otherwise); no data read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceError(f"trace shard {path} is not readable Parquet: {str(exc).splitlines()[0]}") from exc
+    missing = missing_columns(names)
+    if missing:
+        raise TraceError(f"trace shard {path} lacks columns {', '.join(missing)}")
+
+
+def _read_column(run: str | os.PathLike[str], paths: Sequence[Path], name: str) -> Any:
+    """One schema column of every shard as a pandas Series: dictionary strings as a categorical (shards' dictionaries
+    unified), list columns (probs) kept in Arrow (pd.ArrowDtype: one buffer, not a numpy array per row)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    field = arrow_schema().field(name)
+    chunks = []
+    for path in paths:
+        try:
+            col = pq.read_table(path, columns=[name]).column(0)
+        except (pa.ArrowException, OSError) as exc:
+            raise TraceError(f"trace shard {path} is not readable Parquet: {str(exc).splitlines()[0]}") from exc
+        try:
+            col = col.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        chunks.extend(col.chunks)
+    try:
+        array = pa.chunked_array(chunks) if chunks else pa.chunked_array([], type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TraceError(f"trace shards of {run} disagree on column types: {str(exc).splitlines()[0]}") from exc
+    del chunks
+    lists = lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None  # noqa: E731
+    return array.to_pandas(types_mapper=lists, self_destruct=True)
+
+
+def load_run(run: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
+    """All complete trace rows of one run as a DataFrame (schema columns plus `run_dir`). `columns`: only these
+    schema columns (plus `run_dir`), read one column at a time so that a large run never holds its Arrow table and
+    its DataFrame at once; list columns (probs) then stay Arrow-backed (pd.ArrowDtype, missing = pd.NA) and
+    `run_dir` is a categorical. Every shard is still checked for every schema column."""
     import pyarrow as pa
 
     read_manifest(run)
     paths = shard_paths(run)
     if not paths:
         raise TraceError(f"run {run} has no complete trace shards (traces/*.parquet)")
+    if columns is not None:
+        return _load_columns(run, paths, columns)
     tables = [_read_shard(p) for p in paths]
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
@@ -75,13 +124,30 @@ def load_run(run: str | os.PathLike[str]) -> Any:
     return frame
 
 
-def load_runs(paths: Sequence[str | os.PathLike[str]]) -> Any:
-    """Trace rows of several runs concatenated (one DataFrame); at least one run is required."""
+def _load_columns(run: str | os.PathLike[str], paths: Sequence[Path], columns: Sequence[str]) -> Any:
+    import pandas as pd
+
+    unknown = [c for c in columns if c not in COLUMN_NAMES]
+    if unknown:
+        raise TraceError(f"not trace schema columns: {', '.join(unknown)}")
+    for path in paths:
+        _check_shard(path)
+    wanted = [c for c in COLUMN_NAMES if c in set(columns)]
+    frame = pd.DataFrame({c: _read_column(run, paths, c) for c in wanted}, copy=False)
+    if frame.empty:
+        raise TraceError(f"run {run} has trace shards but no rows")
+    frame["run_dir"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[str(run)])
+    return frame
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]], columns: Sequence[str] | None = None) -> Any:
+    """Trace rows of several runs concatenated (one DataFrame); at least one run is required. `columns`: as in
+    load_run."""
     import pandas as pd
 
     if not paths:
         raise TraceError("no run directories given")
-    frames = [load_run(p) for p in paths]
+    frames = [load_run(p, columns) for p in paths]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 

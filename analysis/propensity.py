@@ -104,8 +104,15 @@ def propensity_table(frame: Any, by_round: bool = False) -> Any:
     return pd.DataFrame(rows).rename(columns={"policy": "model"})[cols]
 
 
+def no_probs(p: Any) -> bool:
+    """True when a row's probs is missing (None, NaN, or pd.NA as an Arrow-backed column gives) or empty."""
+    import pandas as pd
+
+    return p is None or p is pd.NA or (isinstance(p, float) and math.isnan(p)) or len(p) == 0
+
+
 def _contribution(row_probs: Any, action: int) -> tuple[float, bool]:
-    if row_probs is None or (isinstance(row_probs, float) and math.isnan(row_probs)) or len(row_probs) == 0:
+    if no_probs(row_probs):
         return float(action), False
     p = np.asarray(row_probs, dtype=float)
     return float(np.dot(np.arange(p.size), p)), True

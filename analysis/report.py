@@ -460,7 +460,7 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     paths = [str(p) for p in runs]
     say = _Progress(progress if progress is not None else _count_rows(paths) >= PROGRESS_ROWS)
     say(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}")
-    frame = load_runs(paths)
+    frame = load_runs(paths, columns=report_columns(training))
     check_role_labels(roles or {}, frame["policy"].unique())
     used = roles_from_manifests(paths, **dict(roles or {}))
     outdir = Path(out)
@@ -488,6 +488,17 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     page.write_text(to_html(title, sections), encoding="utf-8")
     say("done")
     return Report(outdir, page, md, w.files, dict(used), heads)
+
+
+#: the trace columns the report reads (the others, chiefly the prompt and completion texts, are never loaded)
+REPORT_COLUMNS = ("run_id", "kind", "episode_id", "game", "framing", "horizon", "round", "agent", "policy",
+                  "opponents", "intended_action", "action", "action_label", "probs", "p_cooperate", "source",
+                  "parse_status", "other_mass", "reward")
+
+
+def report_columns(training: TrainingRecord | None = None) -> tuple[str, ...]:
+    """REPORT_COLUMNS, plus the prompts when a training record is given (training fits compare them)."""
+    return REPORT_COLUMNS + (("prompt",) if training is not None else ())
 
 
 class _Progress:
