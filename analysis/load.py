@@ -95,7 +95,7 @@ def _read_column(run: str | os.PathLike[str], paths: Sequence[Path], name: str) 
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise TraceError(f"trace shards of {run} disagree on column types: {str(exc).splitlines()[0]}") from exc
     del chunks
-    lists = lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None  # noqa: E731
+    lists = lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None
     return array.to_pandas(types_mapper=lists, self_destruct=True)
 
 
