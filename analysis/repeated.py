@@ -49,7 +49,25 @@ def repeated_rows(frame: Any) -> Any:
 
 def _run_key(df: Any) -> Any:
     """The run a row came from: its run directory when loaded from disk, else its run id."""
-    return df["run_dir"].astype(str) if "run_dir" in df else df["run_id"].astype(str)
+    return as_str(df["run_dir"] if "run_dir" in df else df["run_id"])
+
+
+def as_str(column: Any) -> Any:
+    """column.astype(str), for a categorical by taking its few category strings by code (the same values and
+    dtype, without a Python object per row: astype(str) on 12 M rows peaks at about 1.8 GB, this at 0.5 GB)."""
+    import pandas as pd
+
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.astype(str)
+    codes = column.cat.codes.to_numpy()
+    if (codes < 0).any():
+        return column.astype(str)
+    return pd.Series(column.cat.categories.astype(str).take(codes), index=column.index, name=column.name)
+
+
+#: the trace columns memory_one_rows reads (only these are copied out of a large frame)
+_M1_INPUT = ("run_dir", "run_id", "kind", "horizon", "episode_id", "agent", "policy", "game", "action_label", "round",
+             "action", "intended_action", "p_cooperate", "parse_status")
 
 
 def memory_one_rows(frame: Any) -> Any:
@@ -59,24 +77,67 @@ def memory_one_rows(frame: Any) -> Any:
     import pandas as pd
 
     cols = ["model", "game", "run", "cluster", "round", "state", "coop", "action"]
-    df = repeated_rows(frame)
+    df = repeated_rows(frame[[c for c in _M1_INPUT if c in frame.columns]]) if len(frame) else frame
     df = df[binary_mask(df)] if len(df) else df
     if df.empty:
         return pd.DataFrame(columns=cols)
-    df = df.assign(run=_run_key(df), agent=df["agent"].astype(str), policy=df["policy"].astype(str),
-                   game=df["game"].astype(str))
+    df = df.assign(run=_run_key(df), agent=as_str(df["agent"]), policy=as_str(df["policy"]), game=as_str(df["game"]))
     df = df.assign(cluster=df.groupby(["run", "episode_id"], observed=True, sort=False).ngroup())
-    df = df[df.groupby(["cluster", "round"])["agent"].transform("size") == 2]
-    prev = df[["cluster", "round", "agent", "action"]].assign(round=df["round"] + 1)
-    opp = prev.groupby(["cluster", "round"])["action"].sum().rename("pair_sum").reset_index()
-    cur = df.merge(prev.rename(columns={"action": "own_prev"}), on=["cluster", "round", "agent"], how="left")
-    cur = cur.merge(opp, on=["cluster", "round"], how="left")
+    cur = _previous_round(df[["run", "cluster", "round", "agent", "policy", "game", "action", "intended_action",
+                              "p_cooperate", "parse_status"]])
+    del df
     cur = cur[((cur["round"] == 0) | cur["own_prev"].notna()) & ~cur["parse_status"].isin(INVALID_STATUSES)]
     own, other = cur["own_prev"], cur["pair_sum"] - cur["own_prev"]
     state = np.where(own == 0, "C", "D").astype(object) + np.where(other == 0, "C", "D").astype(object)
     coop = cur["p_cooperate"].astype(float).where(cur["p_cooperate"].notna(), (cur["intended_action"] == 0) * 1.0)
     out = cur.assign(model=cur["policy"], state=np.where(cur["round"] == 0, START, state), coop=coop.astype(float))
     return out[cols].reset_index(drop=True)
+
+
+def _previous_round(df: Any) -> Any:
+    """The rows of `df` (cluster, round, agent, action, ...) whose (cluster, round) has exactly two rows, with
+    own_prev (the agent's action in the round before) and pair_sum (both actions of the round before), NaN where
+    that round is missing: what merging with the previous round gives, by sorted integer keys and binary search
+    (a 12 M-row run's merges peaked at several GB)."""
+    import pandas as pd
+
+    cluster, rnd = df["cluster"].to_numpy(dtype=np.int64), df["round"].to_numpy(dtype=np.int64)
+    span = int(rnd.max()) + 2
+    if rnd.min() < 0 or (int(cluster.max()) + 1) * span * 4 >= 2**62:
+        return _previous_round_merge(df)
+    cell = cluster * span + rnd  # (cluster, round) as one integer; cell - 1 is the round before in the same match
+    _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    two = counts[inverse] == 2
+    df, cell = df[two], cell[two]
+    if df.empty:
+        return _previous_round_merge(df)
+    agent = pd.factorize(df["agent"])[0].astype(np.int64)
+    n_agents = int(agent.max()) + 1
+    key = cell * n_agents + agent
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    if (np.diff(sorted_key) == 0).any():  # one agent twice in a round: the merge keeps every pairing
+        return _previous_round_merge(df)
+    action = df["action"].to_numpy(dtype=np.float64)
+    own_prev = _lookup(sorted_key, action[order], key - n_agents)
+    cells, inverse = np.unique(cell, return_inverse=True)
+    pair_sum = _lookup(cells, np.bincount(inverse, weights=action, minlength=len(cells)), cell - 1)
+    return df.assign(own_prev=own_prev, pair_sum=pair_sum).reset_index(drop=True)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values[i] where keys[i] == wanted (keys sorted, unique and not empty), NaN where `wanted` is not a key."""
+    pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[pos] == wanted, values[pos], np.nan)
+
+
+def _previous_round_merge(df: Any) -> Any:
+    """_previous_round by merges (the general form, for keys the integer packing cannot take)."""
+    df = df[df.groupby(["cluster", "round"])["agent"].transform("size") == 2]
+    prev = df[["cluster", "round", "agent", "action"]].assign(round=df["round"] + 1)
+    opp = prev.groupby(["cluster", "round"])["action"].sum().rename("pair_sum").reset_index()
+    cur = df.merge(prev.rename(columns={"action": "own_prev"}), on=["cluster", "round", "agent"], how="left")
+    return cur.merge(opp, on=["cluster", "round"], how="left")
 
 
 def _cluster_cells(rows: Any, cell: str, cells: list[Any]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -304,7 +365,7 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
     import pandas as pd
 
     rep = repeated_rows(frame)
-    horizons = rep.assign(run=_run_key(rep), game=rep["game"].astype(str))[["run", "game", "horizon"]]
+    horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
     for (run, game_id), g in m1.groupby(["run", "game"], sort=True):
         try:
