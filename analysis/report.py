@@ -346,9 +346,9 @@ def _tournament_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
     several = st["run"].nunique() > 1
     w.csv("standings", st)
     win = w.csv("winners", standings.winners(st))
-    tour = frame[(frame["kind"] == "tournament").to_numpy()]
-    shares = w.csv("decision_sources", provenance.source_shares(tour))
-    note = provenance.replay_note(tour).replace("\n", "; ")
+    counted = provenance.source_shares(frame, keep=(frame["kind"] == "tournament").to_numpy())
+    shares = w.csv("decision_sources", counted)
+    note = provenance.replay_note(frame, shares=counted).replace("\n", "; ")
     note = (f"Where the replayed decisions come from (source replay = recorded play, replay-model = a documented "
             f"model beyond the recordings): {note}." if note else "")
     shown = st if several else st.drop(columns=["run"])
