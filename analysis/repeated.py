@@ -172,7 +172,7 @@ def _per_model_game(m1: Any, cell: str, cells: list[Any] | None, columns: list[s
     import pandas as pd
 
     rows = []
-    for (model, game), g in m1.groupby(["model", "game"], sort=True):
+    for (model, game), g in m1.groupby(["model", "game"], sort=True)[["cluster", cell, "coop"]]:  # copy 3 columns
         values = cells if cells is not None else sorted(int(r) for r in g[cell].unique())
         rows += [{"model": model, "game": game, **r} for r in _ratio_table(g, cell, values, n_boot, seed, level)]
     return pd.DataFrame(rows, columns=columns)
@@ -218,11 +218,29 @@ def _state_parts(m1: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]
     """Per model, its memory-one rows after round 1 as arrays: (cluster, state code 0..3 in STATES order, coop)."""
     import pandas as pd
 
-    rows = m1[m1["state"].isin(STATES)]
-    codes = pd.Categorical(rows["state"], categories=list(STATES)).codes
-    models, clusters, coop = (rows[c].to_numpy() for c in ("model", "cluster", "coop"))
-    return {str(m): (clusters[models == m], codes[models == m], coop[models == m].astype(float))
-            for m in pd.unique(models)}
+    models, names = pd.factorize(m1["model"])
+    return _split_parts(models, names, np.ones(len(m1), dtype=bool), *_state_arrays(m1))
+
+
+def _state_arrays(m1: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Over all memory-one rows: whether the row is after round 1 (its state one of STATES), the state code (0..3
+    in STATES order, -1 at the start), cluster and coop, as arrays (no str column copied)."""
+    import pandas as pd
+
+    codes = np.asarray(pd.Categorical(m1["state"], categories=list(STATES)).codes)
+    return codes >= 0, codes, m1["cluster"].to_numpy(), m1["coop"].to_numpy(dtype=float)
+
+
+def _split_parts(models: np.ndarray, names: Any, sel: np.ndarray, after: np.ndarray, codes: np.ndarray,
+                 clusters: np.ndarray, coop: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`_state_parts` of the rows in `sel`, from model codes into `names` and the `_state_arrays`."""
+    keep = np.flatnonzero(sel & after)
+    kept = models[keep]
+    out = {}
+    for i in np.unique(kept):  # in any order: the parts are looked up by name
+        idx = keep[kept == i]
+        out[str(names[i])] = (clusters[idx], codes[idx], coop[idx])
+    return out
 
 
 def _parts_distance(pa: tuple[np.ndarray, ...] | None, pb: tuple[np.ndarray, ...] | None, metric: str,
@@ -269,9 +287,15 @@ def _distances(m1: Any, metric: str, n_boot: int, seed: int) -> Any:
     import pandas as pd
 
     rows = []
-    for game, g in m1.groupby("game", sort=True):
-        parts = _state_parts(g)  # each model's rows split once per game, not once per pair
-        for a, b in itertools.combinations(sorted(g["model"].unique()), 2):
+    if not len(m1):
+        return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
+    games, game_names = pd.factorize(m1["game"])
+    models, names = pd.factorize(m1["model"])
+    arrays = _state_arrays(m1)  # one set of arrays for every game, no per-game copy of the rows
+    for gi in sorted(range(len(game_names)), key=lambda i: game_names[i]):
+        game, sel = game_names[gi], games == gi
+        parts = _split_parts(models, names, sel, *arrays)  # each model's rows split once per game, not once per pair
+        for a, b in itertools.combinations(sorted(str(names[i]) for i in np.unique(models[sel])), 2):
             d = _parts_distance(parts.get(a), parts.get(b), metric, n_boot, seed, 0.95)
             rows.append({"game": game, "policy_a": a, "policy_b": b, **d})
     return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
