@@ -43,8 +43,13 @@ def repeated_rows(frame: Any) -> Any:
     """Tournament rows of matches that are not one-shot (a horizon above one round, or an uncertain end)."""
     if not len(frame):
         return frame
+    return frame[_repeated_mask(frame)]
+
+
+def _repeated_mask(frame: Any) -> Any:
+    """`repeated_rows` as a boolean Series over the frame's rows."""
     one_round = (frame["horizon"].astype("Float64") == 1).fillna(False)
-    return frame[(frame["kind"] == "tournament") & ~one_round]
+    return (frame["kind"] == "tournament") & ~one_round
 
 
 def _run_key(df: Any) -> Any:
@@ -77,8 +82,10 @@ def memory_one_rows(frame: Any) -> Any:
     import pandas as pd
 
     cols = ["model", "game", "run", "cluster", "round", "state", "coop", "action"]
-    df = repeated_rows(frame[[c for c in _M1_INPUT if c in frame.columns]]) if len(frame) else frame
-    df = df[binary_mask(df)] if len(df) else df
+    df = frame
+    if len(frame):  # the kept rows of the columns read, in one copy
+        keep = np.asarray(_repeated_mask(frame), dtype=bool) & np.asarray(binary_mask(frame), dtype=bool)
+        df = frame.loc[keep, [c for c in _M1_INPUT if c in frame.columns]]
     if df.empty:
         return pd.DataFrame(columns=cols)
     df = df.assign(run=_run_key(df), agent=as_str(df["agent"]), policy=as_str(df["policy"]), game=as_str(df["game"]))
@@ -388,7 +395,8 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
     """`repeated_theory` with the memory-one rows already built."""
     import pandas as pd
 
-    rep = repeated_rows(frame)
+    read = [c for c in ("run_dir", "run_id", "game", "horizon") if c in frame.columns]
+    rep = frame.loc[np.asarray(_repeated_mask(frame), dtype=bool), read] if len(frame) else frame
     horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
     for (run, game_id), g in m1.groupby(["run", "game"], sort=True):

@@ -244,7 +244,7 @@ def _equilibrium_section(w: _Writer, frame: Any) -> list[Section]:
 def _repeated_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
     """Repeated play judged as repeated play: cooperation by round, memory-one fingerprints and their distances
     with intervals over matches, and the subgame-perfect / folk-theorem benchmarks beside the observed cooperation."""
-    if repeated.repeated_rows(frame).empty:
+    if not len(frame) or not repeated._repeated_mask(frame).any():  # no copy of the repeated rows
         return []
     tables = repeated.repeated_tables(frame, n_boot=REPEATED_BOOT, seed=seed)
     tables["repeated_theory"] = theory_counts(tables["repeated_theory"], frame)
