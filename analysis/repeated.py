@@ -396,10 +396,10 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
     import pandas as pd
 
     read = [c for c in ("run_dir", "run_id", "game", "horizon") if c in frame.columns]
-    rep = frame.loc[np.asarray(_repeated_mask(frame), dtype=bool), read] if len(frame) else frame
+    rep = frame.loc[np.asarray(_repeated_mask(frame), dtype=bool), read].drop_duplicates() if len(frame) else frame
     horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
-    for (run, game_id), g in m1.groupby(["run", "game"], sort=True):
+    for (run, game_id), g in m1.groupby(["run", "game"], sort=True)[["cluster", "round", "coop", "action"]]:
         try:
             game = get_game(game_id)
             reversion = nash_reversion_threshold(game)
