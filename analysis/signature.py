@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-SIGNATURE_COLUMNS = ["who", "policy", "partner", "seat", "matches", "moves", "partner_moves", "p_first",
-                     "mean_payoff"]
-
 
 def closed_loop_signature(frame: Any, focal: Mapping[str, str], partners: Sequence[str]) -> list[dict[str, Any]]:
     """The signature of each focal policy (`who` -> policy label) against each partner, per seat it held: moves and

@@ -63,11 +63,16 @@ class FlakyHandler(Handler):
             n = srv.tries.get(key, hashlib.sha256(key.encode()).digest()[1])
             srv.tries[key] = n + 1
         fault = FAULTS[n % (len(FAULTS) + 1)] if srv.flaky and n % (len(FAULTS) + 1) < len(FAULTS) else None
+        self.reply(fault, answer_for(body), retry_after="0", stall=0.6)
+
+    def reply(self, fault: str | None, answer: dict, retry_after: str, stall: float) -> None:
+        """Send `answer`, or first meet `fault`: an HTTP 500, a 429 with Retry-After, an unreadable or truncated
+        body, or a stall of `stall` seconds (timeout) before the answer."""
         try:
             if fault == "http_500":
                 return self._send(500, b'{"error": "boom"}')
             if fault == "http_429":
-                return self._send(429, b'{"error": "slow down"}', {"Retry-After": "0"})
+                return self._send(429, b'{"error": "slow down"}', {"Retry-After": retry_after})
             if fault == "garbage":
                 return self._send(200, b"\x00\xffnot json at all")
             if fault == "truncated":
@@ -76,9 +81,9 @@ class FlakyHandler(Handler):
                 self.end_headers()
                 self.wfile.write(b'{"choices": [{"index": 0,')
                 return None
-            if fault == "timeout":
-                time.sleep(0.6)
-            return self._send(200, json.dumps(answer_for(body)).encode())
+            if fault in ("timeout", "stall"):
+                time.sleep(stall)
+            return self._send(200, json.dumps(answer).encode())
         except (BrokenPipeError, ConnectionResetError):
             return None
 
@@ -171,24 +176,7 @@ class CycleHandler(FlakyHandler):
         digest = hashlib.sha256(json.dumps([body["messages"], body.get("seed")]).encode()).digest()
         answer = answer_for(body)
         answer["choices"][0]["message"]["content"] = f"I choose {'CD'[digest[0] % 2]}."
-        try:
-            if step == "http_500":
-                return self._send(500, b'{"error": "boom"}')
-            if step == "http_429":
-                return self._send(429, b'{"error": "slow down"}', {"Retry-After": "0.05"})
-            if step == "stall":
-                time.sleep(0.4)
-            if step == "truncated":
-                self.send_response(200)
-                self.send_header("Content-Length", "4096")
-                self.end_headers()
-                self.wfile.write(b'{"choices": [{"index": 0,')
-                return None
-            if step == "garbage":
-                return self._send(200, b"\x00\xffnot json at all")
-            return self._send(200, json.dumps(answer).encode())
-        except (BrokenPipeError, ConnectionResetError):
-            return None
+        self.reply(None if step == "ok" else step, answer, retry_after="0.05", stall=0.4)
 
 
 def _stop(srv) -> None:
