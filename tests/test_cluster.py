@@ -5,6 +5,8 @@ with every chunk stored exactly once."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tomarena.agents.resolve import resolve_policy
@@ -71,7 +73,9 @@ def test_replicas_on_both_nodes_and_a_killed_node_loses_nothing(cluster, tmp_pat
         stores["cluster"].write_shard(table)
         if len(got) == 1:
             c.remove_node(second, allow_graceful=False)  # the second node dies with chunks in flight
-    alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    deadline = time.monotonic() + 60  # the control plane marks a killed node dead once its heartbeat times out
+    while len(alive := [n["NodeID"] for n in ray.nodes() if n["Alive"]]) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
     after = ray.get([h.node_id.remote() for h in ex.replicas[SIM]])
     ex.close()
     assert len(alive) == 1 and set(after) == set(alive)  # the lost replica was restarted on the head
