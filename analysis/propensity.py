@@ -67,6 +67,16 @@ def scenario_rows(frame: Any) -> Any:
     return frame[sweep] if bool(sweep.any()) else frame
 
 
+def _kept(frame: Any, columns: list[str], mask: Any) -> Any:
+    """The rows of `frame` where `mask(frame)` holds, only those of `columns` it has: a copy of those columns alone,
+    and none at all when every row is kept (a 12 M-row frame copied whole took about 1 GB)."""
+    if not len(frame):
+        return frame
+    df = frame[[c for c in columns if c in frame.columns]]  # copy-on-write: no data copied yet
+    keep = np.asarray(mask(frame), dtype=bool)
+    return df if keep.all() else df[keep]
+
+
 def _invalid(frame: Any) -> Any:
     return frame["parse_status"].isin(INVALID_STATUSES)
 
@@ -97,7 +107,7 @@ def propensity_table(frame: Any, by_round: bool = False) -> Any:
 
     keys = ["policy", "framing", "game"] + (["round"] if by_round else [])
     cols = PROPENSITY_COLUMNS[:3] + (["round"] if by_round else []) + PROPENSITY_COLUMNS[3:]
-    df = frame[binary_mask(frame)] if len(frame) else frame
+    df = _kept(frame, keys + ["parse_status", "intended_action", "p_cooperate", "other_mass"], binary_mask)
     if df.empty:
         return pd.DataFrame(columns=cols)
     rows = [{**dict(zip(keys, key, strict=True)), **_cell(g)} for key, g in df.groupby(keys, sort=True)]
@@ -123,7 +133,7 @@ def donation_table(frame: Any) -> Any:
     when every valid row has probabilities, else the chosen amounts; t-based 95% CI over decisions."""
     import pandas as pd
 
-    df = frame[donation_mask(frame)] if len(frame) else frame
+    df = _kept(frame, ["policy", "framing", "game", "parse_status", "intended_action", "probs"], donation_mask)
     if df.empty:
         return pd.DataFrame(columns=DONATION_COLUMNS)
     rows = []
