@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.columns import str_categorical
 from tomarena.analysis.load import read_manifest
 from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask
 from tomarena.analysis.stats import cluster_bootstrap_ci
@@ -70,35 +71,39 @@ def as_str(column: Any) -> Any:
     return pd.Series(column.cat.categories.astype(str).take(codes), index=column.index, name=column.name)
 
 
-#: the trace columns memory_one_rows reads (only these are copied out of a large frame)
-_M1_INPUT = ("run_dir", "run_id", "kind", "horizon", "episode_id", "agent", "policy", "game", "action_label", "round",
-             "action", "intended_action", "p_cooperate", "parse_status")
-
-
 def memory_one_rows(frame: Any) -> Any:
     """One row per valid decision of two-player repeated C/D play: model, game, run, cluster (the match, unique
     across runs), round, state (START in round 1, else own + co-player's executed previous actions), coop (exact
-    p_cooperate when known, else whether the intended action was C) and the executed action."""
+    p_cooperate when known, else whether the intended action was C) and the executed action. model, game, run and
+    state are categoricals of their str values (sorted categories), never a Python object per row."""
     import pandas as pd
 
     cols = ["model", "game", "run", "cluster", "round", "state", "coop", "action"]
-    df = frame
-    if len(frame):  # the kept rows of the columns read, in one copy
-        keep = np.asarray(_repeated_mask(frame), dtype=bool) & np.asarray(binary_mask(frame), dtype=bool)
-        df = frame.loc[keep, [c for c in _M1_INPUT if c in frame.columns]]
-    if df.empty:
+    if not len(frame):
         return pd.DataFrame(columns=cols)
-    df = df.assign(run=_run_key(df), agent=as_str(df["agent"]), policy=as_str(df["policy"]), game=as_str(df["game"]))
-    df = df.assign(cluster=df.groupby(["run", "episode_id"], observed=True, sort=False).ngroup())
-    cur = _previous_round(df[["run", "cluster", "round", "agent", "policy", "game", "action", "intended_action",
-                              "p_cooperate", "parse_status"]])
-    del df
-    cur = cur[((cur["round"] == 0) | cur["own_prev"].notna()) & ~cur["parse_status"].isin(INVALID_STATUSES)]
-    own, other = cur["own_prev"], cur["pair_sum"] - cur["own_prev"]
-    state = np.where(own == 0, "C", "D").astype(object) + np.where(other == 0, "C", "D").astype(object)
-    coop = cur["p_cooperate"].astype(float).where(cur["p_cooperate"].notna(), (cur["intended_action"] == 0) * 1.0)
-    out = cur.assign(model=cur["policy"], state=np.where(cur["round"] == 0, START, state), coop=coop.astype(float))
-    return out[cols].reset_index(drop=True)
+    kept = np.flatnonzero(np.asarray(_repeated_mask(frame), dtype=bool) & np.asarray(binary_mask(frame), dtype=bool))
+    if not len(kept):
+        return pd.DataFrame(columns=cols)
+    run = str_categorical(frame["run_dir"] if "run_dir" in frame else frame["run_id"], kept)
+    episode, _ = pd.factorize(frame["episode_id"].take(kept), use_na_sentinel=False)
+    match, _ = pd.factorize(run.codes.astype(np.int64) * (int(episode.max()) + 1) + episode)  # in order of appearance
+    agent, _ = pd.factorize(frame["agent"].take(kept))
+    cur = _previous_round(pd.DataFrame({"cluster": match, "round": frame["round"].to_numpy()[kept], "agent": agent,
+                                        "action": frame["action"].to_numpy()[kept], "row": np.arange(len(kept))}))
+    del episode, agent
+    invalid = np.asarray(frame["parse_status"].isin(INVALID_STATUSES), dtype=bool)[kept[cur["row"].to_numpy()]]
+    cur = cur[((cur["round"] == 0) | cur["own_prev"].notna()).to_numpy() & ~invalid]
+    row = cur["row"].to_numpy()
+    rows = kept[row]  # the decisions kept, as positions in the frame
+    own, other = cur["own_prev"].to_numpy(), (cur["pair_sum"] - cur["own_prev"]).to_numpy()
+    state = np.where(cur["round"].to_numpy() == 0, 0, 1 + 2 * (own != 0) + (other != 0))  # into START, *STATES
+    p = frame["p_cooperate"].take(rows)
+    coop = p.astype(float).where(p.notna().to_numpy(), (frame["intended_action"].to_numpy()[rows] == 0) * 1.0)
+    return pd.DataFrame({
+        "model": str_categorical(frame["policy"], rows), "game": str_categorical(frame["game"], rows),
+        "run": run[row], "cluster": cur["cluster"].to_numpy(), "round": cur["round"].to_numpy(),
+        "state": pd.Categorical.from_codes(state, [START, *STATES]).reorder_categories(sorted([START, *STATES])),
+        "coop": coop.to_numpy(dtype=float), "action": cur["action"].to_numpy()})
 
 
 def _previous_round(df: Any) -> Any:
@@ -179,7 +184,8 @@ def _per_model_game(m1: Any, cell: str, cells: list[Any] | None, columns: list[s
     import pandas as pd
 
     rows = []
-    for (model, game), g in m1.groupby(["model", "game"], sort=True)[["cluster", cell, "coop"]]:  # copy 3 columns
+    groups = m1.groupby(["model", "game"], sort=True, observed=True)[["cluster", cell, "coop"]]  # copy 3 columns
+    for (model, game), g in groups:
         values = cells if cells is not None else sorted(int(r) for r in g[cell].unique())
         rows += [{"model": model, "game": game, **r} for r in _ratio_table(g, cell, values, n_boot, seed, level)]
     return pd.DataFrame(rows, columns=columns)
@@ -399,7 +405,8 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
     rep = frame.loc[np.asarray(_repeated_mask(frame), dtype=bool), read].drop_duplicates() if len(frame) else frame
     horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
-    for (run, game_id), g in m1.groupby(["run", "game"], sort=True)[["cluster", "round", "coop", "action"]]:
+    groups = m1.groupby(["run", "game"], sort=True, observed=True)[["cluster", "round", "coop", "action"]]
+    for (run, game_id), g in groups:
         try:
             game = get_game(game_id)
             reversion = nash_reversion_threshold(game)
@@ -416,10 +423,11 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
 
 
 def repeated_tables(frame: Any, continuation: Mapping[str, float] | None = None, *, n_boot: int = 2000,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, m1: Any = None) -> dict[str, Any]:
     """Every repeated-play table of the report: cooperation_by_round, fingerprints, fingerprint_distances and
-    repeated_theory (empty tables when the frame has no repeated two-player C/D play)."""
-    m1 = memory_one_rows(frame)
+    repeated_theory (empty tables when the frame has no repeated two-player C/D play). `m1`: the frame's
+    memory_one_rows when already built."""
+    m1 = memory_one_rows(frame) if m1 is None else m1
     return {"cooperation_by_round": _per_model_game(m1, "round", None, ROUND_COLUMNS, n_boot, seed, 0.95),
             "fingerprints": _per_model_game(m1, "state", [START, *STATES], FINGERPRINT_COLUMNS, n_boot, seed, 0.95),
             "fingerprint_distances": _distances(m1, "mean_abs", n_boot, seed),

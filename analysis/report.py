@@ -246,8 +246,10 @@ def _repeated_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
     with intervals over matches, and the subgame-perfect / folk-theorem benchmarks beside the observed cooperation."""
     if not len(frame) or not repeated._repeated_mask(frame).any():  # no copy of the repeated rows
         return []
-    tables = repeated.repeated_tables(frame, n_boot=REPEATED_BOOT, seed=seed)
-    tables["repeated_theory"] = theory_counts(tables["repeated_theory"], frame)
+    m1 = repeated.memory_one_rows(frame)  # built once for every table and the counts
+    tables = repeated.repeated_tables(frame, n_boot=REPEATED_BOOT, seed=seed, m1=m1)
+    tables["repeated_theory"] = theory_counts(tables["repeated_theory"], m1)
+    del m1
     tabs = {k: w.csv(k, v) for k, v in tables.items()}
     fp, rounds = tabs["fingerprints"], tabs["cooperation_by_round"]
     states = fp[fp["state"] != "start"] if len(fp) else fp
@@ -271,13 +273,12 @@ def _repeated_section(w: _Writer, frame: Any, seed: int) -> list[Section]:
     return [Section("Repeated play", text, tables, figs, collapsed=True)]
 
 
-def theory_counts(theory: Any, frame: Any) -> Any:
-    """A repeated.repeated_theory table with n (the valid decisions behind its p(C), per run x game) after
-    p_cooperate."""
+def theory_counts(theory: Any, m1: Any) -> Any:
+    """A repeated.repeated_theory table with n (the valid decisions behind its p(C), per run x game, counted in the
+    memory-one rows `m1`) after p_cooperate."""
     import pandas as pd
 
-    m1 = repeated.memory_one_rows(frame)
-    counts = m1.groupby(["run", "game"]).size().to_dict() if len(m1) else {}
+    counts = m1.groupby(["run", "game"], observed=True).size().to_dict() if len(m1) else {}
     out = theory.copy()
     values = [counts.get((str(r), str(g))) for r, g in zip(out["run"], out["game"], strict=True)]
     out.insert(out.columns.get_loc("p_cooperate") + 1, "n", pd.array(values, dtype="Int64"))
