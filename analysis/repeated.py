@@ -71,6 +71,11 @@ def as_str(column: Any) -> Any:
     return pd.Series(column.cat.categories.astype(str).take(codes), index=column.index, name=column.name)
 
 
+#: decisions per block of whole matches in which memory_one_rows finds states (bounds its scratch arrays: 12 M
+#: decisions in one pass peaked at about 2 GB above the frame)
+STATE_BLOCK = 1_000_000
+
+
 def memory_one_rows(frame: Any) -> Any:
     """One row per valid decision of two-player repeated C/D play: model, game, run, cluster (the match, unique
     across runs), round, state (START in round 1, else own + co-player's executed previous actions), coop (exact
@@ -85,25 +90,44 @@ def memory_one_rows(frame: Any) -> Any:
     if not len(kept):
         return pd.DataFrame(columns=cols)
     run = str_categorical(frame["run_dir"] if "run_dir" in frame else frame["run_id"], kept)
-    episode, _ = pd.factorize(frame["episode_id"].take(kept), use_na_sentinel=False)
+    episode, _ = pd.factorize(frame["episode_id"].array.take(kept), use_na_sentinel=False)
     match, _ = pd.factorize(run.codes.astype(np.int64) * (int(episode.max()) + 1) + episode)  # in order of appearance
-    agent, _ = pd.factorize(frame["agent"].take(kept))
-    cur = _previous_round(pd.DataFrame({"cluster": match, "round": frame["round"].to_numpy()[kept], "agent": agent,
-                                        "action": frame["action"].to_numpy()[kept], "row": np.arange(len(kept))}))
-    del episode, agent
-    invalid = np.asarray(frame["parse_status"].isin(INVALID_STATUSES), dtype=bool)[kept[cur["row"].to_numpy()]]
-    cur = cur[((cur["round"] == 0) | cur["own_prev"].notna()).to_numpy() & ~invalid]
-    row = cur["row"].to_numpy()
-    rows = kept[row]  # the decisions kept, as positions in the frame
-    own, other = cur["own_prev"].to_numpy(), (cur["pair_sum"] - cur["own_prev"]).to_numpy()
-    state = np.where(cur["round"].to_numpy() == 0, 0, 1 + 2 * (own != 0) + (other != 0))  # into START, *STATES
-    p = frame["p_cooperate"].take(rows)
-    coop = p.astype(float).where(p.notna().to_numpy(), (frame["intended_action"].to_numpy()[rows] == 0) * 1.0)
+    del episode
+    state = _states(frame, kept, match)
+    pos = np.flatnonzero(state >= 0)  # the decisions kept, as positions in `kept`
+    rows, run, cluster, state = kept[pos], run[pos], match[pos], state[pos]
+    del kept, match, pos
+    p = frame["p_cooperate"].array.take(rows).to_numpy(dtype=float, na_value=np.nan)
+    coop = np.where(np.isnan(p), (frame["intended_action"].to_numpy()[rows] == 0) * 1.0, p)
+    del p
     return pd.DataFrame({
-        "model": str_categorical(frame["policy"], rows), "game": str_categorical(frame["game"], rows),
-        "run": run[row], "cluster": cur["cluster"].to_numpy(), "round": cur["round"].to_numpy(),
+        "model": str_categorical(frame["policy"], rows), "game": str_categorical(frame["game"], rows), "run": run,
+        "cluster": cluster, "round": frame["round"].to_numpy()[rows],
         "state": pd.Categorical.from_codes(state, [START, *STATES]).reorder_categories(sorted([START, *STATES])),
-        "coop": coop.to_numpy(dtype=float), "action": cur["action"].to_numpy()})
+        "coop": coop, "action": frame["action"].to_numpy()[rows]}, copy=False)
+
+
+def _states(frame: Any, kept: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """Per decision at the positions `kept` of the frame (match codes `match`): its state as a code into START,
+    *STATES, or -1 where memory_one_rows leaves it out (its round lacks the other seat's decision, its previous round
+    is missing, or its answer is invalid); found per block of about STATE_BLOCK decisions of whole matches."""
+    import pandas as pd
+
+    out = np.full(len(kept), -1, dtype=np.int8)
+    invalid = np.asarray(frame["parse_status"].isin(INVALID_STATUSES), dtype=bool)
+    rounds, actions, agents = frame["round"].to_numpy(), frame["action"].to_numpy(), frame["agent"].array
+    n_matches = int(match.max()) + 1
+    step = max(1, n_matches * STATE_BLOCK // len(kept))
+    for first in range(0, n_matches, step):
+        sel = np.flatnonzero((match >= first) & (match < first + step))
+        rows = kept[sel]
+        cur = _previous_round(pd.DataFrame({"cluster": match[sel], "round": rounds[rows], "agent": agents.take(rows),
+                                            "action": actions[rows], "row": sel}))
+        row, start = cur["row"].to_numpy(), (cur["round"] == 0).to_numpy()
+        own, other = cur["own_prev"].to_numpy(), (cur["pair_sum"] - cur["own_prev"]).to_numpy()
+        ok = (start | ~np.isnan(own)) & ~invalid[kept[row]]
+        out[row[ok]] = np.where(start, 0, 1 + 2 * (own != 0) + (other != 0))[ok]
+    return out
 
 
 def _previous_round(df: Any) -> Any:
