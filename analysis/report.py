@@ -461,7 +461,7 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     paths = [str(p) for p in runs]
     say = _Progress(progress if progress is not None else _count_rows(paths) >= PROGRESS_ROWS)
     say(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}")
-    frame = load_runs(paths, columns=report_columns(training))
+    frame = load_report_frame(paths, training)
     check_role_labels(roles or {}, frame["policy"].unique())
     used = roles_from_manifests(paths, **dict(roles or {}))
     outdir = Path(out)
@@ -500,6 +500,16 @@ REPORT_COLUMNS = ("run_id", "kind", "episode_id", "game", "framing", "horizon", 
 def report_columns(training: TrainingRecord | None = None) -> tuple[str, ...]:
     """REPORT_COLUMNS, plus the prompts when a training record is given (training fits compare them)."""
     return REPORT_COLUMNS + (("prompt",) if training is not None else ())
+
+
+def load_report_frame(paths: Sequence[str], training: TrainingRecord | None = None) -> Any:
+    """The runs' trace rows, report_columns(training) only; probs, the largest of them (12 M rows: 240 MB), is read
+    only when the runs have donation decisions, the only rows that use it."""
+    columns = report_columns(training)
+    frame = load_runs(paths, columns=[c for c in columns if c != "probs"])
+    if propensity.donation_mask(frame).any():
+        frame.insert(columns.index("probs"), "probs", load_runs(paths, columns=["probs"])["probs"])
+    return frame
 
 
 class _Progress:
