@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.columns import str_categorical
 from tomarena.envs.rg144 import FAMILIES, RGGame, rg144_games
 
 PD_FAMILY, BIASED = "PD Family", "Biased"
@@ -64,10 +65,11 @@ def rg_rows(frame: Any) -> Any:
     if not len(frame):
         return pd.DataFrame(columns=ROW_COLUMNS)
     index, _, seat_max, best = _payoff_arrays()
-    game = frame["game"].astype(str)
-    keep = ((frame["kind"] == "tournament").to_numpy() & game.isin(list(index)).to_numpy()
-            & frame["reward"].notna().to_numpy() & frame["agent"].astype(str).isin(["player_0", "player_1"]).to_numpy())
-    df = frame[keep]
+    keep = ((frame["kind"] == "tournament").to_numpy() & str_categorical(frame["game"]).isin(list(index))
+            & frame["reward"].notna().to_numpy() & str_categorical(frame["agent"]).isin(["player_0", "player_1"]))
+    read = ["run_dir" if "run_dir" in frame.columns else "run_id", "episode_id", "game", "policy", "opponents", "agent",
+            "round", "action", "reward"]
+    df = frame.loc[keep, read]  # the columns read, of the kept rows only
     if df.empty:
         return pd.DataFrame(columns=ROW_COLUMNS)
     run = (df["run_dir"] if "run_dir" in df.columns else df["run_id"]).astype(str).to_numpy()

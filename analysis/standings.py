@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.tournament import prepare
+from tomarena.analysis.columns import str_categorical
+from tomarena.analysis.tournament import SEAT_RESULT_COLUMNS, prepare
 
 STANDINGS_COLUMNS = ["run", "game", "rank", "policy", "matches", "rounds_played", "mean_payoff_per_round", "ci_low",
                      "ci_high", "cooperation_rate"]
@@ -29,26 +30,23 @@ def natural_key(text: object) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(text)) if p)
 
 
-def _run_labels(frame: Any) -> Any:
-    """Per row, the run it came from: its run directory when loaded from disk, else its run id."""
-    return (frame["run_dir"] if "run_dir" in frame.columns else frame["run_id"]).astype(str)
-
-
 def standings_by_game(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
     """One row per run x game x policy of the tournament rows: rank in that game (1 = best; ties share a rank),
     matches (seats), seat-rounds, mean payoff per round with a 95% percentile bootstrap CI resampling the policy's
     seats, and cooperation rate (tournament.cooperation); runs and games in natural order, best first within each."""
     import pandas as pd
 
-    rows = frame[(frame["kind"] == "tournament").to_numpy() & frame["reward"].notna().to_numpy()] if len(frame) \
-        else frame
-    if rows.empty:
+    keep = (frame["kind"] == "tournament").to_numpy() & frame["reward"].notna().to_numpy() if len(frame) else []
+    if not np.any(keep):
         return pd.DataFrame(columns=STANDINGS_COLUMNS)
     rng = np.random.default_rng(seed)
     out = []
-    labels = _run_labels(rows)
-    for run in sorted(labels.unique(), key=natural_key):
-        seats = prepare(rows[(labels == run).to_numpy()])
+    labels = str_categorical(frame["run_dir"] if "run_dir" in frame.columns else frame["run_id"])
+    read = frame[[c for c in (*SEAT_RESULT_COLUMNS[:6], "kind", "action", "reward") if c in frame.columns]]
+    for code in sorted(np.unique(labels.codes[keep]), key=lambda c: natural_key(labels.categories[c])):
+        run = labels.categories[code]
+        rows = keep & (labels.codes == code)
+        seats = prepare(read if rows.all() else read[rows])  # the run's rows of the columns read, copied only if fewer
         for (game, policy), g in sorted(seats.groupby(["game", "policy"], sort=False),
                                         key=lambda kv: (natural_key(kv[0][0]), str(kv[0][1]))):
             sums, sizes = g["reward_sum"].to_numpy(float), g["rounds"].to_numpy(float)

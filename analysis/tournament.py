@@ -36,14 +36,15 @@ def cooperation(frame: Any) -> Any:
     contribution / endowment in donation games, NaN in other games."""
     import pandas as pd
 
-    out = pd.Series(np.nan, index=frame.index, dtype=float)
-    for game, g in frame.groupby("game", observed=True):
+    out = np.full(len(frame), np.nan)
+    action = frame["action"]
+    for game, rows in frame.groupby("game", observed=True).indices.items():  # positions: no copy of the rows
         spec = get_game(str(game))
         if spec.kind == "donation":
-            out[g.index] = g["action"].astype(float) / spec.endowment  # type: ignore[attr-defined]
+            out[rows] = action.iloc[rows].astype(float) / spec.endowment  # type: ignore[attr-defined]
         elif spec.kind == "matrix_2x2":
-            out[g.index] = (g["action"] == spec.cooperative_action).astype(float)
-    return out
+            out[rows] = (action.iloc[rows] == spec.cooperative_action).astype(float)
+    return pd.Series(out, index=frame.index)
 
 
 def group_label(policies: list[str]) -> str:
@@ -81,8 +82,10 @@ def prepare(frame: Any) -> Any:
     coop = cooperation(df).to_numpy(float)
     ec, _ = pd.factorize(df["episode_id"])
     ac, agents = pd.factorize(df["agent"])
-    gid = ec.astype(np.int64) * len(agents) + ac
-    groups, first, inverse = np.unique(gid, return_index=True, return_inverse=True)
+    inverse, groups = pd.factorize(ec * len(agents) + ac, sort=True)  # seats in np.unique's order, without its sort
+    del ec, ac
+    first = np.full(len(groups), len(inverse))
+    np.minimum.at(first, inverse, np.arange(len(inverse)))  # each seat's first row
     defined = ~np.isnan(coop)
     out = pd.DataFrame({c: df[c].iloc[first].astype(str).to_numpy() for c in SEAT_RESULT_COLUMNS[:6]})
     out["rounds"] = np.bincount(inverse, minlength=len(groups))
@@ -179,8 +182,8 @@ def seat_table(frame: Any) -> Any:
 def crossplay_matrices(frame: Any) -> dict[str, Any]:
     """Per game: matrix (rows = policy, columns = opponent) of the policy's mean payoff per round in two-player
     matches, framings pooled."""
-    df = _tournament_rows(frame)
-    df = df[~df["opponents"].str.contains(",", regex=False)] if len(df) else df
+    df = _tournament_rows(frame[[c for c in ("kind", "game", "policy", "opponents", "reward") if c in frame.columns]])
+    df = df[~df["opponents"].str.contains(",", regex=False)] if len(df) else df  # copies these columns only
     out = {}
     for game, g in df.groupby("game"):
         m = g.groupby(["policy", "opponents"])["reward"].mean().unstack("opponents")
