@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,8 @@ def memory_one_rows(frame: Any) -> Any:
     """One row per valid decision of two-player repeated C/D play: model, game, run, cluster (the match, unique
     across runs), round, state (START in round 1, else own + co-player's executed previous actions), coop (exact
     p_cooperate when known, else whether the intended action was C) and the executed action. model, game, run and
-    state are categoricals of their str values (sorted categories), never a Python object per row."""
+    state are categoricals of their str values (sorted categories), never a Python object per row; cluster and round
+    are int32, the action (0 or 1) int8: 12 M rows take 0.25 GB."""
     import pandas as pd
 
     cols = ["model", "game", "run", "cluster", "round", "state", "coop", "action"]
@@ -102,9 +103,9 @@ def memory_one_rows(frame: Any) -> Any:
     del p
     return pd.DataFrame({
         "model": str_categorical(frame["policy"], rows), "game": str_categorical(frame["game"], rows), "run": run,
-        "cluster": cluster, "round": frame["round"].to_numpy()[rows],
+        "cluster": cluster.astype(np.int32), "round": frame["round"].to_numpy()[rows].astype(np.int32),
         "state": pd.Categorical.from_codes(state, [START, *STATES]).reorder_categories(sorted([START, *STATES])),
-        "coop": coop, "action": frame["action"].to_numpy()[rows]}, copy=False)
+        "coop": coop, "action": frame["action"].to_numpy()[rows].astype(np.int8)}, copy=False)
 
 
 def _states(frame: Any, kept: np.ndarray, match: np.ndarray) -> np.ndarray:
@@ -116,10 +117,7 @@ def _states(frame: Any, kept: np.ndarray, match: np.ndarray) -> np.ndarray:
     out = np.full(len(kept), -1, dtype=np.int8)
     invalid = np.asarray(frame["parse_status"].isin(INVALID_STATUSES), dtype=bool)
     rounds, actions, agents = frame["round"].to_numpy(), frame["action"].to_numpy(), frame["agent"].array
-    n_matches = int(match.max()) + 1
-    step = max(1, n_matches * STATE_BLOCK // len(kept))
-    for first in range(0, n_matches, step):
-        sel = np.flatnonzero((match >= first) & (match < first + step))
+    for sel in _match_blocks(match):
         rows = kept[sel]
         cur = _previous_round(pd.DataFrame({"cluster": match[sel], "round": rounds[rows], "agent": agents.take(rows),
                                             "action": actions[rows], "row": sel}))
@@ -128,6 +126,44 @@ def _states(frame: Any, kept: np.ndarray, match: np.ndarray) -> np.ndarray:
         ok = (start | ~np.isnan(own)) & ~invalid[kept[row]]
         out[row[ok]] = np.where(start, 0, 1 + 2 * (own != 0) + (other != 0))[ok]
     return out
+
+
+def _match_blocks(match: np.ndarray) -> Iterator[np.ndarray]:
+    """The positions of `match` (integer match codes), in blocks of whole matches of about STATE_BLOCK rows each
+    (ascending positions within a block)."""
+    low, high = int(match.min()), int(match.max()) + 1
+    step = max(1, (high - low) * STATE_BLOCK // len(match))
+    for first in range(low, high, step):
+        yield np.flatnonzero((match >= first) & (match < first + step))
+
+
+def _groups(m1: Any, keys: list[str], columns: list[str]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(key values, the group's rows of `columns`) per observed group of memory-one rows over their categorical
+    `keys`, as iterating m1.groupby(keys, sort=True)[columns] yields them, but copying one group at a time (the
+    groupby first copies every row in group order) and a group of every row not at all."""
+    if not len(m1):
+        return
+    cats = [m1[k].cat for k in keys]
+    if any((cat.codes < 0).any() for cat in cats):  # a missing key value: leave dropping its rows to the groupby
+        yield from m1.groupby(keys, sort=True, observed=True)[columns]
+        return
+    group = np.zeros(len(m1), dtype=np.int64)
+    for cat in cats:  # sorted categories: group codes sort as the key values do
+        group = group * len(cat.categories) + cat.codes.to_numpy()
+    sizes = np.bincount(group)
+    if np.count_nonzero(sizes) == 1:
+        codes = [cat.codes.iloc[0] for cat in cats]
+        yield tuple(cat.categories[c] for cat, c in zip(cats, codes, strict=True)), m1[columns]
+        return
+    order = np.argsort(group, kind="stable")  # rows of each group together, in their order
+    del group
+    ends = np.cumsum(sizes)
+    for g in np.flatnonzero(sizes):
+        key, rest = [], int(g)
+        for cat in reversed(cats):
+            rest, code = divmod(rest, len(cat.categories))
+            key.insert(0, cat.categories[code])
+        yield tuple(key), m1[columns].take(order[ends[g] - sizes[g]:ends[g]])
 
 
 def _previous_round(df: Any) -> Any:
@@ -208,8 +244,7 @@ def _per_model_game(m1: Any, cell: str, cells: list[Any] | None, columns: list[s
     import pandas as pd
 
     rows = []
-    groups = m1.groupby(["model", "game"], sort=True, observed=True)[["cluster", cell, "coop"]]  # copy 3 columns
-    for (model, game), g in groups:
+    for (model, game), g in _groups(m1, ["model", "game"], ["cluster", cell, "coop"]):
         values = cells if cells is not None else sorted(int(r) for r in g[cell].unique())
         rows += [{"model": model, "game": game, **r} for r in _ratio_table(g, cell, values, n_boot, seed, level)]
     return pd.DataFrame(rows, columns=columns)
@@ -289,13 +324,13 @@ def _parts_distance(pa: tuple[np.ndarray, ...] | None, pb: tuple[np.ndarray, ...
     empty = {"distance": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_states": 0, "n_matches": 0}
     if pa is None or pb is None or not len(pa[0]) or not len(pb[0]):
         return empty
-    cluster = np.concatenate([pa[0], pb[0]])
-    cell = np.concatenate([pa[1].astype(int), pb[1].astype(int) + len(STATES)])
-    codes, uniq = pd.factorize(cluster)
-    n_clusters = len(uniq)
+    codes_a, clusters_a = pd.factorize(pa[0])
+    codes_b = pd.factorize(np.concatenate([clusters_a, pb[0]]))[0][len(clusters_a):]  # the same codes, a's first
+    n_clusters = max(len(clusters_a), int(codes_b.max()) + 1)
     sums, counts = np.zeros((n_clusters, 2 * len(STATES))), np.zeros((n_clusters, 2 * len(STATES)))
-    np.add.at(sums, (codes, cell), np.concatenate([pa[2], pb[2]]))
-    np.add.at(counts, (codes, cell), 1.0)
+    for codes, cell, coop in ((codes_a, pa[1].astype(int), pa[2]), (codes_b, pb[1].astype(int) + len(STATES), pb[2])):
+        np.add.at(sums, (codes, cell), coop)
+        np.add.at(counts, (codes, cell), 1.0)
     shape = (n_clusters, 2, len(STATES))
     sums, counts = sums.reshape(shape), counts.reshape(shape)
     seen = (counts.sum(axis=0) > 0).all(axis=0)
@@ -326,8 +361,8 @@ def _distances(m1: Any, metric: str, n_boot: int, seed: int) -> Any:
     rows = []
     if not len(m1):
         return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
-    games, game_names = pd.factorize(m1["game"])
-    models, names = pd.factorize(m1["model"])
+    games, game_names = m1["game"].cat.codes.to_numpy(), m1["game"].cat.categories
+    models, names = m1["model"].cat.codes.to_numpy(), m1["model"].cat.categories
     arrays = _state_arrays(m1)  # one set of arrays for every game, no per-game copy of the rows
     for gi in sorted(range(len(game_names)), key=lambda i: game_names[i]):
         game, sel = game_names[gi], games == gi
@@ -395,9 +430,12 @@ def _observed(g: Any, horizon: float, n_boot: int, seed: int) -> dict[str, Any]:
     g = g.assign(all_rows=0)
     (cell,) = _ratio_table(g, "all_rows", [0], n_boot, seed, 0.95)
     last = g[g["round"] == horizon - 1]["coop"].mean() if math.isfinite(horizon) else math.nan
-    pairs = g.groupby(["cluster", "round"])["action"].agg(["sum", "size"])
-    pairs = pairs[pairs["size"] == 2]
-    mutual = float((pairs["sum"] == 0).mean()) if len(pairs) else math.nan
+    n_pairs = n_mutual = 0  # rounds with both decisions valid, and of them those where both executed C
+    for rows in _match_blocks(g["cluster"].to_numpy()):
+        pairs = g.iloc[rows].groupby(["cluster", "round"])["action"].agg(["sum", "size"])
+        pairs = pairs[pairs["size"] == 2]
+        n_pairs, n_mutual = n_pairs + len(pairs), n_mutual + int((pairs["sum"] == 0).sum())
+    mutual = n_mutual / n_pairs if n_pairs else math.nan
     return {"p_cooperate": cell["p_cooperate"], "ci_low": cell["ci_low"], "ci_high": cell["ci_high"],
             "p_cooperate_last_round": float(last), "mutual_cooperation": mutual, "n_matches": cell["n_matches"]}
 
@@ -421,16 +459,26 @@ def repeated_theory(frame: Any, continuation: Mapping[str, float] | None = None,
     return _theory(frame, memory_one_rows(frame), continuation, n_boot, seed)
 
 
+def _distinct_repeated(frame: Any, columns: list[str]) -> Any:
+    """The distinct values of `columns` (those the frame has) over its repeated rows, deduplicated per block of
+    STATE_BLOCK rows first (one pass over 12 M rows hashed every column at once: about 0.5 GB)."""
+    import pandas as pd
+
+    read = frame[[c for c in columns if c in frame.columns]]
+    mask = np.asarray(_repeated_mask(frame), dtype=bool)
+    blocks = [read.iloc[i:i + STATE_BLOCK][mask[i:i + STATE_BLOCK]].drop_duplicates()
+              for i in range(0, len(read), STATE_BLOCK)]
+    return pd.concat(blocks).drop_duplicates()
+
+
 def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boot: int, seed: int) -> Any:
     """`repeated_theory` with the memory-one rows already built."""
     import pandas as pd
 
-    read = [c for c in ("run_dir", "run_id", "game", "horizon") if c in frame.columns]
-    rep = frame.loc[np.asarray(_repeated_mask(frame), dtype=bool), read].drop_duplicates() if len(frame) else frame
+    rep = _distinct_repeated(frame, ["run_dir", "run_id", "game", "horizon"]) if len(frame) else frame
     horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
-    groups = m1.groupby(["run", "game"], sort=True, observed=True)[["cluster", "round", "coop", "action"]]
-    for (run, game_id), g in groups:
+    for (run, game_id), g in _groups(m1, ["run", "game"], ["cluster", "round", "coop", "action"]):
         try:
             game = get_game(game_id)
             reversion = nash_reversion_threshold(game)
