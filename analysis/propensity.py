@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.columns import groups
 from tomarena.analysis.stats import t_interval, wilson_interval
 from tomarena.envs.games import GameKind, get_game
 from tomarena.errors import TomarenaError
@@ -110,7 +111,7 @@ def propensity_table(frame: Any, by_round: bool = False) -> Any:
     df = _kept(frame, keys + ["parse_status", "intended_action", "p_cooperate", "other_mass"], binary_mask)
     if df.empty:
         return pd.DataFrame(columns=cols)
-    rows = [{**dict(zip(keys, key, strict=True)), **_cell(g)} for key, g in df.groupby(keys, sort=True)]
+    rows = [{**dict(zip(keys, key, strict=True)), **_cell(g)} for key, g in groups(df, keys, list(df.columns))]
     return pd.DataFrame(rows).rename(columns={"policy": "model"})[cols]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.columns import str_categorical
+from tomarena.analysis.columns import groups, str_categorical
 from tomarena.analysis.load import read_manifest
 from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask
 from tomarena.analysis.stats import cluster_bootstrap_ci
@@ -137,35 +137,6 @@ def _match_blocks(match: np.ndarray) -> Iterator[np.ndarray]:
         yield np.flatnonzero((match >= first) & (match < first + step))
 
 
-def _groups(m1: Any, keys: list[str], columns: list[str]) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """(key values, the group's rows of `columns`) per observed group of memory-one rows over their categorical
-    `keys`, as iterating m1.groupby(keys, sort=True)[columns] yields them, but copying one group at a time (the
-    groupby first copies every row in group order) and a group of every row not at all."""
-    if not len(m1):
-        return
-    cats = [m1[k].cat for k in keys]
-    if any((cat.codes < 0).any() for cat in cats):  # a missing key value: leave dropping its rows to the groupby
-        yield from m1.groupby(keys, sort=True, observed=True)[columns]
-        return
-    group = np.zeros(len(m1), dtype=np.int64)
-    for cat in cats:  # sorted categories: group codes sort as the key values do
-        group = group * len(cat.categories) + cat.codes.to_numpy()
-    sizes = np.bincount(group)
-    if np.count_nonzero(sizes) == 1:
-        codes = [cat.codes.iloc[0] for cat in cats]
-        yield tuple(cat.categories[c] for cat, c in zip(cats, codes, strict=True)), m1[columns]
-        return
-    order = np.argsort(group, kind="stable")  # rows of each group together, in their order
-    del group
-    ends = np.cumsum(sizes)
-    for g in np.flatnonzero(sizes):
-        key, rest = [], int(g)
-        for cat in reversed(cats):
-            rest, code = divmod(rest, len(cat.categories))
-            key.insert(0, cat.categories[code])
-        yield tuple(key), m1[columns].take(order[ends[g] - sizes[g]:ends[g]])
-
-
 def _previous_round(df: Any) -> Any:
     """The rows of `df` (cluster, round, agent, action, ...) whose (cluster, round) has exactly two rows, with
     own_prev (the agent's action in the round before) and pair_sum (both actions of the round before), NaN where
@@ -244,7 +215,7 @@ def _per_model_game(m1: Any, cell: str, cells: list[Any] | None, columns: list[s
     import pandas as pd
 
     rows = []
-    for (model, game), g in _groups(m1, ["model", "game"], ["cluster", cell, "coop"]):
+    for (model, game), g in groups(m1, ["model", "game"], ["cluster", cell, "coop"]):
         values = cells if cells is not None else sorted(int(r) for r in g[cell].unique())
         rows += [{"model": model, "game": game, **r} for r in _ratio_table(g, cell, values, n_boot, seed, level)]
     return pd.DataFrame(rows, columns=columns)
@@ -478,7 +449,7 @@ def _theory(frame: Any, m1: Any, continuation: Mapping[str, float] | None, n_boo
     rep = _distinct_repeated(frame, ["run_dir", "run_id", "game", "horizon"]) if len(frame) else frame
     horizons = rep.assign(run=_run_key(rep), game=as_str(rep["game"]))[["run", "game", "horizon"]]
     rows = []
-    for (run, game_id), g in _groups(m1, ["run", "game"], ["cluster", "round", "coop", "action"]):
+    for (run, game_id), g in groups(m1, ["run", "game"], ["cluster", "round", "coop", "action"]):
         try:
             game = get_game(game_id)
             reversion = nash_reversion_threshold(game)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tomarena.analysis.columns import groups
 from tomarena.envs.games import get_game
 from tomarena.errors import ConfigError
 from tomarena.options import split_list
@@ -183,9 +184,10 @@ def crossplay_matrices(frame: Any) -> dict[str, Any]:
     """Per game: matrix (rows = policy, columns = opponent) of the policy's mean payoff per round in two-player
     matches, framings pooled."""
     df = _tournament_rows(frame[[c for c in ("kind", "game", "policy", "opponents", "reward") if c in frame.columns]])
-    df = df[~df["opponents"].str.contains(",", regex=False)] if len(df) else df  # copies these columns only
+    several = df["opponents"].str.contains(",", regex=False).to_numpy(dtype=bool) if len(df) else []
+    df = df[~several] if np.any(several) else df  # copies these columns only, and only when some go
     out = {}
-    for game, g in df.groupby("game"):
+    for (game,), g in groups(df, ["game"], ["policy", "opponents", "reward"]):
         m = g.groupby(["policy", "opponents"])["reward"].mean().unstack("opponents")
         m.index.name, m.columns.name = "policy", "opponent"
         out[str(game)] = m
