@@ -1,6 +1,6 @@
 """HFBackend on a tiny random Llama built in the test: scoring equals a plain transformers forward (with and
-without prefix reuse, batched or not, multi-token labels), seeded generation with top_p / top_k / repetition
-penalty, adapters, errors, pickling."""
+without prefix reuse, batched or not, multi-token labels) and, one prompt per forward, the same bits in any call
+order and company; seeded generation with top_p / top_k / repetition penalty, adapters, errors, pickling."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tomarena.agents.llm.hf_backend import HFBackend
+from tomarena.agents.llm.hf_cache import BlockCache
 from tomarena.agents.llm.hf_score import exclusive_logprobs, other_mass
 from tomarena.agents.llm.prefix import plan_batches
 from tomarena.errors import BackendError, ConfigError
@@ -53,7 +54,7 @@ def reference(plain, messages, options, answer_prefix: str = "") -> np.ndarray:
     return np.array(out)
 
 
-@pytest.mark.parametrize(("batch_size", "prefix_reuse"), [(1, False), (3, False), (3, True), (16, True)])
+@pytest.mark.parametrize(("batch_size", "prefix_reuse"), [(1, False), (1, True), (3, False), (3, True), (16, True)])
 def test_score_equals_plain_forward(tiny_model_dir, plain, batch_size, prefix_reuse) -> None:
     b = HFBackend(str(tiny_model_dir), batch_size=batch_size, prefix_reuse=prefix_reuse)
     ps = prompts()
@@ -70,12 +71,57 @@ def test_score_equals_plain_forward(tiny_model_dir, plain, batch_size, prefix_re
 def test_prefix_cache_is_reused_across_calls(tiny_model_dir, plain) -> None:
     b = HFBackend(str(tiny_model_dir))
     first = b.score(prompts(), ["C", "D"])
-    assert b.stats["prefix_tokens_reused"] == 0
+    reused, forwarded = b.stats["prefix_tokens_reused"], b.stats["forward_tokens"]
     second = b.score(prompts()[:4], ["C", "D"])
-    assert b.stats["prefix_tokens_reused"] > 0
+    lengths = [len(b.render(p)) for p in prompts()[:4]]
+    assert b.stats["prefix_tokens_reused"] - reused == sum(n - n % 32 for n in lengths)  # every whole block
+    assert b.stats["forward_tokens"] - forwarded == sum(n % 32 for n in lengths)  # only the tails
     np.testing.assert_allclose(second, np.stack([reference(plain, p, ["C", "D"]) for p in prompts()[:4]]),
                                atol=1e-5, rtol=0)
-    np.testing.assert_allclose(second, first[:4], atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(second, first[:4])
+
+
+def test_one_prompt_per_forward_scores_the_same_bits_in_any_call(tiny_model_dir) -> None:
+    """batch_size 1: each prompt's scores are the same bits alone, in reverse order, among others, with a cold or
+    a warm cache, so the backend declares itself batch-invariant; a padded batch does not."""
+    ps = prompts()[:5]
+    together = HFBackend(str(tiny_model_dir)).score(ps, ["C", "D"])
+    alone = np.concatenate([HFBackend(str(tiny_model_dir)).score([p], ["C", "D"]) for p in ps])
+    warm = HFBackend(str(tiny_model_dir))
+    backwards = np.concatenate([warm.score([p], ["C", "D"]) for p in ps[::-1]])[::-1]
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(together, backwards)
+    assert HFBackend(str(tiny_model_dir)).batch_invariant
+    assert not HFBackend(str(tiny_model_dir), batch_size=3).batch_invariant
+
+
+def test_padded_batches_do_not_depend_on_what_was_cached_before(tiny_model_dir) -> None:
+    """batch_size > 1: a call's scores are the same bits on a fresh backend and on one whose cache holds other
+    prompts' blocks (cached prefixes are built block by block, never extended from whatever was cached)."""
+    ps = prompts()[:5]
+    fresh = HFBackend(str(tiny_model_dir), batch_size=3).score(ps, ["C", "D"])
+    warm = HFBackend(str(tiny_model_dir), batch_size=3)
+    warm.score(prompts()[3:4], ["C", "D"])
+    warm.score([[SYSTEM, {"role": "user", "content": "Reply with C or D. Something else entirely."}]], ["C", "D"])
+    np.testing.assert_array_equal(warm.score(ps, ["C", "D"]), fresh)
+
+
+def test_block_cache_keeps_the_leading_blocks_and_refuses_partial_ones(tiny_model_dir) -> None:
+    """The LRU holds at most max_tokens of blocks and evicts a chain's deepest blocks first; a prefix must be whole
+    blocks."""
+    b = HFBackend(str(tiny_model_dir))
+    b.load()
+    cache = BlockCache(max_tokens=32, block=16)
+    stats = {"prefix_tokens_reused": 0, "forward_tokens": 0}
+    row = tuple(range(3, 51))
+    kv = cache.kv(b._model, row, stats)
+    assert kv.get_seq_length() == 48 and stats == {"prefix_tokens_reused": 0, "forward_tokens": 48}
+    assert sorted(map(len, cache.entries)) == [16, 32]  # the third block was evicted, the leading two kept
+    assert cache.cached_blocks(row) == 2
+    cache.kv(b._model, row[:32], stats)
+    assert stats == {"prefix_tokens_reused": 32, "forward_tokens": 48}
+    with pytest.raises(ValueError, match="whole number of 16-token blocks, got 20 tokens"):
+        cache.kv(b._model, row[:20], stats)
 
 
 def test_multi_token_labels_and_answer_prefix(tiny_model_dir, plain) -> None:
@@ -228,9 +274,9 @@ def test_bad_models_fail_with_one_line(tmp_path, tiny_model_dir) -> None:
         HFBackend(str(broken)).load()
 
 
-def test_later_rounds_extend_a_cropped_cached_prefix(tiny_model_dir, plain) -> None:
-    """A later round's prompt shares the game text (but not the end) of an earlier one: its KV is built from the
-    cached earlier prefix, cropped to the shared tokens, so only the new tokens are forwarded; scores stay exact."""
+def test_later_rounds_continue_the_cached_whole_blocks(tiny_model_dir, plain) -> None:
+    """A later round's prompt shares the game text (but not the end) of an earlier one: it continues the cached
+    whole blocks of the shared tokens, so only the rest is forwarded; scores stay exact."""
     b = HFBackend(str(tiny_model_dir))
     game = "Reply with C or D. " + "The payoffs are listed here. " * 6
     first = [[SYSTEM, {"role": "user", "content": game + "This is round 1."}]]
@@ -241,8 +287,8 @@ def test_later_rounds_extend_a_cropped_cached_prefix(tiny_model_dir, plain) -> N
     before = b.stats["forward_tokens"]
     logp = b.score(later, ["C", "D"])
     np.testing.assert_allclose(logp, np.stack([reference(plain, p, ["C", "D"]) for p in later]), atol=1e-5, rtol=0)
-    assert b.stats["prefix_tokens_reused"] >= shared
-    assert b.stats["forward_tokens"] - before <= sum(len(b.render(p)) for p in later) - shared
+    assert b.stats["prefix_tokens_reused"] >= shared - shared % 32
+    assert b.stats["forward_tokens"] - before <= sum(len(b.render(p)) for p in later) - (shared - shared % 32)
 
 
 def test_batches_keep_unrelated_prompts_apart() -> None:

@@ -163,7 +163,7 @@ def test_decoding_options_resolve_the_preset() -> None:
         "parser": "study"}
     assert HFOptions(adapter="a", top_k=3).decoding_options() == {"top_k": 3}
     assert HFOptions(adapter="a").backend_options() == {"adapter": "a", "dtype": "float32", "device": "cpu",
-                                                        "trust_remote_code": False, "batch_size": 16}
+                                                        "trust_remote_code": False, "batch_size": 1}
     for spec, message in (("sim:flat?mode=generate",
                            "option mode must be score (the simulated accelerator only scores), got 'generate'"),
                           ("sim:flat?max_new_tokens=0", "option max_new_tokens must be >= 1, got 0"),

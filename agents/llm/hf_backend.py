@@ -1,12 +1,16 @@
 """Local transformers backend: exact option scoring and seeded generation, with optional PEFT adapter.
 
 Scoring is the hot path of every tournament, so it does as little model work as possible: identical prompts
-are scored once, rows are sorted and cut into batches by a cost model so each batch shares a long token prefix
-(agents/llm/prefix.py), whose KV cache is built once by extending the longest cached prefix (agents/llm/hf_cache.py,
-kept across calls: repeated games resend the same system + game text and a growing history), suffixes are
-left-padded after that prefix with explicit position ids, and only the last few positions reach the LM head
-(agents/llm/hf_score.py). Loading and hashing live in agents/llm/hf_load.py, generation in
-agents/llm/hf_generate.py.
+are scored once, and a prompt continues the KV of its longest cached whole-block prefix (agents/llm/hf_cache.py, kept
+across calls: repeated games resend the same system + game text and a growing history), so only its new tokens are
+forwarded; only the last few positions reach the LM head (agents/llm/hf_score.py).
+
+With `batch_size` 1 (the default) every prompt's tail is forwarded on its own after those blocks, so its scores are
+the same bits whatever else is in the call, in which order, on which executor (`batch_invariant`): runs can then be
+cut into chunks by time and merged across requests on Ray. A larger `batch_size` left-pads tails that share a prefix
+into one forward (agents/llm/prefix.py) -- faster where a wide matmul is cheap (a GPU) -- and a prompt's scores then
+move in the last float bits with the company it keeps. Loading and hashing live in agents/llm/hf_load.py,
+generation in agents/llm/hf_generate.py.
 torch, transformers and peft are imported inside those modules' functions, so building a backend costs nothing.
 """
 
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tomarena.agents.llm.embedded import EMBEDDED_ID, gguf_path
-from tomarena.agents.llm.hf_cache import PrefixCache
+from tomarena.agents.llm.hf_cache import BlockCache, block_floor
 from tomarena.agents.llm.hf_generate import generate_one, generation_params
 from tomarena.agents.llm.hf_load import (
     check_options,
@@ -41,11 +45,9 @@ class HFBackend:
     """A local causal LM (safetensors dir or GGUF, optional PEFT adapter) that scores options and generates."""
 
     kind = "hf"
-    #: a prompt's scores move (in the last float bits) with the padding and prefix sharing of its batch
-    batch_invariant = False
 
     def __init__(self, model: str, adapter: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 trust_remote_code: bool = False, gguf_file: str | None = None, batch_size: int = 16,
+                 trust_remote_code: bool = False, gguf_file: str | None = None, batch_size: int = 1,
                  prefix_reuse: bool = True) -> None:
         check_options(dtype, device, batch_size)
         self.model_name = model
@@ -60,7 +62,7 @@ class HFBackend:
         self.batch_size, self.prefix_reuse = batch_size, prefix_reuse
         self._model: Any = None
         self._tok: Any = None
-        self._prefix_cache = PrefixCache()
+        self._prefix_cache = BlockCache()
         self._hashes: dict[str, str | None] | None = None
         self.stats = {"score_calls": 0, "prompts": 0, "unique_prompts": 0, "rows": 0, "forward_tokens": 0,
                       "prefix_tokens_reused": 0, "generate_calls": 0}
@@ -75,11 +77,16 @@ class HFBackend:
     # -- loading ---------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_model=None, _tok=None, _prefix_cache=PrefixCache())
+        state.update(_model=None, _tok=None, _prefix_cache=BlockCache())
         return state
 
     def __repr__(self) -> str:
         return f"HFBackend({self.model_name!r}, adapter={self.adapter!r}, dtype={self.dtype!r})"
+
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether a prompt's scores are the same bits in any batch (one prompt per forward, `batch_size` 1)."""
+        return self.batch_size == 1
 
     @property
     def loaded(self) -> bool:
@@ -147,8 +154,9 @@ class HFBackend:
         return plan_batches(order, needs, self.batch_size, self._reuse_prefixes())
 
     def _forward_chunk(self, rows: list[Row], needs: list[int]) -> list[np.ndarray]:
-        """Log-softmax of the last `need` positions of each row, one batched forward (after a shared prefix)."""
-        n_pre = shared_prefix(rows, needs) if self._reuse_prefixes() else 0
+        """Log-softmax of the last `need` positions of each row, one batched forward (after the whole blocks of
+        their shared prefix)."""
+        n_pre = block_floor(shared_prefix(rows, needs), self._prefix_cache.block) if self._reuse_prefixes() else 0
         kv = self._prefix_cache.kv(self._model, rows[0][:n_pre], self.stats) if n_pre else None
         out, forwarded = forward_rows(self._model, self._tok.pad_token_id, rows, needs, n_pre, kv)
         self.stats["rows"] += len(rows)

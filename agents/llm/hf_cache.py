@@ -1,69 +1,75 @@
-"""The KV-prefix cache of the transformers backend: key/value caches of token prefixes at batch size 1, kept in an
-LRU across calls (repeated games resend the same system + game text and a growing history). A new prefix is built
-by extending the cached prefix that shares the most tokens with it, so only the new tokens are forwarded.
+"""The KV-prefix cache of the transformers backend: key/value blocks of `BLOCK` tokens, kept in an LRU across calls
+(repeated games resend the same system + game text and a growing history).
+
+A prompt's prefix is cut at multiples of `BLOCK` tokens; block k's keys and values are computed by forwarding its
+tokens, at batch size 1, on top of blocks 0..k-1, and are keyed by every token up to its end. A cached prefix is the
+concatenation of its blocks (exact), so the KV a prompt continues is the same bits whether its blocks were cached by
+an earlier call, built in this call, or built in another process: scoring does not depend on call order.
 torch is imported inside the method that runs the model (tomarena.DEFERRED_IMPORTS)."""
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from typing import Any
 
-from tomarena.agents.llm.prefix import MIN_PREFIX, Row, common_prefix
+from tomarena.agents.llm.prefix import Row
 
-PREFIX_CACHE_TOKENS = 8192  # total tokens of KV kept in the prefix LRU (about 380 MB for SmolLM2 in fp32)
+BLOCK = 32  # tokens per KV block: prefixes are reused in whole blocks
+PREFIX_CACHE_TOKENS = 8192  # total tokens of KV kept in the block LRU (about 380 MB for SmolLM2 in fp32)
 
 
-class PrefixCache:
-    """An LRU of prefix KV caches holding at most `max_tokens` prefix tokens in all (at least one entry)."""
+def block_floor(n: int, block: int = BLOCK) -> int:
+    """The longest whole-block prefix length within `n` tokens."""
+    return n - n % block
 
-    def __init__(self, max_tokens: int = PREFIX_CACHE_TOKENS) -> None:
-        self.max_tokens = max_tokens
-        self.entries: OrderedDict[Row, Any] = OrderedDict()
+
+class BlockCache:
+    """An LRU of KV blocks holding at most `max_tokens` tokens in all (at least one block)."""
+
+    def __init__(self, max_tokens: int = PREFIX_CACHE_TOKENS, block: int = BLOCK) -> None:
+        self.max_tokens, self.block = max_tokens, block
+        self.entries: OrderedDict[Row, list[tuple[Any, Any]]] = OrderedDict()  # prefix -> its last block's (K, V)
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def closest(self, prefix: Row) -> tuple[Row | None, int]:
-        """The cached key sharing the most tokens with `prefix` (at most all but its last) and that count."""
-        best, shared = None, 0
-        for key in self.entries:
-            n = min(common_prefix(key, prefix), len(prefix) - 1)
-            if n > shared:
-                best, shared = key, n
-        return best, shared
+    def cached_blocks(self, prefix: Row) -> int:
+        """How many of `prefix`'s leading whole blocks are cached."""
+        k = 0
+        while (k + 1) * self.block <= len(prefix) and prefix[:(k + 1) * self.block] in self.entries:
+            k += 1
+        return k
 
     def kv(self, model: Any, prefix: Row, stats: dict[str, int]) -> Any:
-        """KV cache of `prefix`: from the LRU when seen before, else built from the cached prefix sharing the most
-        tokens with it (copied, cropped to the shared part), forwarding only the rest. Counts into `stats`'
+        """A fresh KV cache of `prefix` (a whole number of blocks; the caller may extend it) at batch size 1: cached
+        blocks are reused, the rest forwarded one block at a time and cached. Counts into `stats`'
         prefix_tokens_reused and forward_tokens."""
         import torch
+        from transformers import DynamicCache
 
-        if prefix in self.entries:
-            self.entries.move_to_end(prefix)
-            stats["prefix_tokens_reused"] += len(prefix)
-            return self.entries[prefix]
-        best, shared = self.closest(prefix)
-        dev, kwargs = model.device, {}
-        base: Row = ()
-        if best is not None and shared >= MIN_PREFIX:
-            self.entries.move_to_end(best)
-            cache = copy.deepcopy(self.entries[best])
-            if shared < len(best):
-                cache.crop(shared - len(best))  # transformers 5: a negative count removes tokens
-            kwargs["cache"], base = cache, prefix[:shared]
-            stats["prefix_tokens_reused"] += shared
-        new = prefix[len(base):]
-        with torch.inference_mode():
-            out = model(input_ids=torch.tensor([new], device=dev),
-                        attention_mask=torch.ones(1, len(prefix), dtype=torch.long, device=dev),
-                        position_ids=torch.arange(len(base), len(prefix), device=dev)[None],
-                        use_cache=True, logits_to_keep=1, **kwargs)
-        self.entries[prefix] = out.cache if hasattr(out, "cache") else out.past_key_values
-        stats["forward_tokens"] += len(new)
+        b = self.block
+        if len(prefix) % b:
+            raise ValueError(f"a cached prefix is a whole number of {b}-token blocks, got {len(prefix)} tokens")
+        have = self.cached_blocks(prefix)
+        blocks = [self.entries[prefix[:(k + 1) * b]] for k in range(have)]
+        layers = [(torch.cat([blk[i][0] for blk in blocks], dim=-2), torch.cat([blk[i][1] for blk in blocks], dim=-2))
+                  for i in range(len(blocks[0]))] if blocks else None
+        cache = DynamicCache(ddp_cache_data=layers)
+        stats["prefix_tokens_reused"] += have * b
+        dev = model.device
+        for k in range(have, len(prefix) // b):
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([prefix[k * b:(k + 1) * b]], device=dev),
+                      position_ids=torch.arange(k * b, (k + 1) * b, device=dev)[None],
+                      cache=cache, use_cache=True, logits_to_keep=1)
+            self.entries[prefix[:(k + 1) * b]] = [(layer.keys[..., k * b:, :].clone(),
+                                                   layer.values[..., k * b:, :].clone()) for layer in cache.layers]
+            stats["forward_tokens"] += b
+        for k in reversed(range(len(prefix) // b)):  # the leading blocks are the most shared: evicted last
+            self.entries.move_to_end(prefix[:(k + 1) * b])
         self._evict()
-        return self.entries[prefix]
+        return cache if len(prefix) else None
 
     def _evict(self) -> None:
-        while sum(map(len, self.entries)) > self.max_tokens and len(self.entries) > 1:
+        while len(self.entries) * self.block > self.max_tokens and len(self.entries) > 1:
             self.entries.popitem(last=False)

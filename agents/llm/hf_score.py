@@ -4,7 +4,6 @@ torch is imported inside the function that runs the model (tomarena.DEFERRED_IMP
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,7 +58,7 @@ def forward_rows(model: Any, pad_id: int, rows: list[Row], needs: list[int], n_p
                  prefix_kv: Any = None) -> tuple[list[np.ndarray], int]:
     """Log-softmax of the last `need` positions of each row in one batched forward: the suffixes after the first
     `n_pre` tokens, left-padded with explicit positions, continuing `prefix_kv` (the KV of those tokens at batch
-    size 1, copied here) when `n_pre` > 0. Also returns the number of suffix tokens forwarded."""
+    size 1, consumed here) when `n_pre` > 0. Also returns the number of suffix tokens forwarded."""
     import torch
 
     keep = max(needs)
@@ -71,9 +70,9 @@ def forward_rows(model: Any, pad_id: int, rows: list[Row], needs: list[int], n_p
                        device=dev)
     kwargs: dict[str, Any] = {}
     if n_pre:
-        cache = copy.deepcopy(prefix_kv)
-        cache.batch_repeat_interleave(len(rows))
-        kwargs["cache"] = cache
+        if len(rows) > 1:
+            prefix_kv.batch_repeat_interleave(len(rows))
+        kwargs["cache"] = prefix_kv
         mask = torch.cat([torch.ones(len(rows), n_pre, dtype=mask.dtype, device=dev), mask], dim=1)
     with torch.inference_mode():
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep,
