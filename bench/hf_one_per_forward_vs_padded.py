@@ -5,7 +5,8 @@ Two workloads with the embedded SmolLM2-135M-Instruct, each side timed in the sa
 (1) the arena end to end: the tournament of `llm_play_batched_vs_naive` (SmolLM2 vs itself and tit-for-tat in
 repeated prisoner's dilemmas, three framings), where each round's decisions are one small call; (2) one large call:
 every distinct prompt of that tournament scored at once on a cold cache, then again on the warm cache (as later
-rounds and repetitions see it).
+rounds and repetitions see it). Apart from the ratio, generation: 8 prompts x 40 greedy tokens, one at a time
+(batch_size=1) vs one padded generate() (batch_size=8), the texts guarded equal.
 Guards: batch_size=1 traces are the same bits with chunks of 1 match and of 64 (the invariance that lets the runner
 cut chunks by time and Ray replicas merge requests); the two paths' probabilities agree within 1e-4 on the prompts
 both saw (a sampled move can flip on a last-bit difference, after which the histories differ).
@@ -53,6 +54,18 @@ def one_call(batch_size: int, prompts: list[list[dict[str, str]]]) -> tuple[np.n
     return scores, cold, warm, tokens
 
 
+def generation(batch_size: int) -> tuple[list[tuple[str, int, int]], float]:
+    """8 greedy answers of up to 40 tokens at `batch_size`: (answers, seconds, best of 2)."""
+    from tomarena.agents.resolve import resolve_policy
+
+    backend = resolve_policy(f"{LLM}?batch_size={batch_size}").backend
+    backend.load()
+    prompts = [[{"role": "user", "content": f"Round {k}: you and your partner each choose C or D. Say why in a "
+                                            "sentence, then answer C or D."}] for k in range(8)]
+    runs = [timed(lambda: backend.generate(prompts, 40, 0.0, list(range(8)))) for _ in range(2)]
+    return runs[0][0], min(secs for _, secs in runs)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write bench/results/hf_one_per_forward_vs_padded.json."""
     from tomarena.agents.resolve import resolve_policy
@@ -87,10 +100,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "total_s": round(sum(best[side].values()), 2)} for side in SIDES]
     print_table(table, f"{len(llm[1])} SmolLM2 decisions in the arena; {len(prompts)} distinct prompts in one call "
                        "(seconds, best of 2)")
+    (alone, t_alone), (together, t_together) = generation(1), generation(8)
+    guard(alone == together, "generation: the 8 greedy answers are the same one at a time and batched")
+    print(f"generation, 8 prompts x 40 tokens: one at a time {t_alone:.2f} s, batched {t_together:.2f} s "
+          f"({t_alone / t_together:.2f}x)")
     one_s, padded_s = (sum(best[side].values()) for side in SIDES)
     ratio = padded_s / one_s
     result = {"quick": args.quick, "decisions": len(llm[1]), "distinct_prompts": len(prompts), "table": table,
-              "max_abs_diff": err, "ratio": ratio, "target": TARGET}
+              "max_abs_diff": err,
+              "generation_s": {"one_at_a_time": t_alone, "batched_8": t_together}, "ratio": ratio, "target": TARGET}
     write_result(NAME, result)
     result["ratio_line"] = ratio_line(NAME, ratio, TARGET)
     return result

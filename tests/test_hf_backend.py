@@ -156,6 +156,24 @@ def test_generation_is_seeded_per_prompt(tiny_model_dir) -> None:
         b.generate(ps, 4, 1.0, [1])
 
 
+def test_batched_generation_draws_each_answer_from_its_own_seed(tiny_model_dir) -> None:
+    """batch_size > 1 samples prompts together in one padded generate(): an answer depends on its prompt and seed,
+    not on its place in the batch or on the others; greedy answers and token counts equal the one-at-a-time ones."""
+    ps = prompts()[:4]
+    batched = HFBackend(str(tiny_model_dir), batch_size=3)
+    calls = []
+    batched.load()
+    real = batched._model.generate
+    batched._model.generate = lambda **kw: calls.append(kw["input_ids"].shape[0]) or real(**kw)
+    forward = batched.generate(ps, 8, 1.0, [11, 12, 13, 14])
+    backward = batched.generate(ps[::-1], 8, 1.0, [14, 13, 12, 11])[::-1]
+    assert calls == [3, 1, 3, 1] and forward == backward
+    assert len({text for text, _, _ in forward}) > 1
+    assert [n for _, n, _ in forward] == [len(batched.render(p)) for p in ps]
+    one = HFBackend(str(tiny_model_dir))
+    assert batched.generate(ps, 8, 0.0, [1, 2, 3, 4]) == one.generate(ps, 8, 0.0, [1, 2, 3, 4])
+
+
 def test_generation_passes_the_sampling_settings(tiny_model_dir, monkeypatch) -> None:
     """top_p, top_k and repetition_penalty reach transformers' generate() exactly as given (a recording wrapper
     around the real generate); greedy decoding gets the repetition penalty but no sampling settings."""

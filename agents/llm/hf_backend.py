@@ -24,7 +24,7 @@ import numpy as np
 
 from tomarena.agents.llm.embedded import EMBEDDED_ID, gguf_path
 from tomarena.agents.llm.hf_cache import BlockCache, block_floor
-from tomarena.agents.llm.hf_generate import generate_one, generation_params
+from tomarena.agents.llm.hf_generate import generate_batch, generate_one, generation_params
 from tomarena.agents.llm.hf_load import (
     check_options,
     load_model,
@@ -167,10 +167,12 @@ class HFBackend:
     def generate(self, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 64, temperature: float = 1.0,
                  seeds: Sequence[int] | None = None, top_p: float = 1.0, top_k: int = 0,
                  repetition_penalty: float = 1.0) -> list[tuple[str, int, int]]:
-        """Sampled answers (text, prompt tokens, completion tokens); each is seeded by its own seed, so the
-        result does not depend on which other prompts are in the call. temperature 0 = greedy. top_p 1 and
-        top_k 0 turn truncation off and repetition_penalty 1 turns the penalty off; all are passed to
-        transformers' generate() explicitly, so the model's generation_config.json never adds its own."""
+        """Sampled answers (text, prompt tokens, completion tokens); each is drawn under its own seed. With
+        `batch_size` 1 each prompt is generated alone (the same bits in any call); a larger one samples up to that
+        many prompts in one padded generate() (much faster when answers are long; last-bit logit differences with
+        the batch). temperature 0 = greedy. top_p 1 and top_k 0 turn truncation off and repetition_penalty 1 turns
+        the penalty off; all are passed to transformers' generate() explicitly, so the model's
+        generation_config.json never adds its own."""
         check_sampling(top_p, top_k, repetition_penalty)
         self.load()
         seeds = list(seeds) if seeds is not None else [0] * len(prompts)
@@ -178,8 +180,12 @@ class HFBackend:
             raise ConfigError(f"generate needs one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
         self.stats["generate_calls"] += 1
         params = generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
-        return [generate_one(self._model, self._tok, self.render(p), params, s)
-                for p, s in zip(prompts, seeds, strict=True)]
+        rendered = [self.render(p) for p in prompts]
+        if self.batch_size == 1:
+            return [generate_one(self._model, self._tok, r, params, s) for r, s in zip(rendered, seeds, strict=True)]
+        step = self.batch_size
+        return [answer for i in range(0, len(rendered), step)
+                for answer in generate_batch(self._model, self._tok, rendered[i:i + step], params, seeds[i:i + step])]
 
     # -- identity ----------------------------------------------------------------------------------------
     def hashes(self) -> dict[str, str | None]:
