@@ -19,7 +19,7 @@ from bench.common import machine_info, print_table
 BENCHMARKS = ("classic_cli_vs_axelrod", "axelrod_library_vs_classic", "continuation_vs_fixed",
               "propensity_exact_vs_sampled", "llm_play_batched_vs_naive", "hf_one_per_forward_vs_padded",
               "executors", "ray_scaling", "finetune_vs_trl",
-              "distill_step_prefix_bf16", "distill_step_trunk_cache", "demo_stage_times")
+              "distill_step_prefix_bf16", "distill_step_trunk_cache", "demo_stage_times", "report_memory")
 ROOT = Path(__file__).resolve().parent.parent
 
 
