@@ -119,6 +119,9 @@ class StopAfter(Policy):
     def initial_state(self) -> Any:
         return self.inner.initial_state()
 
+    def file_hashes(self) -> dict[str, str]:
+        return self.inner.file_hashes()  # seeded by content, like the policy it wraps
+
     def act(self, obs: Any, state: Any, rng: np.random.Generator) -> Any:
         return self.act_batch([obs], [state], [rng])[0]
 
@@ -129,13 +132,21 @@ class StopAfter(Policy):
         return self.inner.act_batch(observations, states, rngs)
 
 
-def test_an_interrupted_llm_run_resumes_to_the_uninterrupted_traces(tmp_path: Path) -> None:
-    cfg = validate_config({"policies": [SIM, TFT], "rounds": 4, "repetitions": 3, "seed": 5})
-    full = run_config(cfg, tmp_path / "full", progress=False)
+@pytest.mark.parametrize("model", ["sim", "hf"])
+def test_an_interrupted_llm_run_resumes_to_the_uninterrupted_traces(tmp_path: Path, model: str,
+                                                                     request: pytest.FixtureRequest) -> None:
+    """Chunks are cut by time (a local model scores one prompt per forward, so it is batch-invariant): the local
+    model's cut run stores a match per chunk where the uninterrupted run played them in fewer, larger chunks, and
+    its resumed traces are still the same bits."""
+    spec = SIM if model == "sim" else f"hf:{request.getfixturevalue('tiny_model_dir')}?temperature=1.0"
+    cfg = validate_config({"policies": [spec, TFT], "rounds": 4, "repetitions": 3, "seed": 5,
+                           "save_every": 1e-6 if model == "hf" else 20.0})
+    full = run_config(cfg.model_copy(update={"save_every": 20.0, "chunk_size": 64}), tmp_path / "full",
+                      progress=False)
     cut = tmp_path / "cut"
-    stopper = StopAfter(resolve_policy(SIM), after=20)  # the first chunks are stored, a later one is cut off
+    stopper = StopAfter(resolve_policy(spec), after=20)  # the first chunks are stored, a later one is cut off
     with pytest.raises(KeyboardInterrupt):
-        run_config(cfg, cut, progress=False, policies={SIM: stopper})
+        run_config(cfg, cut, progress=False, policies={spec: stopper})
     store = RunStore(cut)
     kept = store.read_frame()["episode_id"].nunique()
     assert stopper.made > 20 and 1 <= kept < 9 and store.resumable() and not store.complete()
@@ -145,6 +156,8 @@ def test_an_interrupted_llm_run_resumes_to_the_uninterrupted_traces(tmp_path: Pa
     cols = [c for c in a.columns if c != "run_id"]
     pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
     assert (cut / "standings.csv").read_text() == (full / "standings.csv").read_text()
+    if model == "hf":
+        assert len(list(RunStore(full).iter_tables(["round"]))) < len(list(store.iter_tables(["round"])))
 
 
 @pytest.mark.parametrize(("invariant", "shard_sizes"), [(True, [2] + [1] * 7), (False, [2, 2, 2, 2, 1])])
