@@ -109,9 +109,10 @@ class HFOptions(DecodingOptions):
     device: Annotated[str, choice(DEVICES, "device")] = Field(
         "cpu", description="torch device (cpu, cuda, mps, auto)")
     trust_remote_code: bool = Field(False, description="allow custom model code from the model directory")
-    batch_size: Whole = Field(1, description="prompts per forward pass after their shared prefix; 1 makes scores "
-                                             "the same bits in any batch, >1 pads prompts together (faster on a "
-                                             "GPU, last-bit differences with batch company)")
+    batch_size: Whole = Field(1, description="prompts per forward (scoring) or per generate() call; 1 makes every "
+                                             "answer the same bits in any batch, >1 pads prompts together (faster "
+                                             "on a GPU and for long generated answers; last-bit differences with "
+                                             "the batch's company)")
 
 
 class OpenAIOptions(DecodingOptions):
