@@ -9,6 +9,11 @@ from typing import Any
 import numpy as np
 
 
+def run_column(frame: Any) -> str:
+    """The column naming the run a row came from: its run directory when loaded from disk, else its run id."""
+    return "run_dir" if "run_dir" in frame.columns else "run_id"
+
+
 def str_categorical(column: Any, rows: np.ndarray | None = None) -> Any:
     """column.astype(str) (only the positions `rows`, when given) as a pd.Categorical whose categories are the sorted
     str values: grouping on it with sort=True orders groups as grouping on the str column would."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.columns import groups, str_categorical
+from tomarena.analysis.columns import groups, run_column, str_categorical
 from tomarena.analysis.load import read_manifest
 from tomarena.analysis.propensity import INVALID_STATUSES, binary_mask
 from tomarena.analysis.stats import cluster_bootstrap_ci
@@ -55,7 +55,7 @@ def _repeated_mask(frame: Any) -> Any:
 
 def _run_key(df: Any) -> Any:
     """The run a row came from: its run directory when loaded from disk, else its run id."""
-    return as_str(df["run_dir"] if "run_dir" in df else df["run_id"])
+    return as_str(df[run_column(df)])
 
 
 def as_str(column: Any) -> Any:
@@ -90,7 +90,7 @@ def memory_one_rows(frame: Any) -> Any:
     kept = np.flatnonzero(np.asarray(_repeated_mask(frame), dtype=bool) & np.asarray(binary_mask(frame), dtype=bool))
     if not len(kept):
         return pd.DataFrame(columns=cols)
-    run = str_categorical(frame["run_dir"] if "run_dir" in frame else frame["run_id"], kept)
+    run = str_categorical(frame[run_column(frame)], kept)
     episode, _ = pd.factorize(frame["episode_id"].array.take(kept), use_na_sentinel=False)
     match, _ = pd.factorize(run.codes.astype(np.int64) * (int(episode.max()) + 1) + episode)  # in order of appearance
     del episode

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.columns import str_categorical
+from tomarena.analysis.columns import run_column, str_categorical
 from tomarena.envs.rg144 import FAMILIES, RGGame, rg144_games
 
 PD_FAMILY, BIASED = "PD Family", "Biased"
@@ -67,12 +67,11 @@ def rg_rows(frame: Any) -> Any:
     index, _, seat_max, best = _payoff_arrays()
     keep = ((frame["kind"] == "tournament").to_numpy() & str_categorical(frame["game"]).isin(list(index))
             & frame["reward"].notna().to_numpy() & str_categorical(frame["agent"]).isin(["player_0", "player_1"]))
-    read = ["run_dir" if "run_dir" in frame.columns else "run_id", "episode_id", "game", "policy", "opponents", "agent",
-            "round", "action", "reward"]
+    read = [run_column(frame), "episode_id", "game", "policy", "opponents", "agent", "round", "action", "reward"]
     df = frame.loc[keep, read]  # the columns read, of the kept rows only
     if df.empty:
         return pd.DataFrame(columns=ROW_COLUMNS)
-    run = (df["run_dir"] if "run_dir" in df.columns else df["run_id"]).astype(str).to_numpy()
+    run = df[run_column(df)].astype(str).to_numpy()
     out = pd.DataFrame({"run": run, "episode": df["episode_id"].astype(str).to_numpy(),
                         "game": df["game"].astype(str).to_numpy(), "policy": df["policy"].astype(str).to_numpy(),
                         "partner": df["opponents"].astype(str).to_numpy(),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tomarena.analysis.columns import str_categorical
+from tomarena.analysis.columns import run_column, str_categorical
 from tomarena.analysis.tournament import SEAT_RESULT_COLUMNS, prepare
 
 STANDINGS_COLUMNS = ["run", "game", "rank", "policy", "matches", "rounds_played", "mean_payoff_per_round", "ci_low",
@@ -54,7 +54,7 @@ def standings_by_game(frame: Any, *, n_boot: int = 2000, seed: int = 0) -> Any:
         return pd.DataFrame(columns=STANDINGS_COLUMNS)
     rng = np.random.default_rng(seed)
     out = []
-    labels = str_categorical(frame["run_dir"] if "run_dir" in frame.columns else frame["run_id"])
+    labels = str_categorical(frame[run_column(frame)])
     read = frame[[c for c in (*SEAT_RESULT_COLUMNS[:6], "kind", "action", "reward") if c in frame.columns]]
     for code in sorted(np.unique(labels.codes[keep]), key=lambda c: natural_key(labels.categories[c])):
         run = labels.categories[code]

@@ -41,14 +41,14 @@ class BlockCache:
         return k
 
     def kv(self, model: Any, prefix: Row, stats: dict[str, int]) -> Any:
-        """A fresh KV cache of `prefix` (a whole number of blocks; the caller may extend it) at batch size 1: cached
+        """A fresh KV cache of `prefix` (one or more whole blocks; the caller may extend it) at batch size 1: cached
         blocks are reused, the rest forwarded one block at a time and cached. Counts into `stats`'
         prefix_tokens_reused and forward_tokens."""
         import torch
         from transformers import DynamicCache
 
         b = self.block
-        if len(prefix) % b:
+        if not prefix or len(prefix) % b:
             raise ValueError(f"a cached prefix is a whole number of {b}-token blocks, got {len(prefix)} tokens")
         have = self.cached_blocks(prefix)
         blocks = [self.entries[prefix[:(k + 1) * b]] for k in range(have)]
@@ -68,7 +68,7 @@ class BlockCache:
         for k in reversed(range(len(prefix) // b)):  # the leading blocks are the most shared: evicted last
             self.entries.move_to_end(prefix[:(k + 1) * b])
         self._evict()
-        return cache if len(prefix) else None
+        return cache
 
     def _evict(self) -> None:
         while len(self.entries) * self.block > self.max_tokens and len(self.entries) > 1:
